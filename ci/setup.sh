@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what building and testing rvs needs. Sourced by ci/test.sh and ci/run-default.sh.
+# Idempotent: does nothing when everything is present.
+set -euo pipefail
+need=()
+command -v cargo >/dev/null || { echo "setup: cargo (Rust toolchain) is required" >&2; exit 1; }
+command -v cc >/dev/null || need+=(gcc)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "setup: please install: ${need[*]}" >&2; exit 1
+  fi
+fi

@@ -1,0 +1,7 @@
+//! rvs fast path. The engine modules are sans-IO: they take packets (as parsed facts) and
+//! `now` in milliseconds and return verdicts; they never read a clock and never touch DPDK.
+
+pub mod addr;
+pub mod proto;
+pub mod rng;
+pub mod sched;

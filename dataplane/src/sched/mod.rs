@@ -1,0 +1,1 @@
+//! IPVS schedulers (placeholder, being written).
