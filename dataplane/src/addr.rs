@@ -19,6 +19,8 @@ pub trait Family: Copy + Eq + Ord + Hash + Debug + Default + Send + Sync + 'stat
     /// Build from `std::net` forms; `None` for the other family.
     fn from_ip(ip: std::net::IpAddr) -> Option<Self>;
     fn to_ip(self) -> std::net::IpAddr;
+    /// A firewall mark in the address's first 32 bits, as IPVS keys fwmark templates.
+    fn from_mark(mark: u32) -> Self;
 }
 
 /// IPv4 address in host order.
@@ -60,15 +62,26 @@ impl Family for V4 {
     fn to_ip(self) -> std::net::IpAddr {
         std::net::IpAddr::V4(std::net::Ipv4Addr::from(self.0))
     }
+    fn from_mark(mark: u32) -> Self {
+        V4(mark)
+    }
 }
 
 impl V6 {
     fn as_u128(self) -> u128 {
         let w = self.0;
-        (u128::from(w[0]) << 96) | (u128::from(w[1]) << 64) | (u128::from(w[2]) << 32) | u128::from(w[3])
+        (u128::from(w[0]) << 96)
+            | (u128::from(w[1]) << 64)
+            | (u128::from(w[2]) << 32)
+            | u128::from(w[3])
     }
     fn from_u128(v: u128) -> Self {
-        V6([(v >> 96) as u32, (v >> 64) as u32, (v >> 32) as u32, v as u32])
+        V6([
+            (v >> 96) as u32,
+            (v >> 64) as u32,
+            (v >> 32) as u32,
+            v as u32,
+        ])
     }
 }
 
@@ -87,7 +100,8 @@ impl Family for V6 {
     #[inline]
     fn fold(self) -> u64 {
         let w = self.0;
-        (u64::from(w[0]) << 32 | u64::from(w[1])).rotate_left(17) ^ (u64::from(w[2]) << 32 | u64::from(w[3]))
+        (u64::from(w[0]) << 32 | u64::from(w[1])).rotate_left(17)
+            ^ (u64::from(w[2]) << 32 | u64::from(w[3]))
     }
     fn octets(self) -> [u8; 16] {
         self.as_u128().to_be_bytes()
@@ -100,6 +114,9 @@ impl Family for V6 {
     }
     fn to_ip(self) -> std::net::IpAddr {
         std::net::IpAddr::V6(std::net::Ipv6Addr::from(self.as_u128()))
+    }
+    fn from_mark(mark: u32) -> Self {
+        V6([mark, 0, 0, 0])
     }
 }
 

@@ -2,6 +2,13 @@
 //! `now` in milliseconds and return verdicts; they never read a clock and never touch DPDK.
 
 pub mod addr;
+pub mod config;
+pub mod conn;
+pub mod counters;
+pub mod defense;
 pub mod proto;
 pub mod rng;
 pub mod sched;
+pub mod shard;
+pub mod sim;
+pub mod timer;

@@ -86,7 +86,7 @@ pub const DEFAULT_TIMEOUTS_MS: [u32; N_STATES] = [
 ];
 
 // Short names as in the kernel source, so the tables below read like `tcp_states`.
-const NO: TcpState = TcpState::None;
+// (No transition leads back to NONE, so it has no short name.)
 const ES: TcpState = TcpState::Established;
 const SS: TcpState = TcpState::SynSent;
 const SR: TcpState = TcpState::SynRecv;

@@ -1,0 +1,296 @@
+//! The configuration a shard runs with: services, dests and IPVS's sysctls, as one immutable
+//! snapshot. The control thread builds a new [`Config`] for every change (validating it
+//! whole, so a rejected change changes nothing) and workers swap it in between bursts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::addr::Family;
+use crate::proto::{Proto, Timeouts};
+use crate::sched::{DestIdent, SchedFlags, SchedKind, SchedTables};
+
+/// Forwarding method (`-m`, `-g`, `-i`), stored in the conn's FWD bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum Fwd {
+    /// NAT (masquerading): the LB sees both directions.
+    Masq = 0,
+    /// Direct routing (gatewaying), the ipvsadm default.
+    #[default]
+    Droute = 1,
+    /// IP-in-IP (or GUE/GRE) tunnelling.
+    Tunnel = 2,
+}
+
+impl Fwd {
+    pub fn from_bits(b: u16) -> Fwd {
+        match b & 3 {
+            0 => Fwd::Masq,
+            2 => Fwd::Tunnel,
+            _ => Fwd::Droute,
+        }
+    }
+    /// ipvsadm's listing word.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fwd::Masq => "Masq",
+            Fwd::Droute => "Route",
+            Fwd::Tunnel => "Tunnel",
+        }
+    }
+}
+
+/// How a service is matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ServiceKey<A> {
+    /// `-t/-u/--sctp-service VIP:PORT` (port 0 = all ports).
+    Addr { proto: Proto, vaddr: A, vport: u16 },
+    /// `-f MARK`: the packet path's match rules give the mark.
+    Fwmark(u32),
+}
+
+/// `-p TIMEOUT -M NETMASK`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Persistence {
+    pub timeout_ms: u32,
+    /// Client netmask as a prefix length (v4 /32, v6 /128 by default).
+    pub prefix: u8,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DestConfig<A> {
+    pub addr: A,
+    pub port: u16,
+    /// 0 = quiescent (no new conns).
+    pub weight: i32,
+    pub fwd: Fwd,
+    /// `-x`: 0 = none.
+    pub u_threshold: u32,
+    /// `-y`: 0 = none (then 3/4 of the upper threshold applies, as IPVS).
+    pub l_threshold: u32,
+}
+
+#[derive(Clone)]
+pub struct ServiceConfig<A> {
+    pub key: ServiceKey<A>,
+    pub sched: SchedKind,
+    pub sched_flags: SchedFlags,
+    pub persistence: Option<Persistence>,
+    /// `-o`: one-packet scheduling (UDP only).
+    pub ops: bool,
+    pub dests: Vec<DestConfig<A>>,
+    /// Scheduler tables (sh buckets, the mh lookup table), built once per snapshot and
+    /// shared read-only by every shard.
+    pub tables: Arc<SchedTables>,
+}
+
+impl<A: Family> ServiceConfig<A> {
+    pub fn new(key: ServiceKey<A>, sched: SchedKind) -> Self {
+        ServiceConfig {
+            key,
+            sched,
+            sched_flags: SchedFlags::default(),
+            persistence: None,
+            ops: false,
+            dests: Vec::new(),
+            tables: Arc::new(SchedTables::build(sched, SchedFlags::default(), &[])),
+        }
+    }
+
+    /// Rebuild the scheduler tables after dests or weights changed.
+    pub fn rebuild_tables(&mut self) {
+        let idents: Vec<DestIdent> = self
+            .dests
+            .iter()
+            .map(|d| DestIdent {
+                addr: d.addr.octets(),
+                port: d.port,
+                weight: d.weight,
+            })
+            .collect();
+        self.tables = Arc::new(SchedTables::build(self.sched, self.sched_flags, &idents));
+    }
+
+    /// Protocol of the service's conns (a fwmark service matches several: None).
+    pub fn proto(&self) -> Option<Proto> {
+        match self.key {
+            ServiceKey::Addr { proto, .. } => Some(proto),
+            ServiceKey::Fwmark(_) => None,
+        }
+    }
+}
+
+/// IPVS's sysctls that shape conns and the defense (`/proc/sys/net/ipv4/vs/*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sysctl {
+    /// 0 never, 1 automatic (idle), 2 automatic (active), 3 always.
+    pub drop_entry: u8,
+    pub drop_packet: u8,
+    pub secure_tcp: u8,
+    /// drop_packet rate in mode 3 (one of every `am_droprate` new-conn packets).
+    pub am_droprate: u32,
+    /// Free conn entries below which the shard is "out of memory" (IPVS amemthresh, here
+    /// in entries). 0 = 1/16 of the shard's capacity.
+    pub low_watermark: u32,
+    pub conn_reuse_mode: u8,
+    pub expire_nodest_conn: bool,
+    pub expire_quiescent_template: bool,
+    pub sloppy_tcp: bool,
+    pub sloppy_sctp: bool,
+    pub timeouts: Timeouts,
+}
+
+impl Default for Sysctl {
+    fn default() -> Self {
+        Sysctl {
+            drop_entry: 0,
+            drop_packet: 0,
+            secure_tcp: 0,
+            am_droprate: 10,
+            low_watermark: 0,
+            conn_reuse_mode: 1,
+            expire_nodest_conn: false,
+            expire_quiescent_template: false,
+            sloppy_tcp: false,
+            sloppy_sctp: false,
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+/// A config change that was refused, naming what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for ConfigError {}
+
+/// One immutable snapshot of a family's services and the sysctls.
+#[derive(Clone)]
+pub struct Config<A> {
+    pub services: Vec<ServiceConfig<A>>,
+    pub sysctl: Sysctl,
+    by_addr: HashMap<(u8, A, u16), usize>,
+    by_mark: HashMap<u32, usize>,
+}
+
+impl<A: Family> Default for Config<A> {
+    fn default() -> Self {
+        Config {
+            services: Vec::new(),
+            sysctl: Sysctl::default(),
+            by_addr: HashMap::new(),
+            by_mark: HashMap::new(),
+        }
+    }
+}
+
+impl<A: Family> Config<A> {
+    /// Validate and index. Errors name the service and field.
+    pub fn new(services: Vec<ServiceConfig<A>>, sysctl: Sysctl) -> Result<Self, ConfigError> {
+        if sysctl.drop_entry > 3 || sysctl.drop_packet > 3 || sysctl.secure_tcp > 3 {
+            return Err(ConfigError(
+                "drop_entry, drop_packet and secure_tcp take 0..3".into(),
+            ));
+        }
+        if sysctl.conn_reuse_mode > 3 {
+            return Err(ConfigError("conn_reuse_mode takes 0..3".into()));
+        }
+        let mut by_addr = HashMap::new();
+        let mut by_mark = HashMap::new();
+        for (i, s) in services.iter().enumerate() {
+            let name = service_name(&s.key);
+            let dup = match s.key {
+                ServiceKey::Addr {
+                    proto,
+                    vaddr,
+                    vport,
+                } => by_addr.insert((proto as u8, vaddr, vport), i).is_some(),
+                ServiceKey::Fwmark(m) => m == 0 || by_mark.insert(m, i).is_some(),
+            };
+            if dup {
+                return Err(ConfigError(format!(
+                    "service {name}: already exists (or fwmark 0)"
+                )));
+            }
+            if let Some(p) = s.persistence {
+                if u32::from(p.prefix) > A::BITS {
+                    return Err(ConfigError(format!(
+                        "service {name}: netmask /{} is longer than the address",
+                        p.prefix
+                    )));
+                }
+                if p.timeout_ms == 0 {
+                    return Err(ConfigError(format!(
+                        "service {name}: persistence timeout must be > 0"
+                    )));
+                }
+            }
+            if s.ops && s.proto() != Some(Proto::Udp) {
+                return Err(ConfigError(format!(
+                    "service {name}: one-packet scheduling (-o) is for UDP services only"
+                )));
+            }
+            let mut seen = std::collections::HashSet::new();
+            for d in &s.dests {
+                let dn = format!("{}:{}", d.addr.to_ip(), d.port);
+                if !seen.insert((d.addr, d.port)) {
+                    return Err(ConfigError(format!(
+                        "service {name}: dest {dn} already exists"
+                    )));
+                }
+                if !(0..=65535).contains(&d.weight) {
+                    return Err(ConfigError(format!(
+                        "service {name}: dest {dn}: weight {} not in 0..65535",
+                        d.weight
+                    )));
+                }
+                if d.l_threshold > d.u_threshold && d.u_threshold != 0 {
+                    return Err(ConfigError(format!(
+                        "service {name}: dest {dn}: lower threshold above upper"
+                    )));
+                }
+            }
+        }
+        Ok(Config {
+            services,
+            sysctl,
+            by_addr,
+            by_mark,
+        })
+    }
+
+    /// IPVS's service lookup order: fwmark, then (proto, vaddr, vport), then the port-zero
+    /// ("all ports") service of the VIP.
+    #[inline]
+    pub fn find_service(&self, fwmark: u32, proto: Proto, vaddr: A, vport: u16) -> Option<usize> {
+        if fwmark != 0 && !self.by_mark.is_empty() {
+            if let Some(&i) = self.by_mark.get(&fwmark) {
+                return Some(i);
+            }
+        }
+        self.by_addr
+            .get(&(proto as u8, vaddr, vport))
+            .or_else(|| self.by_addr.get(&(proto as u8, vaddr, 0)))
+            .copied()
+    }
+}
+
+/// `TCP 10.0.0.1:80`, `FWM 7`.
+pub fn service_name<A: Family>(k: &ServiceKey<A>) -> String {
+    match k {
+        ServiceKey::Addr {
+            proto,
+            vaddr,
+            vport,
+        } => match vaddr.to_ip() {
+            std::net::IpAddr::V4(a) => format!("{} {a}:{vport}", proto.name()),
+            std::net::IpAddr::V6(a) => format!("{} [{a}]:{vport}", proto.name()),
+        },
+        ServiceKey::Fwmark(m) => format!("FWM {m}"),
+    }
+}

@@ -1,0 +1,555 @@
+//! The connection table of one shard: a preallocated slab of fixed-size conn entries (the
+//! appliance's "memory") and an open-addressing index on the flow tuple.
+//!
+//! Entries are addressed by slot; a [`ConnRef`] adds the slot's generation so that stale
+//! references are detected. The index hashes the client side of a flow only
+//! (proto, caddr, cport), as IPVS does, so that both the inbound lookup (client -> VIP) and the
+//! outbound one (dest -> client, NAT replies) find the same entry; templates also hash their
+//! VIP side because their client port is always 0. Linear probing with backward-shift deletion:
+//! no tombstones, so the table never degrades. Nothing here allocates after [`ConnTable::new`].
+
+use crate::addr::Family;
+
+/// Most keys [`ConnTable::lookup_burst`] takes at once (an rx burst).
+pub const BURST: usize = 32;
+
+/// "No slot": an empty `control`, `dest` or free-list link.
+pub const NIL: u32 = u32::MAX;
+
+/// Conn flags (IPVS's `IP_VS_CONN_F_*` that matter here, in our own bit layout).
+pub mod flags {
+    /// Forwarding method, two bits: see [`crate::config::Fwd`].
+    pub const FWD_MASK: u16 = 0x0003;
+    /// A persistence template ("this client group goes to this dest").
+    pub const TEMPLATE: u16 = 0x0004;
+    /// One-packet scheduling (UDP OPS): the conn lives only for its packet.
+    pub const ONE_PACKET: u16 = 0x0008;
+    /// The LB sees only the inbound direction (DR, TUN).
+    pub const NOOUTPUT: u16 = 0x0010;
+    /// Counted in the dest's inactive conns (else active; templates: persist).
+    pub const INACTIVE: u16 = 0x0020;
+    /// Template state bit ASSURED: it once controlled an established TCP conn (or saw a UDP
+    /// reply, or an established SCTP association). Kept for the template's life.
+    pub const ASSURED: u16 = 0x0040;
+    /// Present in the index (a conn can be unhashed yet alive: an invalidated template or a
+    /// rescheduled controller still waiting for its controlled conns).
+    pub const HASHED: u16 = 0x0080;
+    /// Client port unknown (IPVS NO_CPORT); kept for the FTP-style chains.
+    pub const NO_CPORT: u16 = 0x0100;
+    /// Waiting in the timer wheel's due list to be expired now.
+    pub const EXPIRING: u16 = 0x0200;
+}
+
+/// One connection or template. Field order keeps an IPv4 entry at exactly one cache line.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(64))]
+pub struct Conn<A: Family> {
+    /// Deadline (ms). Packets only move it (lazy timer); the wheel re-files on firing.
+    pub expires: u64,
+    pub caddr: A,
+    pub vaddr: A,
+    pub daddr: A,
+    /// Current timeout (ms). 0 means "dropped by the defense" (the seed patch's marker).
+    pub timeout: u32,
+    /// Inbound packets seen (IPVS `in_pkts`), for todrop_entry and conn reuse.
+    pub in_pkts: u32,
+    /// Slot of the controlling conn (template or control conn), or NIL.
+    pub control: u32,
+    /// Number of conns this one controls.
+    pub n_control: u32,
+    /// Dest slot in the shard's dest table, or NIL.
+    pub dest: u32,
+    /// Bumped every time the slot is freed; with the slot it makes a [`ConnRef`].
+    pub generation: u32,
+    /// Free-list link while free.
+    pub next_free: u32,
+    pub cport: u16,
+    pub vport: u16,
+    pub dport: u16,
+    pub flags: u16,
+    /// IP protocol number (6, 17, 132; 0 for firewall-mark templates as IPVS's IPPROTO_IP).
+    pub proto: u8,
+    /// Protocol state (`TcpState`, `SctpState` as u8; 0 for UDP and templates).
+    pub state: u8,
+}
+
+const _: () = assert!(core::mem::size_of::<Conn<crate::addr::V4>>() == 64);
+const _: () = assert!(core::mem::size_of::<Conn<crate::addr::V6>>() == 128);
+
+impl<A: Family> Conn<A> {
+    #[inline]
+    pub fn is_template(&self) -> bool {
+        self.flags & flags::TEMPLATE != 0
+    }
+    #[inline]
+    pub fn is_assured(&self) -> bool {
+        self.flags & flags::ASSURED != 0
+    }
+    #[inline]
+    pub fn has(&self, f: u16) -> bool {
+        self.flags & f != 0
+    }
+    /// Dropped by the defense: expires with the dropped-chain rule.
+    #[inline]
+    pub fn is_dropped(&self) -> bool {
+        self.timeout == 0
+    }
+}
+
+/// A conn handle that survives slot reuse checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnRef {
+    pub slot: u32,
+    pub generation: u32,
+}
+
+/// The lookup key of a flow: both directions hash on the client side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnKey<A> {
+    pub proto: u8,
+    pub caddr: A,
+    pub cport: u16,
+    /// VIP side for inbound lookups and templates; dest side for outbound lookups.
+    pub addr: A,
+    pub port: u16,
+    pub template: bool,
+}
+
+/// Which address/port of an entry `ConnKey::addr/port` is compared with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// Client -> VIP (and template lookups).
+    In,
+    /// Dest -> client (NAT replies).
+    Out,
+}
+
+#[inline]
+fn mix(mut h: u64) -> u64 {
+    // Murmur3's 64-bit finalizer: every input bit reaches every output bit.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// Index hash of a flow: proto, caddr, cport; templates add their VIP side (their cport is 0,
+/// so without it every template of one client group would share a probe run).
+#[inline]
+pub fn flow_hash<A: Family>(
+    seed: u64,
+    proto: u8,
+    caddr: A,
+    cport: u16,
+    tpl: Option<(A, u16)>,
+) -> u64 {
+    let mut h = seed ^ caddr.fold().wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    h ^= (u64::from(proto) << 16 | u64::from(cport)).wrapping_mul(0xA24B_AED4_963E_E407);
+    if let Some((vaddr, vport)) = tpl {
+        h = mix(h) ^ vaddr.fold() ^ (u64::from(vport) << 40) ^ 0x5bd1_e995;
+    }
+    mix(h)
+}
+
+/// Preallocated slab + index. Capacity is fixed at creation.
+pub struct ConnTable<A: Family> {
+    slab: Box<[Conn<A>]>,
+    /// Each entry: high 32 bits = hash tag (also gives the home bucket), low 32 = slot + 1;
+    /// 0 = empty.
+    index: Box<[u64]>,
+    mask: usize,
+    free_head: u32,
+    free: u32,
+    seed: u64,
+}
+
+#[inline]
+fn tag_of(h: u64) -> u32 {
+    (h >> 32) as u32
+}
+
+impl<A: Family> ConnTable<A> {
+    /// A table of `capacity` entries (at least 1) with an index at load <= 1/2.
+    pub fn new(capacity: u32, seed: u64) -> Self {
+        let capacity = capacity.max(1);
+        let mut slab = vec![Conn::<A>::default(); capacity as usize].into_boxed_slice();
+        for (i, c) in slab.iter_mut().enumerate() {
+            c.next_free = if i + 1 < capacity as usize {
+                i as u32 + 1
+            } else {
+                NIL
+            };
+            c.control = NIL;
+            c.dest = NIL;
+        }
+        let buckets = (capacity as usize * 2).next_power_of_two().max(64);
+        ConnTable {
+            slab,
+            index: vec![0u64; buckets].into_boxed_slice(),
+            mask: buckets - 1,
+            free_head: 0,
+            free: capacity,
+            seed: mix(seed | 1),
+        }
+    }
+
+    #[inline]
+    pub fn capacity(&self) -> u32 {
+        self.slab.len() as u32
+    }
+    #[inline]
+    pub fn free_entries(&self) -> u32 {
+        self.free
+    }
+    #[inline]
+    pub fn len(&self) -> u32 {
+        self.capacity() - self.free
+    }
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Index buckets (the unit the drop_entry scan visits 1/32 of).
+    #[inline]
+    pub fn buckets(&self) -> usize {
+        self.index.len()
+    }
+    /// Bytes of table memory per conn entry of capacity (slab + index).
+    pub fn bytes_per_entry(&self) -> usize {
+        core::mem::size_of::<Conn<A>>() + self.index.len() * 8 / self.slab.len()
+    }
+
+    #[inline]
+    pub fn get(&self, slot: u32) -> &Conn<A> {
+        &self.slab[slot as usize]
+    }
+    #[inline]
+    pub fn get_mut(&mut self, slot: u32) -> &mut Conn<A> {
+        &mut self.slab[slot as usize]
+    }
+    /// Two distinct entries at once (a conn and its controller).
+    pub fn pair_mut(&mut self, a: u32, b: u32) -> (&mut Conn<A>, &mut Conn<A>) {
+        debug_assert_ne!(a, b);
+        let (a, b) = (a as usize, b as usize);
+        if a < b {
+            let (x, y) = self.slab.split_at_mut(b);
+            (&mut x[a], &mut y[0])
+        } else {
+            let (x, y) = self.slab.split_at_mut(a);
+            (&mut y[0], &mut x[b])
+        }
+    }
+    #[inline]
+    pub fn conn_ref(&self, slot: u32) -> ConnRef {
+        ConnRef {
+            slot,
+            generation: self.slab[slot as usize].generation,
+        }
+    }
+    /// The slot of `r` if it still names the same live conn.
+    #[inline]
+    pub fn resolve(&self, r: ConnRef) -> Option<u32> {
+        let c = self.slab.get(r.slot as usize)?;
+        (c.generation == r.generation && c.next_free == NIL - 1).then_some(r.slot)
+    }
+    #[inline]
+    pub fn is_live(&self, slot: u32) -> bool {
+        self.slab
+            .get(slot as usize)
+            .is_some_and(|c| c.next_free == NIL - 1)
+    }
+
+    /// Take a free entry, reset to `init` (which must not be hashed yet). `None`: table full.
+    #[inline]
+    pub fn alloc(&mut self, init: Conn<A>) -> Option<u32> {
+        let slot = self.free_head;
+        if slot == NIL {
+            return None;
+        }
+        let e = &mut self.slab[slot as usize];
+        self.free_head = e.next_free;
+        let generation = e.generation;
+        *e = init;
+        e.generation = generation;
+        // Live entries carry NIL-1 in next_free: a cheap liveness test for scans and refs.
+        e.next_free = NIL - 1;
+        e.flags &= !flags::HASHED;
+        self.free -= 1;
+        Some(slot)
+    }
+
+    /// Return an entry (already unhashed) to the free list.
+    #[inline]
+    pub fn release(&mut self, slot: u32) {
+        let e = &mut self.slab[slot as usize];
+        debug_assert!(e.flags & flags::HASHED == 0);
+        e.generation = e.generation.wrapping_add(1);
+        e.next_free = self.free_head;
+        e.flags = 0;
+        e.n_control = 0;
+        e.control = NIL;
+        e.dest = NIL;
+        self.free_head = slot;
+        self.free += 1;
+    }
+
+    #[inline]
+    fn hash_of_entry(&self, c: &Conn<A>) -> u64 {
+        let tpl = c.is_template().then_some((c.vaddr, c.vport));
+        flow_hash(self.seed, c.proto, c.caddr, c.cport, tpl)
+    }
+
+    #[inline]
+    fn key_hash(&self, k: &ConnKey<A>) -> u64 {
+        let tpl = k.template.then_some((k.addr, k.port));
+        flow_hash(self.seed, k.proto, k.caddr, k.cport, tpl)
+    }
+
+    /// Put a live entry into the index.
+    pub fn hash(&mut self, slot: u32) {
+        let h = self.hash_of_entry(&self.slab[slot as usize]);
+        let tag = tag_of(h);
+        let mut i = tag as usize & self.mask;
+        // Load <= 1/2 by construction, so an empty bucket always exists.
+        while self.index[i] != 0 {
+            i = (i + 1) & self.mask;
+        }
+        self.index[i] = u64::from(tag) << 32 | u64::from(slot + 1);
+        self.slab[slot as usize].flags |= flags::HASHED;
+    }
+
+    /// Take a live entry out of the index (no-op if not hashed).
+    pub fn unhash(&mut self, slot: u32) {
+        let c = &self.slab[slot as usize];
+        if c.flags & flags::HASHED == 0 {
+            return;
+        }
+        let tag = tag_of(self.hash_of_entry(c));
+        let want = u64::from(tag) << 32 | u64::from(slot + 1);
+        let mut i = tag as usize & self.mask;
+        loop {
+            let e = self.index[i];
+            if e == want {
+                break;
+            }
+            if e == 0 {
+                debug_assert!(false, "hashed conn missing from index");
+                return;
+            }
+            i = (i + 1) & self.mask;
+        }
+        // Backward-shift deletion: pull later members of the run into the hole when their
+        // home bucket allows it.
+        let mut hole = i;
+        let mut j = i;
+        loop {
+            j = (j + 1) & self.mask;
+            let e = self.index[j];
+            if e == 0 {
+                break;
+            }
+            let home = (e >> 32) as usize & self.mask;
+            // Move e into the hole iff its home is not cyclically in (hole, j].
+            let in_range = if hole <= j {
+                hole < home && home <= j
+            } else {
+                hole < home || home <= j
+            };
+            if !in_range {
+                self.index[hole] = e;
+                hole = j;
+            }
+        }
+        self.index[hole] = 0;
+        self.slab[slot as usize].flags &= !flags::HASHED;
+    }
+
+    /// Find a hashed entry matching `k` on side `side`.
+    #[inline]
+    pub fn lookup(&self, k: &ConnKey<A>, side: Side) -> Option<u32> {
+        self.lookup_hashed(k, self.key_hash(k), side)
+    }
+
+    #[inline]
+    fn lookup_hashed(&self, k: &ConnKey<A>, h: u64, side: Side) -> Option<u32> {
+        let tag = tag_of(h);
+        let mut i = tag as usize & self.mask;
+        loop {
+            let e = self.index[i];
+            if e == 0 {
+                return None;
+            }
+            if (e >> 32) as u32 == tag {
+                let slot = (e as u32).wrapping_sub(1);
+                let c = &self.slab[slot as usize];
+                let other = match side {
+                    Side::In => (c.vaddr, c.vport),
+                    Side::Out => (c.daddr, c.dport),
+                };
+                if c.caddr == k.caddr
+                    && c.cport == k.cport
+                    && c.proto == k.proto
+                    && other == (k.addr, k.port)
+                    && c.is_template() == k.template
+                {
+                    return Some(slot);
+                }
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Look up a burst of keys, overlapping their cache misses: hash all and prefetch their
+    /// index buckets, then prefetch the candidate entries, then compare. `out[i]` answers
+    /// `keys[i]` (at most [`BURST`] keys).
+    #[inline]
+    pub fn lookup_burst(&self, keys: &[ConnKey<A>], side: Side, out: &mut [Option<u32>]) {
+        let n = keys.len().min(out.len()).min(BURST);
+        let mut hashes = [0u64; BURST];
+        for i in 0..n {
+            let h = self.key_hash(&keys[i]);
+            hashes[i] = h;
+            prefetch_read(&self.index[tag_of(h) as usize & self.mask]);
+        }
+        for &h in &hashes[..n] {
+            let e = self.index[tag_of(h) as usize & self.mask];
+            if e != 0 {
+                prefetch_read(
+                    &self.slab[((e as u32).wrapping_sub(1) as usize).min(self.slab.len() - 1)],
+                );
+            }
+        }
+        for i in 0..n {
+            out[i] = self.lookup_hashed(&keys[i], hashes[i], side);
+        }
+    }
+
+    /// Prefetch the index bucket of `k` (for burst lookups).
+    #[inline]
+    pub fn prefetch(&self, k: &ConnKey<A>) {
+        let i = tag_of(self.key_hash(k)) as usize & self.mask;
+        prefetch_read(&self.index[i]);
+    }
+
+    /// The slot stored in index bucket `b`, if any (for the drop_entry scan).
+    #[inline]
+    pub fn bucket_slot(&self, b: usize) -> Option<u32> {
+        let e = *self.index.get(b)?;
+        (e != 0).then(|| (e as u32).wrapping_sub(1))
+    }
+
+    /// Every live slot, in slab order (control paths: flush, dumps, checks).
+    pub fn live_slots(&self) -> impl Iterator<Item = u32> + '_ {
+        self.slab
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.next_free == NIL - 1)
+            .map(|(i, _)| i as u32)
+    }
+}
+
+#[inline(always)]
+fn prefetch_read<T>(p: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch is a hint; it never faults, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch(
+            p as *const T as *const i8,
+            core::arch::x86_64::_MM_HINT_T0,
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::V4;
+    use proptest::prelude::*;
+
+    fn conn(caddr: u32, cport: u16, vport: u16) -> Conn<V4> {
+        Conn {
+            caddr: V4(caddr),
+            cport,
+            vaddr: V4(0x0a00_0001),
+            vport,
+            daddr: V4(7),
+            dport: 80,
+            proto: 6,
+            ..Default::default()
+        }
+    }
+
+    fn key_in(c: &Conn<V4>) -> ConnKey<V4> {
+        ConnKey {
+            proto: c.proto,
+            caddr: c.caddr,
+            cport: c.cport,
+            addr: c.vaddr,
+            port: c.vport,
+            template: c.is_template(),
+        }
+    }
+
+    #[test]
+    fn full_table_refuses_alloc_and_recovers_after_release() {
+        let mut t = ConnTable::<V4>::new(2, 1);
+        let a = t.alloc(conn(1, 1, 80)).unwrap();
+        let _b = t.alloc(conn(2, 1, 80)).unwrap();
+        assert!(t.alloc(conn(3, 1, 80)).is_none());
+        let r = t.conn_ref(a);
+        t.release(a);
+        assert_eq!(t.resolve(r), None, "a released slot's old ref is stale");
+        assert!(t.alloc(conn(3, 1, 80)).is_some());
+    }
+
+    #[test]
+    fn inbound_and_outbound_lookups_find_the_same_entry() {
+        let mut t = ConnTable::<V4>::new(16, 1);
+        let s = t.alloc(conn(0xc0a8_0001, 4242, 80)).unwrap();
+        t.hash(s);
+        let c = *t.get(s);
+        assert_eq!(t.lookup(&key_in(&c), Side::In), Some(s));
+        let out = ConnKey {
+            proto: 6,
+            caddr: c.caddr,
+            cport: c.cport,
+            addr: c.daddr,
+            port: c.dport,
+            template: false,
+        };
+        assert_eq!(t.lookup(&out, Side::Out), Some(s));
+        assert_eq!(t.lookup(&out, Side::In), None);
+    }
+
+    proptest! {
+        /// The index agrees with a model set under random inserts and deletes, including long
+        /// probe runs (few distinct client addresses, many ports).
+        #[test]
+        fn index_matches_model(ops in proptest::collection::vec((any::<bool>(), 0u32..6, 0u16..64), 1..400)) {
+            let mut t = ConnTable::<V4>::new(128, 9);
+            let mut model: std::collections::HashMap<(u32, u16), u32> = Default::default();
+            for (insert, a, p) in ops {
+                let c = conn(a, p, 80);
+                match (insert, model.get(&(a, p)).copied()) {
+                    (true, None) => {
+                        if let Some(s) = t.alloc(c) { t.hash(s); model.insert((a, p), s); }
+                    }
+                    (false, Some(s)) => { t.unhash(s); t.release(s); model.remove(&(a, p)); }
+                    _ => {}
+                }
+                for (&(a, p), &s) in &model {
+                    prop_assert_eq!(t.lookup(&key_in(&conn(a, p, 80)), Side::In), Some(s));
+                }
+                prop_assert_eq!(t.len() as usize, model.len());
+            }
+            for a in 0..6u32 { for p in 0..64u16 {
+                if !model.contains_key(&(a, p)) {
+                    prop_assert_eq!(t.lookup(&key_in(&conn(a, p, 80)), Side::In), None);
+                }
+            }}
+        }
+    }
+}

@@ -1,0 +1,1107 @@
+//! One worker's engine: IPVS's conn semantics over a [`ConnTable`], a [`TimerWheel`], the
+//! dest counters and the defense, for one address family. Sans-IO: [`Shard::process`] takes
+//! a packet's facts and `now` (ms) and returns a [`Verdict`]; [`Shard::tick`] runs timers and
+//! the once-a-second defense. Nothing here reads a clock, allocates per packet or panics on
+//! input.
+//!
+//! Where each IPVS function lives: `ip_vs_in`/`ip_vs_out` -> [`Shard::process`];
+//! `ip_vs_schedule`/`ip_vs_sched_persist` -> `schedule`; `ip_vs_conn_new`/`ip_vs_bind_dest` ->
+//! `conn_new`; `set_tcp_state` & co. -> `conn_packet`; `ip_vs_conn_expire` -> `on_due` /
+//! `expire_conn`; `update_defense_level` + `ip_vs_random_dropentry` -> `defense_tick`;
+//! `ip_vs_conn_flush` -> [`Shard::flush`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::addr::Family;
+use crate::config::{Config, Fwd, ServiceKey};
+use crate::conn::{flags, Conn, ConnKey, ConnRef, ConnTable, Side, NIL};
+use crate::counters::{Counters, DropReason, SCTP_BASE, TCP_BASE, UDP_BASE};
+use crate::defense::Defense;
+use crate::proto::{sctp, tcp, Dir, Proto};
+use crate::rng::Rng;
+use crate::sched::{self, DestLoad, SchedInput, SchedState};
+use crate::timer::TimerWheel;
+
+/// IPVS's FTP control port: persistent FTP templates use vport 0 so data conns follow.
+const FTPPORT: u16 = 21;
+/// `expire_later` in ip_vs_conn_expire: a conn that still controls others is retried then.
+const EXPIRE_LATER_MS: u32 = 60_000;
+/// Timeout of a conn between its creation and its first state transition (ip_vs_conn_new).
+const INITIAL_TIMEOUT_MS: u32 = 3_000;
+
+/// What the packet path knows of a packet, parsed once (wire views belong to the packet
+/// issue; the engine needs only these facts).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Packet<A> {
+    pub proto: u8,
+    pub saddr: A,
+    pub sport: u16,
+    pub daddr: A,
+    pub dport: u16,
+    /// TCP header flags byte (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10).
+    pub tcp_flags: u8,
+    /// SCTP: the chunks' event (`None`: no whole first chunk) and whether the first chunk is
+    /// INIT / may start a conn under sloppy_sctp.
+    pub sctp_event: Option<sctp::SctpEvent>,
+    pub sctp_init: bool,
+    pub sctp_sloppy_start: bool,
+    /// Firewall mark from the packet path's match rules (0 = none).
+    pub fwmark: u32,
+}
+
+impl<A: Family> Packet<A> {
+    pub fn tcp(saddr: A, sport: u16, daddr: A, dport: u16, tcp_flags: u8) -> Self {
+        Packet {
+            proto: Proto::Tcp as u8,
+            saddr,
+            sport,
+            daddr,
+            dport,
+            tcp_flags,
+            ..Default::default()
+        }
+    }
+    pub fn udp(saddr: A, sport: u16, daddr: A, dport: u16) -> Self {
+        Packet {
+            proto: Proto::Udp as u8,
+            saddr,
+            sport,
+            daddr,
+            dport,
+            ..Default::default()
+        }
+    }
+}
+
+/// Where a packet goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict<A> {
+    /// Send it on: inbound to the dest, or (outbound NAT reply) back to the client.
+    Xmit(Xmit<A>),
+    /// Dropped, and counted under the reason.
+    Drop(DropReason),
+    /// Neither a conn nor a service: not load-balancer traffic (the exception path).
+    NotOurs,
+}
+
+/// What the forwarding step needs of the conn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Xmit<A> {
+    pub conn: ConnRef,
+    /// A reply from the dest (NAT: rewrite the source back to vaddr:vport).
+    pub reply: bool,
+    pub fwd: Fwd,
+    pub caddr: A,
+    pub cport: u16,
+    pub vaddr: A,
+    pub vport: u16,
+    pub daddr: A,
+    pub dport: u16,
+}
+
+/// Shard sizing and seeding.
+#[derive(Clone, Debug)]
+pub struct ShardParams {
+    /// Conn entries (templates included): the shard's "memory".
+    pub capacity: u32,
+    /// Dest slots (dests of all services plus removed dests still referenced by conns).
+    pub max_dests: u32,
+    pub seed: u64,
+}
+
+impl Default for ShardParams {
+    fn default() -> Self {
+        ShardParams {
+            capacity: 1 << 20,
+            max_dests: 4096,
+            seed: 1,
+        }
+    }
+}
+
+/// Identity of a dest across config snapshots.
+type DestKey<A> = (ServiceKey<A>, A, u16);
+
+/// A dest as the shard tracks it. While the dest is in the config its load lives in the
+/// service's load array (what the scheduler reads); once removed it is detached and keeps
+/// its own counts until the last conn bound to it is gone (IPVS's dest trash).
+#[derive(Clone, Debug)]
+struct DestSlot<A> {
+    key: DestKey<A>,
+    fwd: Fwd,
+    /// Service index in the config, or NIL when removed from the config.
+    svc: u32,
+    pos: u32,
+    detached: DestLoad,
+    persist: u32,
+    u_threshold: u32,
+    l_threshold: u32,
+    /// Conns and templates bound to it.
+    refs: u32,
+    in_use: bool,
+}
+
+/// Per-shard state of one service.
+struct SvcState {
+    sched: SchedState,
+    loads: Vec<DestLoad>,
+    slots: Vec<u32>,
+}
+
+/// A dest's counters as a reader sees them (for listings and tests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DestCounts {
+    pub active: u32,
+    pub inactive: u32,
+    pub persist: u32,
+}
+
+pub struct Shard<A: Family> {
+    conns: ConnTable<A>,
+    wheel: TimerWheel,
+    cfg: Arc<Config<A>>,
+    svcs: Vec<SvcState>,
+    dests: Vec<DestSlot<A>>,
+    dest_free: Vec<u32>,
+    dest_map: HashMap<DestKey<A>, u32>,
+    defense: Defense,
+    counters: Arc<Counters>,
+    rng: Rng,
+    seed: u64,
+    /// Next defense update (once a second of `now`).
+    next_defense: u64,
+}
+
+impl<A: Family> Shard<A> {
+    pub fn new(params: ShardParams, cfg: Arc<Config<A>>, now: u64) -> Self {
+        let mut s = Shard {
+            conns: ConnTable::new(params.capacity, params.seed),
+            wheel: TimerWheel::new(params.capacity.max(1), now),
+            cfg: Arc::new(Config::default()),
+            svcs: Vec::new(),
+            dests: Vec::with_capacity(params.max_dests as usize),
+            dest_free: Vec::with_capacity(params.max_dests as usize),
+            dest_map: HashMap::with_capacity(params.max_dests as usize),
+            defense: Defense::default(),
+            counters: Arc::new(Counters::default()),
+            rng: Rng::new(params.seed ^ 0x5eed),
+            seed: params.seed,
+            next_defense: now + 1000,
+        };
+        s.set_config(cfg, now);
+        s.counters
+            .free_entries
+            .set(u64::from(s.conns.free_entries()));
+        s
+    }
+
+    /// The counters, for readers on other threads.
+    pub fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
+    pub fn config(&self) -> &Arc<Config<A>> {
+        &self.cfg
+    }
+    pub fn table(&self) -> &ConnTable<A> {
+        &self.conns
+    }
+    pub fn defense(&self) -> &Defense {
+        &self.defense
+    }
+    /// The conn behind a handle, if still live.
+    pub fn conn(&self, r: ConnRef) -> Option<&Conn<A>> {
+        self.conns.resolve(r).map(|s| self.conns.get(s))
+    }
+
+    fn low_watermark(&self) -> u32 {
+        match self.cfg.sysctl.low_watermark {
+            0 => (self.conns.capacity() / 16).max(1),
+            w => w,
+        }
+    }
+
+    // ----- config -----
+
+    /// Swap in a new config snapshot. Dests keep their counters by identity (service key,
+    /// address, port); dests no longer present are detached and stay while conns use them.
+    /// With expire_nodest_conn, conns of removed dests are expired at once (newer kernels).
+    pub fn set_config(&mut self, cfg: Arc<Config<A>>, now: u64) {
+        // Detach every attached dest, copying its live load out.
+        for i in 0..self.dests.len() {
+            let d = &self.dests[i];
+            if d.in_use && d.svc != NIL {
+                let load = self.svcs[d.svc as usize].loads[d.pos as usize];
+                let d = &mut self.dests[i];
+                d.detached = load;
+                d.svc = NIL;
+                d.pos = NIL;
+            }
+        }
+        let mut svcs = Vec::with_capacity(cfg.services.len());
+        for (si, svc) in cfg.services.iter().enumerate() {
+            let mut loads = Vec::with_capacity(svc.dests.len());
+            let mut slots = Vec::with_capacity(svc.dests.len());
+            for (pos, dc) in svc.dests.iter().enumerate() {
+                let key = (svc.key, dc.addr, dc.port);
+                let slot = match self.dest_map.get(&key) {
+                    Some(&s) => s,
+                    None => self.alloc_dest(key),
+                };
+                let d = &mut self.dests[slot as usize];
+                d.svc = si as u32;
+                d.pos = pos as u32;
+                d.fwd = dc.fwd;
+                d.u_threshold = dc.u_threshold;
+                d.l_threshold = dc.l_threshold;
+                let mut load = d.detached;
+                load.weight = dc.weight;
+                loads.push(load);
+                slots.push(slot);
+            }
+            let seed = self.seed ^ (si as u64).wrapping_mul(0x9E37_79B9);
+            svcs.push(SvcState {
+                sched: SchedState::new(svc.sched, svc.dests.len(), seed),
+                loads,
+                slots,
+            });
+        }
+        self.svcs = svcs;
+        self.cfg = cfg;
+        // Dests that left the config: free the unreferenced, expire conns if asked.
+        let mut removed_with_conns = false;
+        for i in 0..self.dests.len() {
+            let d = &self.dests[i];
+            if d.in_use && d.svc == NIL {
+                if d.refs == 0 {
+                    self.free_dest(i as u32);
+                } else {
+                    removed_with_conns = true;
+                }
+            }
+        }
+        if removed_with_conns && self.cfg.sysctl.expire_nodest_conn {
+            let dests = &self.dests;
+            let gone: Vec<bool> = dests.iter().map(|d| d.in_use && d.svc == NIL).collect();
+            self.flush_where(now, |c| c.dest != NIL && gone[c.dest as usize]);
+        }
+    }
+
+    fn alloc_dest(&mut self, key: DestKey<A>) -> u32 {
+        let slot = DestSlot {
+            key,
+            fwd: Fwd::Droute,
+            svc: NIL,
+            pos: NIL,
+            detached: DestLoad::default(),
+            persist: 0,
+            u_threshold: 0,
+            l_threshold: 0,
+            refs: 0,
+            in_use: true,
+        };
+        let i = match self.dest_free.pop() {
+            Some(i) => {
+                self.dests[i as usize] = slot;
+                i
+            }
+            None => {
+                self.dests.push(slot);
+                (self.dests.len() - 1) as u32
+            }
+        };
+        self.dest_map.insert(key, i);
+        i
+    }
+
+    fn free_dest(&mut self, i: u32) {
+        let d = &mut self.dests[i as usize];
+        d.in_use = false;
+        let key = d.key;
+        self.dest_map.remove(&key);
+        self.dest_free.push(i);
+    }
+
+    #[inline]
+    fn load_mut(&mut self, dest: u32) -> &mut DestLoad {
+        let d = &self.dests[dest as usize];
+        if d.svc != NIL {
+            let (svc, pos) = (d.svc as usize, d.pos as usize);
+            &mut self.svcs[svc].loads[pos]
+        } else {
+            &mut self.dests[dest as usize].detached
+        }
+    }
+
+    #[inline]
+    fn load(&self, dest: u32) -> DestLoad {
+        let d = &self.dests[dest as usize];
+        if d.svc != NIL {
+            self.svcs[d.svc as usize].loads[d.pos as usize]
+        } else {
+            d.detached
+        }
+    }
+
+    /// IPVS_DEST_F_AVAILABLE: still part of its service.
+    #[inline]
+    fn dest_available(&self, dest: u32) -> bool {
+        self.dests.get(dest as usize).is_some_and(|d| d.svc != NIL)
+    }
+
+    /// Counters of the dest `addr:port` of the service `key` (None if unknown).
+    pub fn dest_counts(&self, key: ServiceKey<A>, addr: A, port: u16) -> Option<DestCounts> {
+        let &slot = self.dest_map.get(&(key, addr, port))?;
+        let l = self.load(slot);
+        Some(DestCounts {
+            active: l.active,
+            inactive: l.inactive,
+            persist: self.dests[slot as usize].persist,
+        })
+    }
+
+    /// Address and port of a conn's dest slot.
+    pub fn dest_addr(&self, dest: u32) -> Option<(A, u16)> {
+        let d = self.dests.get(dest as usize).filter(|d| d.in_use)?;
+        Some((d.key.1, d.key.2))
+    }
+
+    // ----- packets -----
+
+    /// Handle one packet at `now` (ms): IPVS's ip_vs_in / ip_vs_out for this shard.
+    pub fn process(&mut self, pkt: &Packet<A>, now: u64) -> Verdict<A> {
+        let key_in = ConnKey {
+            proto: pkt.proto,
+            caddr: pkt.saddr,
+            cport: pkt.sport,
+            addr: pkt.daddr,
+            port: pkt.dport,
+            template: false,
+        };
+        let mut resched = false;
+        if let Some(slot) = self.conns.lookup(&key_in, Side::In) {
+            match self.check_existing(slot, pkt, now) {
+                Ok(()) => {
+                    self.counters.packets_in.inc();
+                    return self.conn_packet(slot, Dir::Input, pkt, now);
+                }
+                Err(Some(r)) => return self.drop(r),
+                Err(None) => resched = true,
+            }
+        }
+        if !resched {
+            let key_out = ConnKey {
+                proto: pkt.proto,
+                caddr: pkt.daddr,
+                cport: pkt.dport,
+                addr: pkt.saddr,
+                port: pkt.sport,
+                template: false,
+            };
+            if let Some(slot) = self.conns.lookup(&key_out, Side::Out) {
+                self.counters.packets_out.inc();
+                return self.conn_packet(slot, Dir::Output, pkt, now);
+            }
+        }
+        let Some(proto) = Proto::from_u8(pkt.proto) else {
+            return Verdict::NotOurs;
+        };
+        let Some(si) = self
+            .cfg
+            .find_service(pkt.fwmark, proto, pkt.daddr, pkt.dport)
+        else {
+            return Verdict::NotOurs;
+        };
+        let sysctl = &self.cfg.sysctl;
+        let may_start = match proto {
+            Proto::Tcp => tcp::may_start_conn(pkt.tcp_flags, sysctl.sloppy_tcp),
+            Proto::Udp => true,
+            Proto::Sctp => pkt.sctp_init || (sysctl.sloppy_sctp && pkt.sctp_sloppy_start),
+        };
+        if !may_start {
+            return self.drop(DropReason::NoConnNotStart);
+        }
+        if self.defense.todrop() {
+            return self.drop(DropReason::DropPacket);
+        }
+        let slot = match self.schedule(si, proto, pkt, now) {
+            Ok(s) => s,
+            Err(r) => return self.drop(r),
+        };
+        self.counters.packets_in.inc();
+        let v = self.conn_packet(slot, Dir::Input, pkt, now);
+        let c = self.conns.get(slot);
+        if c.has(flags::ONE_PACKET) {
+            // OPS: the conn lives only for its packet (ip_vs_conn_put with timeout 0); the
+            // template counts the packets instead (what makes OPS templates try-droppable).
+            if c.control != NIL {
+                let t = self.conns.get_mut(c.control);
+                t.in_pkts = t.in_pkts.saturating_add(1);
+            }
+            self.expire_conn(slot, now);
+        }
+        v
+    }
+
+    #[inline]
+    fn drop(&mut self, r: DropReason) -> Verdict<A> {
+        self.counters.count_drop(r);
+        Verdict::Drop(r)
+    }
+
+    /// ip_vs_in's checks on a found conn: conn_reuse_mode and dest availability.
+    /// `Ok`: use the conn. `Err(None)`: it was expired (or unhashed); schedule anew.
+    /// `Err(Some(r))`: drop the packet.
+    fn check_existing(
+        &mut self,
+        slot: u32,
+        pkt: &Packet<A>,
+        now: u64,
+    ) -> Result<(), Option<DropReason>> {
+        let sysctl = &self.cfg.sysctl;
+        let c = self.conns.get(slot);
+        let is_new = match pkt.proto {
+            6 => pkt.tcp_flags & tcp::SYN != 0,
+            132 => pkt.sctp_init,
+            _ => false,
+        };
+        if is_new {
+            // expire_nodest_conn with a quiescent dest reschedules in any state and any reuse
+            // mode (5.16+); otherwise conn_reuse_mode decides. No conntrack here, so IPVS's
+            // "old conntrack" cases never apply.
+            let quiescent = sysctl.expire_nodest_conn
+                && c.dest != NIL
+                && self.dest_available(c.dest)
+                && self.load(c.dest).weight == 0;
+            if quiescent
+                || (sysctl.conn_reuse_mode != 0 && is_new_conn_expected(c, sysctl.conn_reuse_mode))
+            {
+                self.retire(slot, now);
+                return Err(None);
+            }
+        }
+        let c = self.conns.get(slot);
+        if c.dest != NIL && !self.dest_available(c.dest) {
+            if self.cfg.sysctl.expire_nodest_conn {
+                self.retire(slot, now);
+                return Err(None);
+            }
+            return Err(Some(DropReason::DestUnavailable));
+        }
+        Ok(())
+    }
+
+    /// Make room for a new conn with the same tuple: expire now if nothing depends on it,
+    /// else take it out of the index so that it lives on only for its controlled conns.
+    fn retire(&mut self, slot: u32, now: u64) {
+        if self.conns.get(slot).n_control == 0 {
+            self.expire_conn(slot, now);
+        } else {
+            self.conns.unhash(slot);
+        }
+    }
+
+    /// A packet of a known conn: in_pkts, state transition, dest counters, ASSURED, timer.
+    fn conn_packet(&mut self, slot: u32, dir: Dir, pkt: &Packet<A>, now: u64) -> Verdict<A> {
+        let secure = self.defense.secure_tcp_active();
+        let timeouts = &self.cfg.sysctl.timeouts;
+        let c = self.conns.get_mut(slot);
+        if dir == Dir::Input && c.flags & flags::ONE_PACKET == 0 {
+            c.in_pkts = c.in_pkts.saturating_add(1);
+        } else {
+            c.flags &= !flags::NOOUTPUT;
+        }
+        let eff = dir.for_conn(c.flags & flags::NOOUTPUT != 0);
+        let old = c.state;
+        let (new, assure) = match c.proto {
+            6 => {
+                let cur = tcp::TcpState::from_u8(old).unwrap_or(tcp::TcpState::None);
+                let n = tcp::next_state(secure, eff, pkt.tcp_flags, cur);
+                (n as u8, n != cur && n == tcp::TcpState::Established)
+            }
+            132 => match pkt.sctp_event {
+                Some(ev) => {
+                    let cur = sctp::SctpState::from_u8(old).unwrap_or(sctp::SctpState::None);
+                    let n = sctp::next_state(eff, ev, cur);
+                    (n as u8, n != cur && n == sctp::SctpState::Established)
+                }
+                None => (old, false),
+            },
+            // UDP: a reply from the dest assures the template (udp_state_transition).
+            _ => (old, dir == Dir::Output),
+        };
+        let proto = Proto::from_u8(c.proto).unwrap_or(Proto::Udp);
+        let timeout = timeouts.of(proto, new);
+        c.timeout = timeout;
+        let control = c.control;
+        let dest = c.dest;
+        let was_inactive = c.flags & flags::INACTIVE != 0;
+        if new != old {
+            c.state = new;
+            self.counters.conns_by_state[gauge_index(c.proto, old)].dec();
+            self.counters.conns_by_state[gauge_index(c.proto, new)].inc();
+        }
+        let active = match proto {
+            Proto::Tcp => tcp::TcpState::from_u8(new).is_some_and(tcp::is_active),
+            Proto::Sctp => sctp::SctpState::from_u8(new).is_some_and(sctp::is_active),
+            Proto::Udp => false,
+        };
+        if dest != NIL && active == was_inactive {
+            let c = self.conns.get_mut(slot);
+            c.flags ^= flags::INACTIVE;
+            let l = self.load_mut(dest);
+            if active {
+                l.active += 1;
+                l.inactive = l.inactive.saturating_sub(1);
+            } else {
+                l.active = l.active.saturating_sub(1);
+                l.inactive += 1;
+            }
+        }
+        if assure && control != NIL {
+            self.assure_template(control);
+        }
+        self.set_deadline(slot, now + u64::from(timeout));
+        let c = self.conns.get(slot);
+        Verdict::Xmit(Xmit {
+            conn: self.conns.conn_ref(slot),
+            reply: dir == Dir::Output,
+            fwd: Fwd::from_bits(c.flags),
+            caddr: c.caddr,
+            cport: c.cport,
+            vaddr: c.vaddr,
+            vport: c.vport,
+            daddr: c.daddr,
+            dport: c.dport,
+        })
+    }
+
+    /// ip_vs_control_assure_ct: the controller, if a template, becomes ASSURED for life.
+    fn assure_template(&mut self, ct: u32) {
+        let t = self.conns.get_mut(ct);
+        if t.is_template() && !t.is_assured() {
+            t.flags |= flags::ASSURED;
+            self.counters.assured_templates.inc();
+        }
+    }
+
+    /// Move a conn's deadline. Later: only stored (the wheel re-files lazily when the old
+    /// slot fires). Earlier: re-filed now, so a shorter timeout is honoured on time.
+    #[inline]
+    fn set_deadline(&mut self, slot: u32, deadline: u64) {
+        let c = self.conns.get_mut(slot);
+        let filed_later = deadline < c.expires;
+        c.expires = deadline;
+        if filed_later || !self.wheel.contains(slot) {
+            self.wheel.reschedule(slot, deadline);
+        }
+    }
+
+    // ----- scheduling and new conns -----
+
+    fn schedule(
+        &mut self,
+        si: usize,
+        proto: Proto,
+        pkt: &Packet<A>,
+        now: u64,
+    ) -> Result<u32, DropReason> {
+        let svc = &self.cfg.services[si];
+        let (svc_port, persistent, ops) = match svc.key {
+            ServiceKey::Addr { vport, .. } => (Some(vport), svc.persistence, svc.ops),
+            ServiceKey::Fwmark(_) => (None, svc.persistence, svc.ops),
+        };
+        let ops_flag = if ops && proto == Proto::Udp {
+            flags::ONE_PACKET
+        } else {
+            0
+        };
+        let Some(persist) = persistent else {
+            if svc_port.is_some_and(|p| p != pkt.dport) {
+                return Err(DropReason::PortZeroNotPersistent);
+            }
+            let pos = self.pick_dest(si, pkt, now).ok_or(DropReason::NoDest)?;
+            let dslot = self.svcs[si].slots[pos];
+            let dport = match self.dests[dslot as usize].key.2 {
+                0 => pkt.dport,
+                p => p,
+            };
+            return self.conn_new(
+                pkt.proto, pkt.saddr, pkt.sport, pkt.daddr, pkt.dport, dport, dslot, ops_flag, now,
+            );
+        };
+
+        // ip_vs_sched_persist: the template key.
+        let snet = pkt.saddr.mask(persist.prefix);
+        let (tproto, tvaddr, tvport) = match svc.key {
+            ServiceKey::Addr { vport, .. } if vport == pkt.dport && vport != FTPPORT => {
+                (pkt.proto, pkt.daddr, vport)
+            }
+            ServiceKey::Addr { .. } => (pkt.proto, pkt.daddr, 0),
+            // Firewall-mark template: <IPPROTO_IP, caddr, 0, mark, 0>.
+            ServiceKey::Fwmark(mark) => (0, A::from_mark(mark), 0),
+        };
+        let tkey = ConnKey {
+            proto: tproto,
+            caddr: snet,
+            cport: 0,
+            addr: tvaddr,
+            port: tvport,
+            template: true,
+        };
+        let mut ct = self.conns.lookup(&tkey, Side::In);
+        if let Some(t) = ct {
+            if !self.template_valid(t) {
+                // Invalidate: out of the index; it lives on until its timer and its
+                // controlled conns are done (IPVS rehashes it under vport 0xffff).
+                self.conns.unhash(t);
+                ct = None;
+            }
+        }
+        let ct = match ct {
+            Some(t) => t,
+            None => {
+                let pos = self.pick_dest(si, pkt, now).ok_or(DropReason::NoDest)?;
+                let dslot = self.svcs[si].slots[pos];
+                let dport = if tvport != 0 {
+                    self.dests[dslot as usize].key.2
+                } else {
+                    0
+                };
+                let t = self.conn_new(
+                    tproto,
+                    snet,
+                    0,
+                    tvaddr,
+                    tvport,
+                    dport,
+                    dslot,
+                    flags::TEMPLATE,
+                    now,
+                )?;
+                let c = self.conns.get_mut(t);
+                c.timeout = persist.timeout_ms;
+                t
+            }
+        };
+        let dslot = self.conns.get(ct).dest;
+        let dport = match (
+            svc_port == Some(pkt.dport),
+            self.dests[dslot as usize].key.2,
+        ) {
+            (true, p) if p != 0 => p,
+            _ => pkt.dport,
+        };
+        let cp = self.conn_new(
+            pkt.proto, pkt.saddr, pkt.sport, pkt.daddr, pkt.dport, dport, dslot, ops_flag, now,
+        )?;
+        // ip_vs_control_add + ip_vs_conn_put(ct): link and re-arm the template.
+        self.conns.get_mut(cp).control = ct;
+        let t = self.conns.get_mut(ct);
+        t.n_control += 1;
+        let deadline = now + u64::from(t.timeout);
+        self.set_deadline(ct, deadline);
+        Ok(cp)
+    }
+
+    /// ip_vs_check_template: the template's dest still serves.
+    fn template_valid(&self, t: u32) -> bool {
+        let dest = self.conns.get(t).dest;
+        dest != NIL
+            && self.dest_available(dest)
+            && !(self.cfg.sysctl.expire_quiescent_template && self.load(dest).weight == 0)
+    }
+
+    fn pick_dest(&mut self, si: usize, pkt: &Packet<A>, now: u64) -> Option<usize> {
+        let svc = &self.cfg.services[si];
+        let st = &mut self.svcs[si];
+        let input = SchedInput {
+            v6: A::BITS == 128,
+            caddr: pkt.saddr.octets(),
+            cport: pkt.sport,
+            daddr: pkt.daddr.octets(),
+            dport: pkt.dport,
+        };
+        sched::schedule(
+            svc.sched,
+            svc.sched_flags,
+            &svc.tables,
+            &mut st.sched,
+            &st.loads,
+            &input,
+            now,
+        )
+    }
+
+    /// ip_vs_conn_new + ip_vs_bind_dest.
+    #[allow(clippy::too_many_arguments)]
+    fn conn_new(
+        &mut self,
+        proto: u8,
+        caddr: A,
+        cport: u16,
+        vaddr: A,
+        vport: u16,
+        dport: u16,
+        dest: u32,
+        extra: u16,
+        now: u64,
+    ) -> Result<u32, DropReason> {
+        let d = &self.dests[dest as usize];
+        let fwd = d.fwd;
+        let mut f = fwd as u16 | flags::INACTIVE | extra;
+        if fwd != Fwd::Masq {
+            f |= flags::NOOUTPUT;
+        }
+        if proto != Proto::Udp as u8 {
+            f &= !flags::ONE_PACKET;
+        }
+        let init = Conn {
+            expires: now + u64::from(INITIAL_TIMEOUT_MS),
+            caddr,
+            vaddr,
+            daddr: d.key.1,
+            timeout: INITIAL_TIMEOUT_MS,
+            in_pkts: 0,
+            control: NIL,
+            n_control: 0,
+            dest,
+            generation: 0,
+            next_free: NIL,
+            cport,
+            vport,
+            dport,
+            flags: f,
+            proto,
+            state: 0,
+        };
+        let Some(slot) = self.conns.alloc(init) else {
+            return Err(DropReason::TableFull);
+        };
+        if f & flags::ONE_PACKET == 0 {
+            // OPS conns are never hashed: no later packet may find them.
+            self.conns.hash(slot);
+        }
+        self.wheel.insert(slot, now + u64::from(INITIAL_TIMEOUT_MS));
+        // Bind the dest.
+        let is_template = f & flags::TEMPLATE != 0;
+        let ds = &mut self.dests[dest as usize];
+        ds.refs += 1;
+        if is_template {
+            ds.persist += 1;
+            self.counters.templates.inc();
+            self.counters.templates_created.inc();
+        } else {
+            self.counters.conns.inc();
+            self.counters.conns_created.inc();
+            self.counters.conns_by_state[gauge_index(proto, 0)].inc();
+        }
+        let (u, _) = (ds.u_threshold, ds.l_threshold);
+        let l = self.load_mut(dest);
+        if !is_template {
+            l.inactive += 1;
+        }
+        if u != 0 && l.active + l.inactive >= u {
+            l.overloaded = true;
+        }
+        self.counters
+            .free_entries
+            .set(u64::from(self.conns.free_entries()));
+        Ok(slot)
+    }
+
+    // ----- expiry -----
+
+    /// Run timers up to `now` and the defense once for every second boundary passed.
+    pub fn tick(&mut self, now: u64) {
+        loop {
+            let target = now.min(self.next_defense);
+            self.run_timers(target);
+            if target < self.next_defense {
+                break;
+            }
+            let at = self.next_defense;
+            self.next_defense += 1000;
+            self.defense_tick(at);
+        }
+    }
+
+    fn run_timers(&mut self, now: u64) {
+        while let Some(slot) = self.wheel.pop_expired(now) {
+            self.on_due(slot, now);
+        }
+        self.counters
+            .free_entries
+            .set(u64::from(self.conns.free_entries()));
+    }
+
+    /// A conn's filed deadline came (ip_vs_conn_expire).
+    fn on_due(&mut self, slot: u32, now: u64) {
+        let c = self.conns.get_mut(slot);
+        if c.expires > now {
+            // Lazy timer: packets moved the deadline; file it again.
+            let e = c.expires;
+            self.wheel.insert(slot, e);
+            return;
+        }
+        if c.n_control > 0 {
+            // expire_later: still controls conns. IPVS also resets the timeout to 60 s.
+            c.timeout = EXPIRE_LATER_MS;
+            c.expires = now + u64::from(EXPIRE_LATER_MS);
+            let e = c.expires;
+            self.wheel.insert(slot, e);
+            return;
+        }
+        self.expire_conn(slot, now);
+    }
+
+    /// Arm a conn's timer to fire now (ip_vs_conn_expire_now).
+    fn expire_now(&mut self, slot: u32, now: u64) {
+        self.conns.get_mut(slot).expires = now;
+        self.wheel.reschedule(slot, now);
+    }
+
+    /// Drop a conn as the defense does (ip_vs_conn_del after the seed patch): timeout 0 marks
+    /// it dropped, and it expires now.
+    fn drop_conn(&mut self, slot: u32, now: u64, reason: DropReason) {
+        self.conns.get_mut(slot).timeout = 0;
+        self.counters.count_drop(reason);
+        self.expire_now(slot, now);
+    }
+
+    /// Unlink and free a conn that controls nothing: the dropped-chain rule, dest counters.
+    fn expire_conn(&mut self, slot: u32, now: u64) {
+        self.unlink_conn(slot, now, false);
+    }
+
+    /// The body of expiry; `flushed` conns are not "dropped", so no chain rule and their own
+    /// counter.
+    fn unlink_conn(&mut self, slot: u32, now: u64, flushed: bool) {
+        debug_assert_eq!(self.conns.get(slot).n_control, 0);
+        self.conns.unhash(slot);
+        self.wheel.remove(slot);
+        let c = *self.conns.get(slot);
+        if c.control != NIL {
+            let ct = self.conns.get_mut(c.control);
+            ct.n_control -= 1;
+            // The seed patch: a dropped conn takes its controller along when nothing else uses
+            // it, unless that controller is an assured template.
+            if !flushed
+                && c.is_dropped()
+                && ct.n_control == 0
+                && !(ct.is_template() && ct.is_assured())
+                && ct.timeout != 0
+            {
+                let reason = if ct.is_template() {
+                    DropReason::ChainTemplate
+                } else {
+                    DropReason::ChainConn
+                };
+                self.drop_conn(c.control, now, reason);
+            }
+        }
+        // ip_vs_unbind_dest.
+        if c.dest != NIL {
+            let is_template = c.is_template();
+            let ds = &mut self.dests[c.dest as usize];
+            ds.refs -= 1;
+            if is_template {
+                ds.persist -= 1;
+            }
+            let (u, lth) = (ds.u_threshold, ds.l_threshold);
+            let l = self.load_mut(c.dest);
+            if !is_template {
+                if c.has(flags::INACTIVE) {
+                    l.inactive = l.inactive.saturating_sub(1);
+                } else {
+                    l.active = l.active.saturating_sub(1);
+                }
+            }
+            let total = l.active + l.inactive;
+            if lth != 0 {
+                if total < lth {
+                    l.overloaded = false;
+                }
+            } else if u != 0 {
+                if total * 4 < u * 3 {
+                    l.overloaded = false;
+                }
+            } else {
+                l.overloaded = false;
+            }
+            let ds = &self.dests[c.dest as usize];
+            if ds.refs == 0 && ds.svc == NIL {
+                self.free_dest(c.dest);
+            }
+        }
+        if c.is_template() {
+            self.counters.templates.dec();
+            if c.is_assured() {
+                self.counters.assured_templates.dec();
+            }
+        } else {
+            self.counters.conns.dec();
+            self.counters.conns_by_state[gauge_index(c.proto, c.state)].dec();
+        }
+        if flushed {
+            self.counters.flushed.inc();
+        } else if c.is_dropped() {
+            self.counters.expired_dropped.inc();
+        } else {
+            self.counters.expired.inc();
+            if !c.is_template() {
+                self.counters.expired_in_state[gauge_index(c.proto, c.state)].inc();
+            }
+        }
+        self.conns.release(slot);
+    }
+
+    /// `ipvsadm -C` and service/dest removal: expire the matching conns now, controlled conns
+    /// before their controllers (in passes, so no timer order is relied on). Returns how many.
+    pub fn flush_where(&mut self, now: u64, mut pred: impl FnMut(&Conn<A>) -> bool) -> u64 {
+        let mut n = 0;
+        loop {
+            let mut progress = false;
+            let mut blocked = false;
+            for slot in 0..self.conns.capacity() {
+                if !self.conns.is_live(slot) {
+                    continue;
+                }
+                let c = self.conns.get(slot);
+                if !pred(c) {
+                    continue;
+                }
+                if c.n_control > 0 {
+                    blocked = true;
+                    continue;
+                }
+                self.unlink_conn(slot, now, true);
+                n += 1;
+                progress = true;
+            }
+            if !blocked || !progress {
+                break;
+            }
+        }
+        self.counters
+            .free_entries
+            .set(u64::from(self.conns.free_entries()));
+        n
+    }
+
+    /// `ipvsadm -C`: every conn and template.
+    pub fn flush(&mut self, now: u64) -> u64 {
+        self.flush_where(now, |_| true)
+    }
+
+    // ----- defense -----
+
+    /// Once a second: recompute the defense levels and run the drop_entry scan.
+    fn defense_tick(&mut self, now: u64) {
+        let free = self.conns.free_entries();
+        let low = self.low_watermark();
+        let sysctl = self.cfg.sysctl.clone();
+        self.defense.update(&sysctl, free, low);
+        let c = &self.counters;
+        c.defense_drop_entry.set(u64::from(self.defense.drop_entry));
+        c.defense_drop_packet_rate
+            .set(u64::from(self.defense.drop_rate));
+        c.defense_secure_tcp.set(u64::from(self.defense.secure_tcp));
+        c.defense_nomem.set(u64::from(self.defense.nomem));
+        c.free_entries.set(u64::from(free));
+        if self.defense.drop_entry_active() {
+            self.random_dropentry(now);
+        }
+        // Dropped conns expire now, before the next packet.
+        self.run_timers(now);
+    }
+
+    /// ip_vs_random_dropentry: visit a contiguous run of 1/32 of the index buckets from a
+    /// random start (as the newest kernels do: each conn has exactly a 1/32 chance a second).
+    fn random_dropentry(&mut self, now: u64) {
+        let buckets = self.conns.buckets();
+        let run = (buckets >> 5).max(1);
+        let start = self.rng.below(buckets as u64) as usize;
+        self.counters.scans.inc();
+        let mut visited = 0u64;
+        for k in 0..run {
+            let b = (start + k) & (buckets - 1);
+            let Some(slot) = self.conns.bucket_slot(b) else {
+                continue;
+            };
+            visited += 1;
+            let c = self.conns.get(slot);
+            if c.n_control > 0 || c.is_dropped() {
+                continue;
+            }
+            let reason = if c.is_template() {
+                let ops = c.dest != NIL && {
+                    let d = &self.dests[c.dest as usize];
+                    d.svc != NIL && self.cfg.services.get(d.svc as usize).is_some_and(|s| s.ops)
+                };
+                if ops {
+                    if !self.defense.todrop_entry(c, now) {
+                        continue;
+                    }
+                } else if c.is_assured() {
+                    continue;
+                }
+                DropReason::DropEntryTemplate
+            } else {
+                let drop = match c.proto {
+                    6 => match tcp::TcpState::from_u8(c.state) {
+                        Some(tcp::TcpState::SynRecv | tcp::TcpState::SynAck) => true,
+                        Some(tcp::TcpState::Established) => self.defense.todrop_entry(c, now),
+                        _ => false,
+                    },
+                    132 => match sctp::SctpState::from_u8(c.state) {
+                        Some(sctp::SctpState::Init1 | sctp::SctpState::Init) => true,
+                        Some(sctp::SctpState::Established) => self.defense.todrop_entry(c, now),
+                        _ => false,
+                    },
+                    _ => self.defense.todrop_entry(c, now),
+                };
+                if !drop {
+                    continue;
+                }
+                DropReason::DropEntryConn
+            };
+            self.drop_conn(slot, now, reason);
+        }
+        self.counters.scan_visited.add(visited);
+    }
+
+    /// Every live conn (control paths: listings, checks).
+    pub fn conns(&self) -> impl Iterator<Item = &Conn<A>> + '_ {
+        self.conns.live_slots().map(move |s| self.conns.get(s))
+    }
+}
+
+/// is_new_conn_expected: a closing conn hit by a new SYN is rescheduled (not if controlled).
+fn is_new_conn_expected<A: Family>(c: &Conn<A>, conn_reuse_mode: u8) -> bool {
+    if c.control != NIL {
+        return false;
+    }
+    match c.proto {
+        6 => {
+            let s = c.state;
+            s == tcp::TcpState::TimeWait as u8
+                || s == tcp::TcpState::Close as u8
+                || (conn_reuse_mode & 2 != 0
+                    && s == tcp::TcpState::FinWait as u8
+                    && c.has(flags::NOOUTPUT))
+        }
+        132 => c.state == sctp::SctpState::Closed as u8,
+        _ => false,
+    }
+}
+
+/// Index into `Counters::conns_by_state`.
+#[inline]
+fn gauge_index(proto: u8, state: u8) -> usize {
+    match proto {
+        6 => TCP_BASE + (state as usize).min(tcp::N_STATES - 1),
+        132 => SCTP_BASE + (state as usize).min(sctp::N_STATES - 1),
+        _ => UDP_BASE,
+    }
+}
