@@ -129,6 +129,7 @@ fn shard(capacity: u32, sysctl: Sysctl) -> Shard<V4> {
             capacity,
             max_dests: 64,
             seed: 5,
+            ..Default::default()
         },
         cfg,
         0,

@@ -108,6 +108,9 @@ pub struct ShardParams {
     /// Dest slots (dests of all services plus removed dests still referenced by conns).
     pub max_dests: u32,
     pub seed: u64,
+    /// The drop_entry scan visits 1/2^scan_shift of the index buckets a second: 5 (1/32) as
+    /// IPVS; 0 visits every bucket (used by the reference-model tests to be deterministic).
+    pub scan_shift: u8,
 }
 
 impl Default for ShardParams {
@@ -116,6 +119,7 @@ impl Default for ShardParams {
             capacity: 1 << 20,
             max_dests: 4096,
             seed: 1,
+            scan_shift: 5,
         }
     }
 }
@@ -169,6 +173,7 @@ pub struct Shard<A: Family> {
     counters: Arc<Counters>,
     rng: Rng,
     seed: u64,
+    scan_shift: u8,
     /// Next defense update (once a second of `now`).
     next_defense: u64,
 }
@@ -187,6 +192,7 @@ impl<A: Family> Shard<A> {
             counters: Arc::new(Counters::default()),
             rng: Rng::new(params.seed ^ 0x5eed),
             seed: params.seed,
+            scan_shift: params.scan_shift.min(20),
             next_defense: now + 1000,
         };
         s.set_config(cfg, now);
@@ -1020,7 +1026,7 @@ impl<A: Family> Shard<A> {
     /// random start (as the newest kernels do: each conn has exactly a 1/32 chance a second).
     fn random_dropentry(&mut self, now: u64) {
         let buckets = self.conns.buckets();
-        let run = (buckets >> 5).max(1);
+        let run = (buckets >> self.scan_shift).max(1);
         let start = self.rng.below(buckets as u64) as usize;
         self.counters.scans.inc();
         let mut visited = 0u64;

@@ -146,6 +146,7 @@ pub fn synflood(p: &SynfloodParams) -> Result<SynfloodReport, ConfigError> {
             capacity: p.capacity,
             max_dests: 64,
             seed: p.seed,
+            ..Default::default()
         },
         cfg,
         0,

@@ -105,9 +105,18 @@ impl Entry {
 }
 
 /// A shard's locality table (empty for the other schedulers).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct LocTable {
     slots: Box<[Entry]>,
+}
+
+impl core::fmt::Debug for LocTable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LocTable")
+            .field("slots", &self.slots.len())
+            .field("used", &self.slots.iter().filter(|e| e.used).count())
+            .finish()
+    }
 }
 
 /// The table key: the address as the kernel compares it (`ip_vs_addr_equal`).
