@@ -395,27 +395,25 @@ impl<A: Family> Shard<A> {
                 Err(None) => resched = true,
             }
         }
-        if !resched {
-            let key_out = ConnKey {
-                proto: pkt.proto,
-                caddr: pkt.daddr,
-                cport: pkt.dport,
-                addr: pkt.saddr,
-                port: pkt.sport,
-                template: false,
-            };
-            if let Some(slot) = self.conns.lookup(&key_out, Side::Out) {
-                self.counters.packets_out.inc();
-                return self.conn_packet(slot, Dir::Output, pkt, now);
+        let proto = Proto::from_u8(pkt.proto);
+        let svc = proto.and_then(|p| self.cfg.find_service(pkt.fwmark, p, pkt.daddr, pkt.dport));
+        // A packet to a VIP is never a reply (replies go to clients), so the outbound lookup
+        // is only needed when no service matches: a SYN costs one index probe, not two.
+        let (Some(proto), Some(si)) = (proto, svc) else {
+            if !resched {
+                let key_out = ConnKey {
+                    proto: pkt.proto,
+                    caddr: pkt.daddr,
+                    cport: pkt.dport,
+                    addr: pkt.saddr,
+                    port: pkt.sport,
+                    template: false,
+                };
+                if let Some(slot) = self.conns.lookup(&key_out, Side::Out) {
+                    self.counters.packets_out.inc();
+                    return self.conn_packet(slot, Dir::Output, pkt, now);
+                }
             }
-        }
-        let Some(proto) = Proto::from_u8(pkt.proto) else {
-            return Verdict::NotOurs;
-        };
-        let Some(si) = self
-            .cfg
-            .find_service(pkt.fwmark, proto, pkt.daddr, pkt.dport)
-        else {
             return Verdict::NotOurs;
         };
         let sysctl = &self.cfg.sysctl;
@@ -700,13 +698,14 @@ impl<A: Family> Shard<A> {
         };
         let cp = self.conn_new(
             pkt.proto, pkt.saddr, pkt.sport, pkt.daddr, pkt.dport, dport, dslot, ops_flag, now,
-        )?;
-        // ip_vs_control_add + ip_vs_conn_put(ct): link and re-arm the template.
-        self.conns.get_mut(cp).control = ct;
-        let t = self.conns.get_mut(ct);
-        t.n_control += 1;
-        let deadline = now + u64::from(t.timeout);
+        );
+        // ip_vs_conn_put(ct): the template is re-armed even when the conn did not fit.
+        let deadline = now + u64::from(self.conns.get(ct).timeout);
         self.set_deadline(ct, deadline);
+        let cp = cp?;
+        // ip_vs_control_add: link.
+        self.conns.get_mut(cp).control = ct;
+        self.conns.get_mut(ct).n_control += 1;
         Ok(cp)
     }
 
@@ -960,6 +959,9 @@ impl<A: Family> Shard<A> {
             }
         }
         self.conns.release(slot);
+        self.counters
+            .free_entries
+            .set(u64::from(self.conns.free_entries()));
     }
 
     /// `ipvsadm -C` and service/dest removal: expire the matching conns now, controlled conns

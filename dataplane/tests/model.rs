@@ -504,17 +504,6 @@ enum MVerdict {
     NotOurs,
 }
 
-/// How the model treats the template when a new conn does not fit in the table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum TableFullTemplate {
-    /// As ip_vs_sched_persist: `ip_vs_conn_put(ct)` re-arms the template (new or found) to
-    /// now + its timeout even though the conn could not be made.
-    Kernel,
-    /// Accept the kernel's deadline or the engine's current one (a new template keeps its
-    /// 3 s entry deadline, a found one is not re-armed). See the ignored `_strict` tests.
-    Lenient,
-}
-
 #[derive(Clone, Copy, Debug)]
 struct MPkt {
     proto: u8,
@@ -528,7 +517,6 @@ struct MPkt {
 #[derive(Clone, Debug)]
 struct Model {
     setup: Setup,
-    tablefull: TableFullTemplate,
     conns: Vec<MConn>,
     next_id: u64,
     next_boundary: u64,
@@ -554,10 +542,9 @@ fn mask(addr: u32, prefix: u8) -> u32 {
 }
 
 impl Model {
-    fn new(setup: &Setup, tablefull: TableFullTemplate) -> Model {
+    fn new(setup: &Setup) -> Model {
         Model {
             setup: setup.clone(),
-            tablefull,
             conns: Vec::new(),
             next_id: 1,
             next_boundary: S,
@@ -894,8 +881,8 @@ impl Model {
                 // Dests never change here and expire_quiescent_template is 0: a found
                 // template is always valid.
                 let found = self.conns.iter().find(|c| c.key == tkey).map(|c| c.id);
-                let (tid, created) = match found {
-                    Some(t) => (t, false),
+                let tid = match found {
+                    Some(t) => t,
                     None => {
                         if self.table_full() {
                             return Ok(self.drop(DropReason::TableFull));
@@ -903,12 +890,12 @@ impl Model {
                         let di = self.engine_pick(si, p, ev, Some(&tkey), eng)?;
                         let t = self.new_entry(tkey.clone(), si, di, None, now);
                         self.get_mut(t).timeout = u64::from(secs) * S;
-                        (t, true)
+                        t
                     }
                 };
                 if self.table_full() {
                     self.cov.tablefull_with_template += 1;
-                    self.table_full_template(tid, created, now, eng);
+                    self.table_full_template(tid, now);
                     return Ok(self.drop(DropReason::TableFull));
                 }
                 (self.get(tid).dest, Some(tid))
@@ -925,22 +912,11 @@ impl Model {
         Ok(self.conn_packet(id, Dir::Input, p.flags, now))
     }
 
-    fn table_full_template(&mut self, tid: u64, created: bool, now: u64, eng: &Snap) {
-        let t = self.get(tid);
-        let kernel = now + t.timeout;
-        let engine_now = if created {
-            now + NEW_ENTRY_TIMEOUT_MS
-        } else {
-            t.expires
-        };
-        let e = match self.tablefull {
-            TableFullTemplate::Kernel => kernel,
-            TableFullTemplate::Lenient => match eng.conns.iter().find(|r| r.key == t.key) {
-                Some(r) if r.expires == engine_now => engine_now,
-                _ => kernel,
-            },
-        };
-        self.get_mut(tid).expires = e;
+    /// ip_vs_sched_persist's `ip_vs_conn_put(ct)`: the template (new or found) is re-armed to
+    /// now + its timeout even when the new conn did not fit.
+    fn table_full_template(&mut self, tid: u64, now: u64) {
+        let t = self.get_mut(tid);
+        t.expires = now + t.timeout;
     }
 
     /// Where the driver stops the clock next: the target, the next second boundary (defense)
@@ -1299,11 +1275,11 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(setup: &Setup, tablefull: TableFullTemplate) -> Harness {
+    fn new(setup: &Setup) -> Harness {
         Harness {
             setup: setup.clone(),
             shard: build_shard(setup),
-            model: Model::new(setup, tablefull),
+            model: Model::new(setup),
             now: 0,
             flows: Vec::new(),
         }
@@ -1474,8 +1450,8 @@ impl Harness {
     }
 }
 
-fn run(setup: &Setup, events: &[Ev], tablefull: TableFullTemplate) -> Result<Cov, String> {
-    let mut h = Harness::new(setup, tablefull);
+fn run(setup: &Setup, events: &[Ev]) -> Result<Cov, String> {
+    let mut h = Harness::new(setup);
     let eng = engine_snap(&h.shard, setup);
     h.check(&eng, "setup")?;
     for (i, e) in events.iter().enumerate() {
@@ -1606,7 +1582,7 @@ fn proptest_config() -> ProptestConfig {
     }
 }
 
-fn property(tablefull: TableFullTemplate) {
+fn property() {
     let mut runner = TestRunner::new(proptest_config());
     let total = RefCell::new(Cov::default());
     let strategy = (
@@ -1614,7 +1590,7 @@ fn property(tablefull: TableFullTemplate) {
         proptest::collection::vec(event_strategy(), 1..120),
     );
     let result = runner.run(&strategy, |(setup, events)| {
-        let cov = run(&setup, &events, tablefull).map_err(TestCaseError::fail)?;
+        let cov = run(&setup, &events).map_err(TestCaseError::fail)?;
         total.borrow_mut().add(&cov);
         Ok(())
     });
@@ -1662,21 +1638,11 @@ fn coverage_report(c: &Cov) -> String {
     s
 }
 
-/// The engine follows the model (TableFull: the kernel's template re-arm or the engine's
-/// current one, see `TableFullTemplate::Lenient`). Run with `--nocapture` to see what the
-/// random cases reached.
+/// The engine follows the model on random event sequences. Run with `--nocapture` to see
+/// what the random cases reached.
 #[test]
 fn engine_matches_reference_model() {
-    property(TableFullTemplate::Lenient);
-}
-
-/// As above, with the kernel's template re-arm on TableFull.
-#[test]
-#[ignore = "engine discrepancy: on TableFull ip_vs_sched_persist re-arms the template \
-            (ip_vs_conn_put(ct)) to now + its timeout; the engine leaves a new template at \
-            its 3 s entry deadline and does not re-arm a found one"]
-fn engine_matches_reference_model_strict() {
-    property(TableFullTemplate::Kernel);
+    property();
 }
 
 // ----- the seed's story, step by step -----
@@ -1915,9 +1881,6 @@ fn flush_expires_controlled_before_controllers() {
 }
 
 #[test]
-#[ignore = "engine discrepancy: a template created for a conn that then does not fit \
-            (TableFull) keeps its 3 s entry deadline; ip_vs_sched_persist's \
-            ip_vs_conn_put(ct) arms it for the persistence timeout"]
 fn table_full_new_template_is_armed_for_the_persistence_timeout_strict() {
     let mut s = story_shard(300, 0, 3);
     xmit_dest(s.process(&tcp_pkt(C1, 1000, tcp::SYN), 0));
@@ -1932,8 +1895,6 @@ fn table_full_new_template_is_armed_for_the_persistence_timeout_strict() {
 }
 
 #[test]
-#[ignore = "engine discrepancy: a found template is not re-armed when the new conn does not \
-            fit (TableFull); ip_vs_sched_persist's ip_vs_conn_put(ct) re-arms it"]
 fn table_full_found_template_is_rearmed_strict() {
     let mut s = story_shard(300, 0, 2);
     xmit_dest(s.process(&tcp_pkt(C1, 1000, tcp::SYN), 0));
