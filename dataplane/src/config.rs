@@ -3,6 +3,7 @@
 //! whole, so a rejected change changes nothing) and workers swap it in between bursts.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::addr::Family;
@@ -169,13 +170,53 @@ impl std::fmt::Display for ConfigError {
 }
 impl std::error::Error for ConfigError {}
 
+/// A multiply-rotate hasher for the small, fixed-key service maps probed once per new conn
+/// (SipHash's DoS resistance buys nothing here: the keys come from the operator's config).
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
+    }
+    #[inline]
+    fn write_u16(&mut self, v: u16) {
+        self.write_u64(u64::from(v));
+    }
+    #[inline]
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    #[inline]
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
 /// One immutable snapshot of a family's services and the sysctls.
 #[derive(Clone)]
 pub struct Config<A> {
     pub services: Vec<ServiceConfig<A>>,
     pub sysctl: Sysctl,
-    by_addr: HashMap<(u8, A, u16), usize>,
-    by_mark: HashMap<u32, usize>,
+    by_addr: FastMap<(u8, A, u16), usize>,
+    by_mark: FastMap<u32, usize>,
 }
 
 impl<A: Family> Default for Config<A> {
@@ -183,8 +224,8 @@ impl<A: Family> Default for Config<A> {
         Config {
             services: Vec::new(),
             sysctl: Sysctl::default(),
-            by_addr: HashMap::new(),
-            by_mark: HashMap::new(),
+            by_addr: FastMap::default(),
+            by_mark: FastMap::default(),
         }
     }
 }
@@ -200,8 +241,8 @@ impl<A: Family> Config<A> {
         if sysctl.conn_reuse_mode > 3 {
             return Err(ConfigError("conn_reuse_mode takes 0..3".into()));
         }
-        let mut by_addr = HashMap::new();
-        let mut by_mark = HashMap::new();
+        let mut by_addr = FastMap::default();
+        let mut by_mark = FastMap::default();
         for (i, s) in services.iter().enumerate() {
             let name = service_name(&s.key);
             let dup = match s.key {

@@ -173,7 +173,7 @@ impl<A: Family> ConnTable<A> {
     /// A table of `capacity` entries (at least 1) with an index at load <= 1/2.
     pub fn new(capacity: u32, seed: u64) -> Self {
         let capacity = capacity.max(1);
-        let mut slab = vec![Conn::<A>::default(); capacity as usize].into_boxed_slice();
+        let mut slab = crate::mem::huge_slice(capacity as usize, Conn::<A>::default());
         for (i, c) in slab.iter_mut().enumerate() {
             c.next_free = if i + 1 < capacity as usize {
                 i as u32 + 1
@@ -186,7 +186,7 @@ impl<A: Family> ConnTable<A> {
         let buckets = (capacity as usize * 2).next_power_of_two().max(64);
         ConnTable {
             slab,
-            index: vec![0u64; buckets].into_boxed_slice(),
+            index: crate::mem::huge_slice(buckets, 0u64),
             mask: buckets - 1,
             free_head: 0,
             free: capacity,
@@ -400,36 +400,36 @@ impl<A: Family> ConnTable<A> {
         }
     }
 
-    /// Look up a burst of keys, overlapping their cache misses: hash all and prefetch their
-    /// index buckets, then prefetch the candidate entries, then compare. `out[i]` answers
-    /// `keys[i]` (at most [`BURST`] keys).
+    /// Look up a burst of keys, overlapping their cache misses ([`Self::prefetch_burst`]),
+    /// then compare. `out[i]` answers `keys[i]` (at most [`BURST`] keys).
     #[inline]
     pub fn lookup_burst(&self, keys: &[ConnKey<A>], side: Side, out: &mut [Option<u32>]) {
         let n = keys.len().min(out.len()).min(BURST);
-        let mut hashes = [0u64; BURST];
-        for i in 0..n {
-            let h = self.key_hash(&keys[i]);
-            hashes[i] = h;
-            prefetch_read(&self.index[tag_of(h) as usize & self.mask]);
+        self.prefetch_burst(&keys[..n]);
+        for (o, k) in out.iter_mut().zip(&keys[..n]) {
+            *o = self.lookup(k, side);
         }
-        for &h in &hashes[..n] {
-            let e = self.index[tag_of(h) as usize & self.mask];
+    }
+
+    /// Warm the cache for a burst of lookups: prefetch every key's index bucket, then the
+    /// entries those buckets name. The lookups that follow then hit the cache, so a burst pays
+    /// its memory latency once instead of once per packet (at most [`BURST`] keys).
+    #[inline]
+    pub fn prefetch_burst(&self, keys: &[ConnKey<A>]) {
+        let n = keys.len().min(BURST);
+        let mut buckets = [0usize; BURST];
+        for (b, k) in buckets.iter_mut().zip(&keys[..n]) {
+            *b = tag_of(self.key_hash(k)) as usize & self.mask;
+            prefetch_read(&self.index[*b]);
+        }
+        for &b in &buckets[..n] {
+            let e = self.index[b];
             if e != 0 {
                 prefetch_read(
                     &self.slab[((e as u32).wrapping_sub(1) as usize).min(self.slab.len() - 1)],
                 );
             }
         }
-        for i in 0..n {
-            out[i] = self.lookup_hashed(&keys[i], hashes[i], side);
-        }
-    }
-
-    /// Prefetch the index bucket of `k` (for burst lookups).
-    #[inline]
-    pub fn prefetch(&self, k: &ConnKey<A>) {
-        let i = tag_of(self.key_hash(k)) as usize & self.mask;
-        prefetch_read(&self.index[i]);
     }
 
     /// The slot stored in index bucket `b`, if any (for the drop_entry scan).

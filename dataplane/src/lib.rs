@@ -6,6 +6,7 @@ pub mod config;
 pub mod conn;
 pub mod counters;
 pub mod defense;
+pub mod mem;
 pub mod proto;
 pub mod rng;
 pub mod sched;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::addr::Family;
 use crate::config::{Config, Fwd, ServiceKey};
-use crate::conn::{flags, Conn, ConnKey, ConnRef, ConnTable, Side, NIL};
+use crate::conn::{flags, Conn, ConnKey, ConnRef, ConnTable, Side, BURST, NIL};
 use crate::counters::{Counters, DropReason, SCTP_BASE, TCP_BASE, UDP_BASE};
 use crate::defense::Defense;
 use crate::proto::{sctp, tcp, Dir, Proto};
@@ -374,16 +374,31 @@ impl<A: Family> Shard<A> {
 
     // ----- packets -----
 
+    /// Handle a burst (at most [`BURST`] packets, the rest ignored): warm the cache for all
+    /// their inbound lookups first, then process each in order. Lookups are repeated after
+    /// the warm-up because an earlier packet of the burst may create or expire a conn.
+    pub fn process_burst(&mut self, pkts: &[Packet<A>], now: u64, out: &mut [Verdict<A>]) {
+        let n = pkts.len().min(out.len()).min(BURST);
+        let mut keys = [ConnKey::<A> {
+            proto: 0,
+            caddr: A::default(),
+            cport: 0,
+            addr: A::default(),
+            port: 0,
+            template: false,
+        }; BURST];
+        for (k, p) in keys.iter_mut().zip(&pkts[..n]) {
+            *k = in_key(p);
+        }
+        self.conns.prefetch_burst(&keys[..n]);
+        for (o, p) in out.iter_mut().zip(&pkts[..n]) {
+            *o = self.process(p, now);
+        }
+    }
+
     /// Handle one packet at `now` (ms): IPVS's ip_vs_in / ip_vs_out for this shard.
     pub fn process(&mut self, pkt: &Packet<A>, now: u64) -> Verdict<A> {
-        let key_in = ConnKey {
-            proto: pkt.proto,
-            caddr: pkt.saddr,
-            cport: pkt.sport,
-            addr: pkt.daddr,
-            port: pkt.dport,
-            template: false,
-        };
+        let key_in = in_key(pkt);
         let mut resched = false;
         if let Some(slot) = self.conns.lookup(&key_in, Side::In) {
             match self.check_existing(slot, pkt, now) {
@@ -832,6 +847,9 @@ impl<A: Family> Shard<A> {
     }
 
     fn run_timers(&mut self, now: u64) {
+        // Time never runs backwards for the timers: a late or reordered `now` (a pcap with
+        // unordered timestamps) only delays nothing and re-fires nothing.
+        let now = now.max(self.wheel.now());
         while let Some(slot) = self.wheel.pop_expired(now) {
             self.on_due(slot, now);
         }
@@ -1008,8 +1026,7 @@ impl<A: Family> Shard<A> {
     fn defense_tick(&mut self, now: u64) {
         let free = self.conns.free_entries();
         let low = self.low_watermark();
-        let sysctl = self.cfg.sysctl.clone();
-        self.defense.update(&sysctl, free, low);
+        self.defense.update(&self.cfg.sysctl, free, low);
         let c = &self.counters;
         c.defense_drop_entry.set(u64::from(self.defense.drop_entry));
         c.defense_drop_packet_rate
@@ -1101,6 +1118,19 @@ fn is_new_conn_expected<A: Family>(c: &Conn<A>, conn_reuse_mode: u8) -> bool {
         }
         132 => c.state == sctp::SctpState::Closed as u8,
         _ => false,
+    }
+}
+
+/// The inbound lookup key of a packet (client -> VIP).
+#[inline]
+fn in_key<A: Family>(pkt: &Packet<A>) -> ConnKey<A> {
+    ConnKey {
+        proto: pkt.proto,
+        caddr: pkt.saddr,
+        cport: pkt.sport,
+        addr: pkt.daddr,
+        port: pkt.dport,
+        template: false,
     }
 }
 

@@ -18,12 +18,18 @@ const SLOTS: usize = 1 << BITS;
 const LEVELS: usize = 6;
 const NIL: u32 = u32::MAX;
 
+/// One entry's links and filed deadline, together so that filing touches one cache line.
+#[derive(Clone, Copy)]
+struct Link {
+    next: u32,
+    prev: u32,
+    /// Deadline the entry was filed with.
+    when: u64,
+}
+
 pub struct TimerWheel {
-    /// Links for `capacity` entries followed by one sentinel per slot and the due list.
-    next: Box<[u32]>,
-    prev: Box<[u32]>,
-    /// Deadline each entry was filed with.
-    when: Box<[u64]>,
+    /// `capacity` entries followed by one sentinel per slot and one for the due list.
+    links: Box<[Link]>,
     /// Per level: bit s set if slot s may be non-empty (cleared lazily).
     occupied: [u64; LEVELS],
     capacity: u32,
@@ -35,16 +41,20 @@ pub struct TimerWheel {
 impl TimerWheel {
     pub fn new(capacity: u32, now: u64) -> Self {
         let total = capacity as usize + LEVELS * SLOTS + 1;
-        let mut next = vec![NIL; total].into_boxed_slice();
-        let mut prev = vec![NIL; total].into_boxed_slice();
-        for s in capacity as usize..total {
-            next[s] = s as u32;
-            prev[s] = s as u32;
+        let mut links = crate::mem::huge_slice(
+            total,
+            Link {
+                next: NIL,
+                prev: NIL,
+                when: 0,
+            },
+        );
+        for (s, l) in links.iter_mut().enumerate().skip(capacity as usize) {
+            l.next = s as u32;
+            l.prev = s as u32;
         }
         TimerWheel {
-            next,
-            prev,
-            when: vec![0; capacity as usize].into_boxed_slice(),
+            links,
             occupied: [0; LEVELS],
             capacity,
             now,
@@ -75,30 +85,30 @@ impl TimerWheel {
     /// Is `id` filed?
     #[inline]
     pub fn contains(&self, id: u32) -> bool {
-        self.next[id as usize] != NIL
+        self.links[id as usize].next != NIL
     }
     /// The deadline `id` was filed with.
     #[inline]
     pub fn filed(&self, id: u32) -> u64 {
-        self.when[id as usize]
+        self.links[id as usize].when
     }
 
     #[inline]
     fn link_tail(&mut self, head: u32, id: u32) {
-        let last = self.prev[head as usize];
-        self.next[last as usize] = id;
-        self.prev[id as usize] = last;
-        self.next[id as usize] = head;
-        self.prev[head as usize] = id;
+        let last = self.links[head as usize].prev;
+        self.links[last as usize].next = id;
+        self.links[id as usize].prev = last;
+        self.links[id as usize].next = head;
+        self.links[head as usize].prev = id;
     }
 
     #[inline]
     fn unlink(&mut self, id: u32) {
-        let (n, p) = (self.next[id as usize], self.prev[id as usize]);
-        self.next[p as usize] = n;
-        self.prev[n as usize] = p;
-        self.next[id as usize] = NIL;
-        self.prev[id as usize] = NIL;
+        let (n, p) = (self.links[id as usize].next, self.links[id as usize].prev);
+        self.links[p as usize].next = n;
+        self.links[n as usize].prev = p;
+        self.links[id as usize].next = NIL;
+        self.links[id as usize].prev = NIL;
     }
 
     /// File `id` (not filed yet) to fire at `deadline`. A deadline not after the wheel's
@@ -106,7 +116,7 @@ impl TimerWheel {
     #[inline]
     pub fn insert(&mut self, id: u32, deadline: u64) {
         debug_assert!(!self.contains(id));
-        self.when[id as usize] = deadline;
+        self.links[id as usize].when = deadline;
         self.len += 1;
         self.place(id, deadline);
     }
@@ -149,7 +159,7 @@ impl TimerWheel {
     pub fn pop_expired(&mut self, now: u64) -> Option<u32> {
         loop {
             let due = self.due_head();
-            let first = self.next[due as usize];
+            let first = self.links[due as usize].next;
             if first != due {
                 self.unlink(first);
                 self.len -= 1;
@@ -191,14 +201,14 @@ impl TimerWheel {
             if self.occupied[0] & (1 << slot) != 0 {
                 self.occupied[0] &= !(1 << slot);
                 let h = self.head(0, slot);
-                if self.next[h as usize] != h {
+                if self.links[h as usize].next != h {
                     self.splice_to_due(h);
                     return true;
                 }
             }
             // Everything due at `t` may have cascaded into the due list directly.
             let due = self.due_head();
-            if self.next[due as usize] != due {
+            if self.links[due as usize].next != due {
                 return true;
             }
         }
@@ -207,26 +217,26 @@ impl TimerWheel {
     fn cascade(&mut self, level: usize, slot: usize) {
         let h = self.head(level, slot);
         loop {
-            let id = self.next[h as usize];
+            let id = self.links[h as usize].next;
             if id == h {
                 break;
             }
             self.unlink(id);
-            let w = self.when[id as usize];
+            let w = self.links[id as usize].when;
             self.place(id, w);
         }
     }
 
     fn splice_to_due(&mut self, h: u32) {
         let due = self.due_head();
-        let (first, last) = (self.next[h as usize], self.prev[h as usize]);
-        let tail = self.prev[due as usize];
-        self.next[tail as usize] = first;
-        self.prev[first as usize] = tail;
-        self.next[last as usize] = due;
-        self.prev[due as usize] = last;
-        self.next[h as usize] = h;
-        self.prev[h as usize] = h;
+        let (first, last) = (self.links[h as usize].next, self.links[h as usize].prev);
+        let tail = self.links[due as usize].prev;
+        self.links[tail as usize].next = first;
+        self.links[first as usize].prev = tail;
+        self.links[last as usize].next = due;
+        self.links[due as usize].prev = last;
+        self.links[h as usize].next = h;
+        self.links[h as usize].prev = h;
     }
 
     /// The earliest tick after `now` at which some occupied slot comes due. A lower level's
@@ -264,7 +274,7 @@ impl TimerWheel {
                     break;
                 };
                 let h = self.head(level, s);
-                if self.next[h as usize] == h {
+                if self.links[h as usize].next == h {
                     self.occupied[level] &= !(1 << s);
                     continue;
                 }
@@ -320,6 +330,33 @@ mod tests {
         assert_eq!(drain(&mut w, 3_600_000 * 30), vec![0]);
         assert!(drain(&mut w, 1 << 36).is_empty());
         assert_eq!(drain(&mut w, (1 << 36) + 7), vec![2]);
+    }
+
+    #[test]
+    fn a_million_timers_each_fire_at_their_own_millisecond() {
+        const N: u32 = 1_000_000;
+        let mut w = TimerWheel::new(N, 5_000);
+        let mut rng = crate::rng::Rng::new(11);
+        let mut deadline = vec![0u64; N as usize];
+        for id in 0..N {
+            // From 1 ms to ~1 h ahead, spread over every level.
+            let span = 1u64 << rng.below(22);
+            let d = 5_000 + 1 + rng.below(span);
+            deadline[id as usize] = d;
+            w.insert(id, d);
+        }
+        let mut fired = 0u32;
+        let mut now = 5_000;
+        while fired < N {
+            now += 1 + rng.below(50_000);
+            while let Some(id) = w.pop_expired(now) {
+                let d = deadline[id as usize];
+                assert!(d <= now, "fired early");
+                assert!(d + 50_001 > now, "fired late");
+                fired += 1;
+            }
+        }
+        assert!(w.is_empty());
     }
 
     proptest! {

@@ -865,3 +865,68 @@ fn bad_config_is_refused_naming_the_field() {
     let e = Config::new(vec![svc], Sysctl::default()).err().unwrap();
     assert!(e.0.contains("netmask"), "{e}");
 }
+
+#[test]
+fn counters_are_read_from_another_thread_while_the_shard_runs() {
+    let mut s = shard(
+        vec![tcp_svc(
+            VIP,
+            SchedKind::Rr,
+            vec![dest("10.1.0.1", 1, Fwd::Droute)],
+            0,
+            32,
+        )],
+        Sysctl::default(),
+        1 << 16,
+    );
+    let c = s.counters();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (c, stop) = (Arc::clone(&c), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            // What a scraper sees only grows, and never runs ahead of the writer's total.
+            let mut last = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let now = c.conns_created.get();
+                assert!(now >= last && now <= 50_000);
+                last = now;
+            }
+            last
+        })
+    };
+    for p in 0..50_000u32 {
+        let src = V4(0x0101_0000 + p);
+        s.process(&Packet::tcp(src, 1000, v4(VIP), 80, tcp::SYN), 0);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = reader.join().unwrap();
+    assert!(seen <= 50_000);
+    assert_eq!(c.conns_created.get(), 50_000);
+    assert_eq!(c.conns_by_state[TcpState::SynRecv as usize].get(), 50_000);
+}
+
+#[test]
+fn time_running_backwards_neither_hangs_nor_expires_early() {
+    let mut s = shard(
+        vec![tcp_svc(
+            VIP,
+            SchedKind::Rr,
+            vec![dest("10.1.0.1", 1, Fwd::Droute)],
+            0,
+            32,
+        )],
+        Sysctl::default(),
+        64,
+    );
+    let x = xmit(s.process(&pkt("1.1.1.1", 1000, tcp::SYN), 100 * S));
+    s.tick(100 * S + 5 * S);
+    // A packet and a tick stamped in the past (e.g. an unordered capture).
+    s.process(&pkt("1.1.1.1", 1000, tcp::ACK), 50 * S);
+    s.tick(50 * S);
+    assert!(s.conn(x.conn).is_some());
+    // ESTABLISHED by the stale packet: 900 s from its own stamp, 950 s.
+    s.tick(949 * S);
+    assert!(s.conn(x.conn).is_some());
+    s.tick(950 * S);
+    assert!(s.conn(x.conn).is_none());
+}
