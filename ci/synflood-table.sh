@@ -20,9 +20,13 @@ echo "| flags | syn_recv_survival | templates end / max | assured end | conns en
 echo "|---|---|---|---|---|---|---|---|---|"
 for r in "${runs[@]}"; do
   # shellcheck disable=SC2086
-  ./target/release/rvsd simulate synflood --json $r | python3 -c '
+  ./target/release/rvsd simulate synflood --json $r | python3 -c "
 import json, sys
-j = json.load(sys.stdin); d = j["drops"]; flags = sys.argv[1]
-print(f"| `{flags}` | {j[\"syn_recv_survival\"]:.4f} | {j[\"templates_end\"]} / {j[\"templates_max\"]} | {j[\"assured_templates_end\"]} | {j[\"conns_end\"]} / {j[\"conns_max\"]} | {j[\"legit_clients_kept_dest\"]} / {j[\"legit_clients\"]} | {j[\"legit_conns_ok\"]} / {j[\"legit_conns_failed\"]} | {d[\"drop_entry_conn\"]} / {d[\"drop_entry_template\"]} / {d[\"dropped_chain_template\"]} | {d[\"table_full\"]} |")
-' "$r"
+j = json.load(sys.stdin); d = j['drops']
+print('| \`%s\` | %.4f | %d / %d | %d | %d / %d | %d / %d | %d / %d | %d / %d / %d | %d |' % (
+    sys.argv[1], j['syn_recv_survival'], j['templates_end'], j['templates_max'],
+    j['assured_templates_end'], j['conns_end'], j['conns_max'], j['legit_clients_kept_dest'],
+    j['legit_clients'], j['legit_conns_ok'], j['legit_conns_failed'], d['drop_entry_conn'],
+    d['drop_entry_template'], d['dropped_chain_template'], d['table_full']))
+" "$r"
 done

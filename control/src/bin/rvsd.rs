@@ -1,6 +1,7 @@
 //! rvsd: the rvs appliance daemon. This build offers `simulate`, which runs the engine in
 //! virtual time; `run` (DPDK) and `replay` (pcap) arrive with the packet-path and DPDK issues.
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -121,38 +122,51 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            // One write, and a closed pipe (`| head`) is not an error worth a panic.
+            let mut out = String::new();
             if a.json {
-                println!("{}", rep.to_json(&p));
+                out.push_str(&rep.to_json(&p));
+                out.push('\n');
             } else {
-                println!("SYN flood: {} SYN/s for {} s, capacity {}, persistence {} s /{}, drop_entry {}", p.rate, p.seconds, p.capacity, p.persistence, p.netmask, p.drop_entry);
-                println!("  flood SYNs                {}", rep.flood_syns);
-                println!(
+                let _ = writeln!(out, "SYN flood: {} SYN/s for {} s, capacity {}, persistence {} s /{}, drop_entry {}", p.rate, p.seconds, p.capacity, p.persistence, p.netmask, p.drop_entry);
+                let _ = writeln!(out, "  flood SYNs                {}", rep.flood_syns);
+                let _ = writeln!(
+                    out,
                     "  syn_recv_survival         {:.4} (seed's arithmetic {:.4})",
                     rep.syn_recv_survival, rep.syn_recv_survival_expected
                 );
-                println!(
+                let _ = writeln!(
+                    out,
                     "  templates end / max       {} / {}",
                     rep.templates_end, rep.templates_max
                 );
-                println!("  assured templates end     {}", rep.assured_templates_end);
-                println!(
+                let _ = writeln!(
+                    out,
+                    "  assured templates end     {}",
+                    rep.assured_templates_end
+                );
+                let _ = writeln!(
+                    out,
                     "  conns end / max           {} / {}",
                     rep.conns_end, rep.conns_max
                 );
-                println!(
+                let _ = writeln!(
+                    out,
                     "  legit clients kept dest   {} of {}",
                     rep.legit_clients_kept_dest, rep.legit_clients
                 );
-                println!(
+                let _ = writeln!(
+                    out,
                     "  legit conns ok / failed   {} / {}",
                     rep.legit_conns_ok, rep.legit_conns_failed
                 );
                 for (k, v) in &rep.drops {
                     if *v > 0 {
-                        println!("  drop {k:<26} {v}");
+                        let _ = writeln!(out, "  drop {k:<26} {v}");
                     }
                 }
             }
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
             ExitCode::SUCCESS
         }
     }
