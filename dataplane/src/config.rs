@@ -215,6 +215,9 @@ type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 pub struct Config<A> {
     pub services: Vec<ServiceConfig<A>>,
     pub sysctl: Sysctl,
+    /// Match rules that give a packet its firewall mark (IPVS takes marks from iptables;
+    /// rvs owns the NIC, so the rules live here). First match wins.
+    pub fwmark_rules: Vec<FwmarkRule<A>>,
     by_addr: FastMap<(u8, A, u16), usize>,
     by_mark: FastMap<u32, usize>,
 }
@@ -224,6 +227,7 @@ impl<A: Family> Default for Config<A> {
         Config {
             services: Vec::new(),
             sysctl: Sysctl::default(),
+            fwmark_rules: Vec::new(),
             by_addr: FastMap::default(),
             by_mark: FastMap::default(),
         }
@@ -298,6 +302,7 @@ impl<A: Family> Config<A> {
             }
         }
         Ok(Config {
+            fwmark_rules: Vec::new(),
             services,
             sysctl,
             by_addr,
@@ -305,12 +310,47 @@ impl<A: Family> Config<A> {
         })
     }
 
-    /// IPVS's service lookup order: fwmark, then (proto, vaddr, vport), then the port-zero
-    /// ("all ports") service of the VIP.
+    /// Add the firewall-mark match rules; each must name a configured fwmark service.
+    pub fn with_fwmark_rules(mut self, rules: Vec<FwmarkRule<A>>) -> Result<Self, ConfigError> {
+        for r in &rules {
+            if !self.by_mark.contains_key(&r.mark) {
+                return Err(ConfigError(format!(
+                    "fwmark rule {}: no fwmark service {}",
+                    r.describe(),
+                    r.mark
+                )));
+            }
+            if u32::from(r.prefix) > A::BITS || r.port_lo > r.port_hi {
+                return Err(ConfigError(format!(
+                    "fwmark rule {}: bad prefix or port range",
+                    r.describe()
+                )));
+            }
+        }
+        self.fwmark_rules = rules;
+        Ok(self)
+    }
+
+    /// The mark the rules give a packet to `vaddr:vport` (0 = none).
+    #[inline]
+    pub fn classify(&self, proto: Proto, vaddr: A, vport: u16) -> u32 {
+        self.fwmark_rules
+            .iter()
+            .find(|r| r.matches(proto, vaddr, vport))
+            .map_or(0, |r| r.mark)
+    }
+
+    /// IPVS's service lookup order: fwmark (the packet's, else the match rules'), then
+    /// (proto, vaddr, vport), then the port-zero ("all ports") service of the VIP.
     #[inline]
     pub fn find_service(&self, fwmark: u32, proto: Proto, vaddr: A, vport: u16) -> Option<usize> {
-        if fwmark != 0 && !self.by_mark.is_empty() {
-            if let Some(&i) = self.by_mark.get(&fwmark) {
+        if !self.by_mark.is_empty() {
+            let mark = if fwmark != 0 {
+                fwmark
+            } else {
+                self.classify(proto, vaddr, vport)
+            };
+            if let Some(&i) = self.by_mark.get(&mark) {
                 return Some(i);
             }
         }
@@ -318,6 +358,37 @@ impl<A: Family> Config<A> {
             .get(&(proto as u8, vaddr, vport))
             .or_else(|| self.by_addr.get(&(proto as u8, vaddr, 0)))
             .copied()
+    }
+}
+
+/// A firewall-mark match rule: packets of `proto` (any if `None`) to `addr/prefix` on a port
+/// in `port_lo..=port_hi` get `mark`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FwmarkRule<A> {
+    pub mark: u32,
+    pub proto: Option<Proto>,
+    pub addr: A,
+    pub prefix: u8,
+    pub port_lo: u16,
+    pub port_hi: u16,
+}
+
+impl<A: Family> FwmarkRule<A> {
+    #[inline]
+    pub fn matches(&self, proto: Proto, vaddr: A, vport: u16) -> bool {
+        self.proto.is_none_or(|p| p == proto)
+            && vaddr.mask(self.prefix) == self.addr.mask(self.prefix)
+            && (self.port_lo..=self.port_hi).contains(&vport)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}/{} ports {}-{}",
+            self.addr.to_ip(),
+            self.prefix,
+            self.port_lo,
+            self.port_hi
+        )
     }
 }
 

@@ -930,3 +930,41 @@ fn time_running_backwards_neither_hangs_nor_expires_early() {
     s.tick(950 * S);
     assert!(s.conn(x.conn).is_none());
 }
+
+#[test]
+fn fwmark_rules_give_unmarked_packets_their_mark() {
+    use rvs_dataplane::config::FwmarkRule;
+    let mut svc = ServiceConfig::new(ServiceKey::Fwmark(3), SchedKind::Rr);
+    svc.dests = vec![dest("10.1.0.1", 1, Fwd::Droute)];
+    svc.rebuild_tables();
+    let rule = FwmarkRule {
+        mark: 3,
+        proto: Some(Proto::Tcp),
+        addr: v4("192.168.100.0"),
+        prefix: 24,
+        port_lo: 8000,
+        port_hi: 8099,
+    };
+    let cfg = Config::new(vec![svc.clone()], Sysctl::default())
+        .unwrap()
+        .with_fwmark_rules(vec![rule])
+        .unwrap();
+    let mut s = Shard::new(
+        ShardParams {
+            capacity: 16,
+            ..Default::default()
+        },
+        Arc::new(cfg),
+        0,
+    );
+    let to = |port| Packet::tcp(v4("1.1.1.1"), 1000, v4("192.168.100.7"), port, tcp::SYN);
+    assert_eq!(xmit(s.process(&to(8042), 0)).daddr, v4("10.1.0.1"));
+    assert_eq!(s.process(&to(9000), 0), Verdict::NotOurs);
+    let bad = FwmarkRule { mark: 4, ..rule };
+    let e = Config::new(vec![svc], Sysctl::default())
+        .unwrap()
+        .with_fwmark_rules(vec![bad])
+        .err()
+        .unwrap();
+    assert!(e.0.contains("no fwmark service 4"), "{e}");
+}
