@@ -83,6 +83,8 @@ pub struct ServiceConfig<A> {
     /// Scheduler tables (sh buckets, the mh lookup table), built once per snapshot and
     /// shared read-only by every shard.
     pub tables: Arc<SchedTables>,
+    /// Each dest's last non-zero weight, kept across rebuilds (for mh).
+    table_weights: Vec<(A, u16, i32)>,
 }
 
 impl<A: Family> ServiceConfig<A> {
@@ -95,18 +97,38 @@ impl<A: Family> ServiceConfig<A> {
             ops: false,
             dests: Vec::new(),
             tables: Arc::new(SchedTables::build(sched, SchedFlags::default(), &[])),
+            table_weights: Vec::new(),
         }
     }
 
-    /// Rebuild the scheduler tables after dests or weights changed.
+    /// Rebuild the scheduler tables after dests or weights changed. mh builds from each
+    /// dest's last non-zero weight (IPVS's `last_weight`), so quiescing a dest (weight 0)
+    /// does not reshuffle the Maglev table: the dest is only skipped at lookup.
     pub fn rebuild_tables(&mut self) {
+        let prev = std::mem::take(&mut self.table_weights);
+        self.table_weights = self
+            .dests
+            .iter()
+            .map(|d| {
+                let last = prev
+                    .iter()
+                    .find(|p| (p.0, p.1) == (d.addr, d.port))
+                    .map_or(0, |p| p.2);
+                (d.addr, d.port, if d.weight > 0 { d.weight } else { last })
+            })
+            .collect();
         let idents: Vec<DestIdent> = self
             .dests
             .iter()
-            .map(|d| DestIdent {
+            .zip(&self.table_weights)
+            .map(|(d, tw)| DestIdent {
                 addr: d.addr.octets(),
                 port: d.port,
-                weight: d.weight,
+                weight: if self.sched == SchedKind::Mh {
+                    tw.2
+                } else {
+                    d.weight
+                },
             })
             .collect();
         self.tables = Arc::new(SchedTables::build(self.sched, self.sched_flags, &idents));

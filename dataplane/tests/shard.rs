@@ -968,3 +968,26 @@ fn fwmark_rules_give_unmarked_packets_their_mark() {
         .unwrap();
     assert!(e.0.contains("no fwmark service 4"), "{e}");
 }
+
+#[test]
+fn quiescing_a_dest_keeps_the_maglev_table_unchanged() {
+    let ds = |w3| {
+        vec![
+            dest("10.1.0.1", 1, Fwd::Droute),
+            dest("10.1.0.2", 1, Fwd::Droute),
+            dest("10.1.0.3", w3, Fwd::Droute),
+        ]
+    };
+    let mut svc = tcp_svc(VIP, SchedKind::Mh, ds(1), 0, 32);
+    let before = svc.tables.mh_lookup().to_vec();
+    assert_eq!(before.len(), 65521);
+    // Weight 0 keeps the dest in the table (its last weight): it is skipped at lookup only,
+    // so no client of another dest moves.
+    svc.dests = ds(0);
+    svc.rebuild_tables();
+    assert_eq!(svc.tables.mh_lookup(), &before[..]);
+    // Removing it does reshuffle (Maglev's minimal disruption, not none).
+    svc.dests.truncate(2);
+    svc.rebuild_tables();
+    assert_ne!(svc.tables.mh_lookup(), &before[..]);
+}
