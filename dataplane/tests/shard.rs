@@ -69,6 +69,18 @@ fn shard(svcs: Vec<ServiceConfig<V4>>, sysctl: Sysctl, capacity: u32) -> Shard<V
     )
 }
 
+/// A non-persistent rr service on VIP:80 with one DR dest 10.1.0.1:80.
+fn one_dest(sysctl: Sysctl, capacity: u32) -> Shard<V4> {
+    let svc = tcp_svc(
+        VIP,
+        SchedKind::Rr,
+        vec![dest("10.1.0.1", 1, Fwd::Droute)],
+        0,
+        32,
+    );
+    shard(vec![svc], sysctl, capacity)
+}
+
 fn key(vip: &str) -> ServiceKey<V4> {
     ServiceKey::Addr {
         proto: Proto::Tcp,
@@ -92,17 +104,7 @@ const VIP: &str = "192.168.100.1";
 
 #[test]
 fn dr_conn_counts_inactive_then_active_then_inactive_on_its_dest() {
-    let mut s = shard(
-        vec![tcp_svc(
-            VIP,
-            SchedKind::Rr,
-            vec![dest("10.1.0.1", 1, Fwd::Droute)],
-            0,
-            32,
-        )],
-        Sysctl::default(),
-        64,
-    );
+    let mut s = one_dest(Sysctl::default(), 64);
     let d = |s: &Shard<V4>| s.dest_counts(key(VIP), v4("10.1.0.1"), 80).unwrap();
     let x = xmit(s.process(&pkt("1.1.1.1", 1000, tcp::SYN), 0));
     assert_eq!(x.fwd, Fwd::Droute);
@@ -275,17 +277,7 @@ fn conn_reuse_mode_0_keeps_the_time_wait_conn() {
         conn_reuse_mode: 0,
         ..Sysctl::default()
     };
-    let mut s = shard(
-        vec![tcp_svc(
-            VIP,
-            SchedKind::Rr,
-            vec![dest("10.1.0.1", 1, Fwd::Droute)],
-            0,
-            32,
-        )],
-        sysctl,
-        64,
-    );
+    let mut s = one_dest(sysctl, 64);
     let a = xmit(s.process(&pkt("1.1.1.1", 1000, tcp::SYN), 0));
     s.process(&pkt("1.1.1.1", 1000, tcp::RST), 1); // CLOSE
     let b = xmit(s.process(&pkt("1.1.1.1", 1000, tcp::SYN), 2));
@@ -474,17 +466,7 @@ fn udp_reply_assures_the_template_and_ops_keeps_no_conn() {
 
 #[test]
 fn non_syn_miss_is_dropped_and_unknown_vip_is_not_ours() {
-    let mut s = shard(
-        vec![tcp_svc(
-            VIP,
-            SchedKind::Rr,
-            vec![dest("10.1.0.1", 1, Fwd::Droute)],
-            0,
-            32,
-        )],
-        Sysctl::default(),
-        64,
-    );
+    let mut s = one_dest(Sysctl::default(), 64);
     assert_eq!(
         s.process(&pkt("1.1.1.1", 1000, tcp::ACK), 0),
         Verdict::Drop(DropReason::NoConnNotStart)
@@ -500,34 +482,14 @@ fn sloppy_tcp_picks_up_a_mid_stream_ack() {
         sloppy_tcp: true,
         ..Sysctl::default()
     };
-    let mut s = shard(
-        vec![tcp_svc(
-            VIP,
-            SchedKind::Rr,
-            vec![dest("10.1.0.1", 1, Fwd::Droute)],
-            0,
-            32,
-        )],
-        sysctl,
-        64,
-    );
+    let mut s = one_dest(sysctl, 64);
     let x = xmit(s.process(&pkt("1.1.1.1", 1000, tcp::ACK), 0));
     assert_eq!(s.conn(x.conn).unwrap().state, TcpState::Established as u8);
 }
 
 #[test]
 fn full_table_drops_new_conns_with_table_full() {
-    let mut s = shard(
-        vec![tcp_svc(
-            VIP,
-            SchedKind::Rr,
-            vec![dest("10.1.0.1", 1, Fwd::Droute)],
-            0,
-            32,
-        )],
-        Sysctl::default(),
-        2,
-    );
+    let mut s = one_dest(Sysctl::default(), 2);
     xmit(s.process(&pkt("1.1.1.1", 1, tcp::SYN), 0));
     xmit(s.process(&pkt("1.1.1.1", 2, tcp::SYN), 0));
     assert_eq!(
@@ -608,17 +570,7 @@ fn upper_threshold_overloads_a_dest_until_it_falls_below_the_lower() {
 
 #[test]
 fn shorter_timeout_is_honoured_on_time_despite_the_lazy_wheel() {
-    let mut s = shard(
-        vec![tcp_svc(
-            VIP,
-            SchedKind::Rr,
-            vec![dest("10.1.0.1", 1, Fwd::Droute)],
-            0,
-            32,
-        )],
-        Sysctl::default(),
-        64,
-    );
+    let mut s = one_dest(Sysctl::default(), 64);
     let x = xmit(s.process(&pkt("1.1.1.1", 1000, tcp::SYN), 0));
     for t in 1..100 {
         s.process(&pkt("1.1.1.1", 1000, tcp::ACK), t * S);
@@ -639,17 +591,7 @@ fn secure_tcp_under_pressure_holds_dr_syns_in_synack() {
         low_watermark: 4,
         ..Sysctl::default()
     };
-    let mut s = shard(
-        vec![tcp_svc(
-            VIP,
-            SchedKind::Rr,
-            vec![dest("10.1.0.1", 1, Fwd::Droute)],
-            0,
-            32,
-        )],
-        sysctl,
-        8,
-    );
+    let mut s = one_dest(sysctl, 8);
     let a = xmit(s.process(&pkt("1.1.1.1", 1, tcp::SYN), 0));
     assert_eq!(s.conn(a.conn).unwrap().state, TcpState::SynRecv as u8);
     for p in 2..7 {
@@ -668,17 +610,7 @@ fn drop_packet_mode_3_refuses_one_new_conn_in_am_droprate() {
         am_droprate: 4,
         ..Sysctl::default()
     };
-    let mut s = shard(
-        vec![tcp_svc(
-            VIP,
-            SchedKind::Rr,
-            vec![dest("10.1.0.1", 1, Fwd::Droute)],
-            0,
-            32,
-        )],
-        sysctl,
-        256,
-    );
+    let mut s = one_dest(sysctl, 256);
     s.tick(S);
     let dropped = (0..40u16)
         .filter(|&p| {
@@ -868,17 +800,7 @@ fn bad_config_is_refused_naming_the_field() {
 
 #[test]
 fn counters_are_read_from_another_thread_while_the_shard_runs() {
-    let mut s = shard(
-        vec![tcp_svc(
-            VIP,
-            SchedKind::Rr,
-            vec![dest("10.1.0.1", 1, Fwd::Droute)],
-            0,
-            32,
-        )],
-        Sysctl::default(),
-        1 << 16,
-    );
+    let mut s = one_dest(Sysctl::default(), 1 << 16);
     let c = s.counters();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
@@ -907,17 +829,7 @@ fn counters_are_read_from_another_thread_while_the_shard_runs() {
 
 #[test]
 fn time_running_backwards_neither_hangs_nor_expires_early() {
-    let mut s = shard(
-        vec![tcp_svc(
-            VIP,
-            SchedKind::Rr,
-            vec![dest("10.1.0.1", 1, Fwd::Droute)],
-            0,
-            32,
-        )],
-        Sysctl::default(),
-        64,
-    );
+    let mut s = one_dest(Sysctl::default(), 64);
     let x = xmit(s.process(&pkt("1.1.1.1", 1000, tcp::SYN), 100 * S));
     s.tick(100 * S + 5 * S);
     // A packet and a tick stamped in the past (e.g. an unordered capture).
