@@ -119,6 +119,7 @@ fn shard(capacity: u32, sysctl: Sysctl) -> Shard<V4> {
             fwd: Fwd::Droute,
             u_threshold: 0,
             l_threshold: 0,
+            ..Default::default()
         })
         .collect();
     svc.rebuild_tables();

@@ -58,7 +58,7 @@ pub struct Persistence {
     pub prefix: u8,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct DestConfig<A> {
     pub addr: A,
     pub port: u16,
@@ -69,6 +69,37 @@ pub struct DestConfig<A> {
     pub u_threshold: u32,
     /// `-y`: 0 = none (then 3/4 of the upper threshold applies, as IPVS).
     pub l_threshold: u32,
+    /// Tunnel encapsulation for `-i` (`--tun-type`, `--tun-port`, `--tun-*csum`).
+    pub tun: TunConfig,
+}
+
+/// IPVS's tunnel types (`--tun-type ipip|gue|gre`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum TunKind {
+    /// IP-in-IP (v4) or IPv6-in-IPv6.
+    #[default]
+    Ipip,
+    /// Generic UDP Encapsulation to `port`.
+    Gue,
+    /// GRE.
+    Gre,
+}
+
+/// Tunnel checksum option (`--tun-nocsum`, `--tun-csum`, `--tun-remcsum`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum TunCsum {
+    #[default]
+    NoCsum,
+    Csum,
+    RemCsum,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct TunConfig {
+    pub kind: TunKind,
+    /// GUE destination port (0 unless `kind` is Gue).
+    pub port: u16,
+    pub csum: TunCsum,
 }
 
 #[derive(Clone)]

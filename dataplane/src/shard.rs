@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::addr::Family;
-use crate::config::{Config, Fwd, ServiceKey};
+use crate::config::{Config, Fwd, ServiceKey, TunConfig};
 use crate::conn::{flags, Conn, ConnKey, ConnRef, ConnTable, Side, BURST, NIL};
 use crate::counters::{Counters, DropReason, SCTP_BASE, TCP_BASE, UDP_BASE};
 use crate::defense::Defense;
@@ -98,6 +98,8 @@ pub struct Xmit<A> {
     pub vport: u16,
     pub daddr: A,
     pub dport: u16,
+    /// The dest's tunnel settings (for `Fwd::Tunnel`).
+    pub tun: TunConfig,
 }
 
 /// Shard sizing and seeding.
@@ -134,6 +136,7 @@ type DestKey<A> = (ServiceKey<A>, A, u16);
 struct DestSlot<A> {
     key: DestKey<A>,
     fwd: Fwd,
+    tun: TunConfig,
     /// Service index in the config, or NIL when removed from the config.
     svc: u32,
     pos: u32,
@@ -258,6 +261,7 @@ impl<A: Family> Shard<A> {
                 d.svc = si as u32;
                 d.pos = pos as u32;
                 d.fwd = dc.fwd;
+                d.tun = dc.tun;
                 d.u_threshold = dc.u_threshold;
                 d.l_threshold = dc.l_threshold;
                 let mut load = d.detached;
@@ -297,6 +301,7 @@ impl<A: Family> Shard<A> {
         let slot = DestSlot {
             key,
             fwd: Fwd::Droute,
+            tun: TunConfig::default(),
             svc: NIL,
             pos: NIL,
             detached: DestLoad::default(),
@@ -592,6 +597,7 @@ impl<A: Family> Shard<A> {
             vport: c.vport,
             daddr: c.daddr,
             dport: c.dport,
+            tun: self.dests.get(c.dest as usize).map_or_else(TunConfig::default, |d| d.tun),
         })
     }
 

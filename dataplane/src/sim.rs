@@ -131,6 +131,7 @@ pub fn synflood(p: &SynfloodParams) -> Result<SynfloodReport, ConfigError> {
             fwd: Fwd::Droute,
             u_threshold: 0,
             l_threshold: 0,
+            ..Default::default()
         })
         .collect();
     svc.rebuild_tables();

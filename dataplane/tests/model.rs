@@ -165,6 +165,7 @@ fn build_shard(setup: &Setup) -> Shard<V4> {
                     fwd: d.fwd,
                     u_threshold: 0,
                     l_threshold: 0,
+                    ..Default::default()
                 })
                 .collect();
             c.rebuild_tables();

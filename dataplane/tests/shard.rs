@@ -27,6 +27,7 @@ fn dest(addr: &str, weight: i32, fwd: Fwd) -> DestConfig<V4> {
         fwd,
         u_threshold: 0,
         l_threshold: 0,
+        ..Default::default()
     }
 }
 
@@ -438,6 +439,7 @@ fn udp_reply_assures_the_template_and_ops_keeps_no_conn() {
         fwd: Fwd::Masq,
         u_threshold: 0,
         l_threshold: 0,
+        ..Default::default()
     }];
     svc.rebuild_tables();
     let mut ops = svc.clone();
@@ -704,6 +706,7 @@ fn ipv6_shard_groups_clients_by_prefix() {
             fwd: Fwd::Droute,
             u_threshold: 0,
             l_threshold: 0,
+            ..Default::default()
         })
         .collect();
     svc.rebuild_tables();
