@@ -120,3 +120,174 @@ impl Counters {
         self.drops[r as usize].get()
     }
 }
+
+/// Kind of a metric sample, as Prometheus types them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+}
+
+/// One exported value: family name, help, kind, extra label (name, value) and value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: MetricKind,
+    pub label: Option<(&'static str, String)>,
+    pub value: u64,
+}
+
+impl Counters {
+    /// Every counter as samples (the caller adds worker and family labels and encodes).
+    pub fn samples(&self) -> Vec<Sample> {
+        use MetricKind::{Counter as C, Gauge as G};
+        let s = |name, help, kind, value| Sample {
+            name,
+            help,
+            kind,
+            label: None,
+            value,
+        };
+        let mut v = vec![
+            s(
+                "rvs_conns",
+                "Live conns (not templates).",
+                G,
+                self.conns.get(),
+            ),
+            s(
+                "rvs_templates",
+                "Live persistence templates.",
+                G,
+                self.templates.get(),
+            ),
+            s(
+                "rvs_assured_templates",
+                "Live ASSURED templates.",
+                G,
+                self.assured_templates.get(),
+            ),
+            s(
+                "rvs_conns_created_total",
+                "Conns created.",
+                C,
+                self.conns_created.get(),
+            ),
+            s(
+                "rvs_templates_created_total",
+                "Templates created.",
+                C,
+                self.templates_created.get(),
+            ),
+            s(
+                "rvs_expired_total",
+                "Conns and templates freed by their own timeout.",
+                C,
+                self.expired.get(),
+            ),
+            s(
+                "rvs_expired_dropped_total",
+                "Conns and templates freed after a defense drop.",
+                C,
+                self.expired_dropped.get(),
+            ),
+            s(
+                "rvs_flushed_total",
+                "Conns and templates flushed.",
+                C,
+                self.flushed.get(),
+            ),
+            s(
+                "rvs_packets_in_total",
+                "Packets of conns, client to dest.",
+                C,
+                self.packets_in.get(),
+            ),
+            s(
+                "rvs_packets_out_total",
+                "Packets of conns, dest to client (NAT replies).",
+                C,
+                self.packets_out.get(),
+            ),
+            s(
+                "rvs_defense_drop_entry",
+                "Current drop_entry mode (0..3).",
+                G,
+                self.defense_drop_entry.get(),
+            ),
+            s(
+                "rvs_defense_drop_packet_rate",
+                "drop_packet: one of every N new conns dropped (0 = off).",
+                G,
+                self.defense_drop_packet_rate.get(),
+            ),
+            s(
+                "rvs_defense_secure_tcp",
+                "Current secure_tcp mode (0..3).",
+                G,
+                self.defense_secure_tcp.get(),
+            ),
+            s(
+                "rvs_defense_nomem",
+                "1 while free conn entries are below the low watermark.",
+                G,
+                self.defense_nomem.get(),
+            ),
+            s(
+                "rvs_free_entries",
+                "Free conn entries.",
+                G,
+                self.free_entries.get(),
+            ),
+            s(
+                "rvs_drop_entry_scans_total",
+                "drop_entry scans run.",
+                C,
+                self.scans.get(),
+            ),
+            s(
+                "rvs_drop_entry_scan_visited_total",
+                "Conns visited by drop_entry scans.",
+                C,
+                self.scan_visited.get(),
+            ),
+        ];
+        for r in DropReason::ALL {
+            v.push(Sample {
+                name: "rvs_drops_total",
+                help: "Packets dropped and conns removed before their time, by reason.",
+                kind: C,
+                label: Some(("reason", r.name().to_string())),
+                value: self.drops_of(*r),
+            });
+        }
+        let states = |base: usize, n: usize, proto: &'static str, name: fn(u8) -> &'static str| {
+            (0..n).map(move |i| (base + i, proto, name(i as u8)))
+        };
+        let all = states(TCP_BASE, tcp::N_STATES, "tcp", |s| {
+            tcp::TcpState::from_u8(s).map_or("?", |s| s.name())
+        })
+        .chain(states(UDP_BASE, 1, "udp", |_| "UDP"))
+        .chain(states(SCTP_BASE, sctp::N_STATES, "sctp", |s| {
+            sctp::SctpState::from_u8(s).map_or("?", |s| s.name())
+        }));
+        for (i, proto, state) in all {
+            v.push(Sample {
+                name: "rvs_conns_by_state",
+                help: "Live conns by protocol and state.",
+                kind: G,
+                label: Some(("state", format!("{proto}:{state}"))),
+                value: self.conns_by_state[i].get(),
+            });
+            v.push(Sample {
+                name: "rvs_expired_by_state_total",
+                help: "Conns freed by their own timeout, by the state they were in.",
+                kind: C,
+                label: Some(("state", format!("{proto}:{state}"))),
+                value: self.expired_in_state[i].get(),
+            });
+        }
+        v
+    }
+}

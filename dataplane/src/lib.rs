@@ -7,6 +7,7 @@ pub mod conn;
 pub mod counters;
 pub mod defense;
 pub mod mem;
+pub mod pipeline;
 pub mod proto;
 pub mod rng;
 pub mod sched;

@@ -597,7 +597,10 @@ impl<A: Family> Shard<A> {
             vport: c.vport,
             daddr: c.daddr,
             dport: c.dport,
-            tun: self.dests.get(c.dest as usize).map_or_else(TunConfig::default, |d| d.tun),
+            tun: self
+                .dests
+                .get(c.dest as usize)
+                .map_or_else(TunConfig::default, |d| d.tun),
         })
     }
 

@@ -1,0 +1,111 @@
+//! The packet buffer the pipeline works on. DPDK mbufs implement [`Buf`] in the DPDK shell;
+//! [`VecBuf`] implements it for tests and `rvsd replay`, so the pipeline is the same code.
+
+/// One frame's bytes with headroom in front (for tunnel encapsulation) and room behind.
+pub trait Buf {
+    /// The frame.
+    fn data(&self) -> &[u8];
+    fn data_mut(&mut self) -> &mut [u8];
+    /// Grow the frame by `n` bytes at the front; the new bytes are returned zeroed-or-stale
+    /// (the caller writes them). `None`: not enough headroom.
+    fn prepend(&mut self, n: usize) -> Option<&mut [u8]>;
+    /// Drop `n` bytes at the front (decapsulation); `n` beyond the length empties the frame.
+    fn adj(&mut self, n: usize);
+    /// Cut the frame to `len` bytes (no-op if already shorter).
+    fn trim(&mut self, len: usize);
+    /// Grow the frame by `n` bytes at the end. `None`: no room.
+    fn append(&mut self, n: usize) -> Option<&mut [u8]>;
+    #[inline]
+    fn len(&self) -> usize {
+        self.data().len()
+    }
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.data().is_empty()
+    }
+}
+
+/// Headroom of a [`VecBuf`], as DPDK's `RTE_PKTMBUF_HEADROOM` (128).
+pub const HEADROOM: usize = 128;
+/// Largest frame a [`VecBuf`] holds after its headroom (a 9000-byte jumbo frame plus tags).
+pub const ROOM: usize = 9216;
+
+/// A heap buffer with DPDK-like headroom.
+#[derive(Clone, Debug)]
+pub struct VecBuf {
+    mem: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl VecBuf {
+    /// A buffer holding `frame` (truncated to [`ROOM`]) after [`HEADROOM`] bytes.
+    pub fn from_frame(frame: &[u8]) -> Self {
+        let len = frame.len().min(ROOM);
+        let mut mem = vec![0u8; HEADROOM + ROOM];
+        mem[HEADROOM..HEADROOM + len].copy_from_slice(&frame[..len]);
+        VecBuf {
+            mem,
+            start: HEADROOM,
+            end: HEADROOM + len,
+        }
+    }
+
+    /// An empty buffer (for frames the appliance builds: ARP replies, ICMP errors).
+    pub fn empty() -> Self {
+        VecBuf {
+            mem: vec![0u8; HEADROOM + ROOM],
+            start: HEADROOM,
+            end: HEADROOM,
+        }
+    }
+}
+
+impl Buf for VecBuf {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        &self.mem[self.start..self.end]
+    }
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.mem[self.start..self.end]
+    }
+    fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+        let s = self.start.checked_sub(n)?;
+        self.start = s;
+        Some(&mut self.mem[s..s + n])
+    }
+    fn adj(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+    }
+    fn trim(&mut self, len: usize) {
+        self.end = self.end.min(self.start + len);
+    }
+    fn append(&mut self, n: usize) -> Option<&mut [u8]> {
+        let e = self.end.checked_add(n).filter(|&e| e <= self.mem.len())?;
+        let old = self.end;
+        self.end = e;
+        Some(&mut self.mem[old..e])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepend_adj_trim_append_keep_the_frame_consistent() {
+        let mut b = VecBuf::from_frame(&[1, 2, 3, 4]);
+        b.prepend(2).unwrap().copy_from_slice(&[9, 8]);
+        assert_eq!(b.data(), &[9, 8, 1, 2, 3, 4]);
+        b.adj(3);
+        assert_eq!(b.data(), &[2, 3, 4]);
+        b.trim(2);
+        assert_eq!(b.data(), &[2, 3]);
+        b.append(1).unwrap()[0] = 7;
+        assert_eq!(b.data(), &[2, 3, 7]);
+        assert!(b.prepend(HEADROOM + 10).is_none(), "headroom is bounded");
+        b.adj(100);
+        assert!(b.is_empty());
+    }
+}

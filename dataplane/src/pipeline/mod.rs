@@ -1,0 +1,6 @@
+//! The packet path around the engine: buffers, steering across workers, and (with the wire
+//! views) parse, forward and the appliance's own L2/L3 presence. Sans-IO like the engine:
+//! the DPDK shell and `rvsd replay` drive the same code.
+
+pub mod buf;
+pub mod steer;
