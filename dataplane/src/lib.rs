@@ -14,3 +14,4 @@ pub mod sched;
 pub mod shard;
 pub mod sim;
 pub mod timer;
+pub mod wire;

@@ -3,4 +3,5 @@
 //! the DPDK shell and `rvsd replay` drive the same code.
 
 pub mod buf;
+pub mod rewrite;
 pub mod steer;
