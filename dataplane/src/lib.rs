@@ -6,6 +6,7 @@ pub mod config;
 pub mod conn;
 pub mod counters;
 pub mod defense;
+pub mod l3;
 pub mod mem;
 pub mod pipeline;
 pub mod proto;

@@ -1,0 +1,1034 @@
+//! One worker's packet path: parse, steer, engine, forward, and the appliance's own presence
+//! (ARP, IPv6 ND, echo, neighbor resolution). Sans-IO: frames come in with `now`, and every
+//! frame leaves through the `out` callback as an [`Out`] (to a port, to the kernel, to another
+//! worker, or dropped for the caller to free). Every drop is counted under a [`PathDrop`].
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use super::buf::Buf;
+use super::local;
+use super::rewrite::{self, End};
+use super::steer::Steering;
+use crate::addr::{Family, V4, V6};
+use crate::config::{Config, Fwd, ServiceKey, TunCsum, TunKind};
+use crate::counters::Cell;
+use crate::l3::{NeighParams, NeighTable, Resolve, Route, RouteTable};
+use crate::proto::{sctp, Proto};
+use crate::shard::{Packet, Shard, ShardParams, Verdict, Xmit};
+use crate::wire::{self, EtherType, IpProtocol, L4Summary, ParsedFrame};
+
+/// Where a frame goes.
+#[derive(Debug)]
+pub enum Out<B> {
+    /// Transmit on a port.
+    Tx { port: u16, buf: B },
+    /// The exception path: the port's kernel interface (SSH, BGP, health checks...).
+    Kernel { port: u16, buf: B },
+    /// The flow belongs to another worker: pass it through the handoff ring.
+    Handoff { worker: u32, port: u16, buf: B },
+    /// Dropped (already counted): free the buffer.
+    Drop(B),
+}
+
+macro_rules! path_drops {
+    ($($v:ident => $s:literal,)*) => {
+        /// Why the packet path dropped a frame (the engine counts its own reasons).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum PathDrop { $($v,)* }
+        impl PathDrop {
+            pub const ALL: &'static [PathDrop] = &[$(PathDrop::$v,)*];
+            pub const COUNT: usize = [$($s,)*].len();
+            pub fn name(self) -> &'static str { match self { $(PathDrop::$v => $s,)* } }
+        }
+    };
+}
+
+path_drops! {
+    Truncated => "truncated",
+    Malformed => "malformed",
+    NotForUs => "l2_not_for_us",
+    ArpNotOurs => "arp_not_ours",
+    Engine => "engine",
+    TtlExceeded => "ttl_exceeded",
+    NoRoute => "no_route",
+    NeighQueueFull => "neigh_queue_full",
+    NeighTableFull => "neigh_table_full",
+    NeighFailed => "neigh_failed",
+    NoHeadroom => "no_headroom",
+    FragNeeded => "frag_needed",
+    FragUnknown => "frag_unknown",
+    IcmpUnknownFlow => "icmp_unknown_flow",
+    Rewrite => "rewrite_failed",
+    NoBuffer => "no_buffer",
+    NoSourceAddr => "no_source_addr",
+}
+
+/// Packet-path counters of one worker (single writer, lock-free readers).
+#[derive(Default, Debug)]
+pub struct PathCounters {
+    pub rx: Cell,
+    pub tx: Cell,
+    pub kernel: Cell,
+    pub handoff_out: Cell,
+    pub handoff_in: Cell,
+    pub arp_replies: Cell,
+    pub nd_adverts: Cell,
+    pub echo_replies: Cell,
+    pub solicits: Cell,
+    pub icmp_errors_sent: Cell,
+    pub drops: [Cell; PathDrop::COUNT],
+}
+
+impl PathCounters {
+    pub fn drops_of(&self, r: PathDrop) -> u64 {
+        self.drops[r as usize].get()
+    }
+}
+
+/// A port as the packet path knows it.
+#[derive(Clone, Debug)]
+pub struct PortInfo {
+    pub name: String,
+    pub mac: [u8; 6],
+    pub addrs4: Vec<(V4, u8)>,
+    pub addrs6: Vec<(V6, u8)>,
+    pub mtu: u16,
+}
+
+/// The appliance's L2/L3 presence: ports, routes, static neighbors. Immutable, shared.
+pub struct Presence {
+    pub ports: Vec<PortInfo>,
+    pub routes4: RouteTable<V4>,
+    pub routes6: RouteTable<V6>,
+    pub static4: Vec<(V4, [u8; 6], u16)>,
+    pub static6: Vec<(V6, [u8; 6], u16)>,
+}
+
+impl Presence {
+    /// Connected routes of every port's addresses plus `routes`.
+    pub fn new(
+        ports: Vec<PortInfo>,
+        routes4: &[(V4, u8, Route<V4>)],
+        routes6: &[(V6, u8, Route<V6>)],
+        static4: Vec<(V4, [u8; 6], u16)>,
+        static6: Vec<(V6, [u8; 6], u16)>,
+    ) -> Result<Self, String> {
+        let mut r4: Vec<(V4, u8, Route<V4>)> = routes4.to_vec();
+        let mut r6: Vec<(V6, u8, Route<V6>)> = routes6.to_vec();
+        for (i, p) in ports.iter().enumerate() {
+            for &(a, len) in &p.addrs4 {
+                let net = a.mask(len);
+                if !r4.iter().any(|r| r.0 == net && r.1 == len) {
+                    r4.push((
+                        net,
+                        len,
+                        Route {
+                            port: i as u16,
+                            via: None,
+                        },
+                    ));
+                }
+            }
+            for &(a, len) in &p.addrs6 {
+                let net = a.mask(len);
+                if !r6.iter().any(|r| r.0 == net && r.1 == len) {
+                    r6.push((
+                        net,
+                        len,
+                        Route {
+                            port: i as u16,
+                            via: None,
+                        },
+                    ));
+                }
+            }
+        }
+        Ok(Presence {
+            routes4: RouteTable::build(&r4).map_err(|e| e.to_string())?,
+            routes6: RouteTable::build(&r6).map_err(|e| e.to_string())?,
+            ports,
+            static4,
+            static6,
+        })
+    }
+}
+
+/// Per-family parts of a worker, so one generic path serves v4 and v6.
+pub struct Fam<A: Family, B> {
+    pub shard: Shard<A>,
+    steer: Steering,
+    neigh: NeighTable<A, (u16, B)>,
+    /// Addresses the appliance answers ARP/ND and echo for as a VIP.
+    vips: HashSet<A>,
+}
+
+impl<A: Family, B> Fam<A, B> {
+    fn new(cfg: Arc<Config<A>>, params: &ShardParams, workers: u32, now: u64) -> Self {
+        let steer = Steering::new(&cfg, workers);
+        let vips = vips_of(&cfg);
+        Fam {
+            shard: Shard::new(params.clone(), cfg, now),
+            steer,
+            neigh: NeighTable::new(NeighParams {
+                seed: params.seed ^ 0x6e65_6967,
+                ..NeighParams::default()
+            }),
+            vips,
+        }
+    }
+}
+
+fn vips_of<A: Family>(cfg: &Config<A>) -> HashSet<A> {
+    let mut v: HashSet<A> = cfg
+        .services
+        .iter()
+        .filter_map(|s| match s.key {
+            ServiceKey::Addr { vaddr, .. } => Some(vaddr),
+            ServiceKey::Fwmark(_) => None,
+        })
+        .collect();
+    v.extend(
+        cfg.fwmark_rules
+            .iter()
+            .filter(|r| u32::from(r.prefix) == A::BITS)
+            .map(|r| r.addr),
+    );
+    v
+}
+
+/// Family-specific glue.
+pub trait Af: Family {
+    const V6: bool;
+    fn fam<B>(w: &mut Worker<B>) -> &mut Fam<Self, B>;
+    fn routes(p: &Presence) -> &RouteTable<Self>;
+    fn port_addrs(p: &PortInfo) -> &[(Self, u8)];
+}
+
+impl Af for V4 {
+    const V6: bool = false;
+    fn fam<B>(w: &mut Worker<B>) -> &mut Fam<V4, B> {
+        &mut w.f4
+    }
+    fn routes(p: &Presence) -> &RouteTable<V4> {
+        &p.routes4
+    }
+    fn port_addrs(p: &PortInfo) -> &[(V4, u8)] {
+        &p.addrs4
+    }
+}
+
+impl Af for V6 {
+    const V6: bool = true;
+    fn fam<B>(w: &mut Worker<B>) -> &mut Fam<V6, B> {
+        &mut w.f6
+    }
+    fn routes(p: &Presence) -> &RouteTable<V6> {
+        &p.routes6
+    }
+    fn port_addrs(p: &PortInfo) -> &[(V6, u8)] {
+        &p.addrs6
+    }
+}
+
+pub struct Worker<B> {
+    pub id: u32,
+    pub f4: Fam<V4, B>,
+    pub f6: Fam<V6, B>,
+    pres: Arc<Presence>,
+    counters: Arc<PathCounters>,
+    alloc: Box<dyn FnMut() -> Option<B> + Send>,
+    ident: u16,
+}
+
+impl<B: Buf> Worker<B> {
+    /// Worker `id` of `workers`, with its shards sized by `params` (the seed is mixed with
+    /// the id) and `alloc` to get buffers for frames it builds itself.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: u32,
+        workers: u32,
+        params: ShardParams,
+        cfg4: Arc<Config<V4>>,
+        cfg6: Arc<Config<V6>>,
+        pres: Arc<Presence>,
+        alloc: Box<dyn FnMut() -> Option<B> + Send>,
+        now: u64,
+    ) -> Self {
+        let p = ShardParams {
+            seed: params.seed ^ u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            ..params
+        };
+        let mut w = Worker {
+            id,
+            f4: Fam::new(cfg4, &p, workers, now),
+            f6: Fam::new(cfg6, &p, workers, now),
+            pres,
+            counters: Arc::new(PathCounters::default()),
+            alloc,
+            ident: 0,
+        };
+        for &(ip, mac, port) in &w.pres.static4 {
+            let _ = w.f4.neigh.add_static(ip, mac, port);
+        }
+        for &(ip, mac, port) in &w.pres.static6 {
+            let _ = w.f6.neigh.add_static(ip, mac, port);
+        }
+        w
+    }
+
+    pub fn counters(&self) -> Arc<PathCounters> {
+        Arc::clone(&self.counters)
+    }
+
+    /// Swap in new service configs (steering and VIPs follow).
+    pub fn set_configs(
+        &mut self,
+        cfg4: Arc<Config<V4>>,
+        cfg6: Arc<Config<V6>>,
+        workers: u32,
+        now: u64,
+    ) {
+        self.f4.steer = Steering::new(&cfg4, workers);
+        self.f4.vips = vips_of(&cfg4);
+        self.f4.shard.set_config(cfg4, now);
+        self.f6.steer = Steering::new(&cfg6, workers);
+        self.f6.vips = vips_of(&cfg6);
+        self.f6.shard.set_config(cfg6, now);
+    }
+
+    #[inline]
+    fn drop(&self, r: PathDrop, buf: B, out: &mut impl FnMut(Out<B>)) {
+        self.counters.drops[r as usize].inc();
+        out(Out::Drop(buf));
+    }
+
+    /// Once per burst: engine timers and defense, neighbor retransmits and failures.
+    pub fn tick(&mut self, now: u64, out: &mut impl FnMut(Out<B>)) {
+        self.f4.shard.tick(now);
+        self.f6.shard.tick(now);
+        let mut ask4 = Vec::new();
+        let mut dead = Vec::new();
+        self.f4
+            .neigh
+            .tick(now, &mut |ip, port| ask4.push((ip, port)), &mut |(_, b)| {
+                dead.push(b)
+            });
+        let mut ask6 = Vec::new();
+        self.f6
+            .neigh
+            .tick(now, &mut |ip, port| ask6.push((ip, port)), &mut |(_, b)| {
+                dead.push(b)
+            });
+        for b in dead {
+            self.drop(PathDrop::NeighFailed, b, out);
+        }
+        for (ip, port) in ask4 {
+            self.solicit::<V4>(ip, port, out);
+        }
+        for (ip, port) in ask6 {
+            self.solicit::<V6>(ip, port, out);
+        }
+    }
+
+    /// Gratuitous ARP (and unsolicited NA) for every VIP on the ports whose connected prefix
+    /// holds it, so switches and routers learn the appliance at start and on config change.
+    pub fn announce(&mut self, out: &mut impl FnMut(Out<B>)) {
+        let pres = Arc::clone(&self.pres);
+        for (i, p) in pres.ports.iter().enumerate() {
+            for &vip in &self.f4.vips {
+                if p.addrs4.iter().any(|&(a, l)| a.mask(l) == vip.mask(l)) {
+                    let Some(mut b) = (self.alloc)() else {
+                        continue;
+                    };
+                    let ip = Ipv4Addr::from(vip.0);
+                    if local::arp(&mut b, 1, [0xff; 6], p.mac, ip, [0; 6], ip) {
+                        self.counters.tx.inc();
+                        out(Out::Tx {
+                            port: i as u16,
+                            buf: b,
+                        });
+                    }
+                }
+            }
+            for &vip in &self.f6.vips {
+                if let (true, Some(&(src, _))) = (
+                    p.addrs6.iter().any(|&(a, l)| a.mask(l) == vip.mask(l)),
+                    p.addrs6.first(),
+                ) {
+                    let Some(mut b) = (self.alloc)() else {
+                        continue;
+                    };
+                    let all_nodes: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+                    let _ = src;
+                    let t = ip6(vip);
+                    if local::ndp(
+                        &mut b,
+                        true,
+                        [0x33, 0x33, 0, 0, 0, 1],
+                        p.mac,
+                        t,
+                        all_nodes,
+                        t,
+                        0x20,
+                    ) {
+                        self.counters.tx.inc();
+                        out(Out::Tx {
+                            port: i as u16,
+                            buf: b,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// A frame received on `port`.
+    pub fn rx(&mut self, port: u16, buf: B, now: u64, out: &mut impl FnMut(Out<B>)) {
+        self.counters.rx.inc();
+        self.input(port, buf, now, false, out);
+    }
+
+    /// A frame another worker handed over (it belongs to this worker's shard).
+    pub fn rx_handoff(&mut self, port: u16, buf: B, now: u64, out: &mut impl FnMut(Out<B>)) {
+        self.counters.handoff_in.inc();
+        self.input(port, buf, now, true, out);
+    }
+
+    fn input(&mut self, port: u16, buf: B, now: u64, handed: bool, out: &mut impl FnMut(Out<B>)) {
+        let pf = match wire::parse_frame(buf.data()) {
+            Ok(pf) => pf,
+            Err(wire::Error::Truncated) => return self.drop(PathDrop::Truncated, buf, out),
+            Err(wire::Error::Malformed(_)) => return self.drop(PathDrop::Malformed, buf, out),
+        };
+        let Some(me) = self.pres.ports.get(port as usize) else {
+            return self.drop(PathDrop::Malformed, buf, out);
+        };
+        let dst = pf.dst_mac.octets();
+        if dst != me.mac && !pf.dst_mac.is_multicast() {
+            return self.drop(PathDrop::NotForUs, buf, out);
+        }
+        match pf.ethertype {
+            EtherType::ARP => self.arp(port, buf, &pf, now, out),
+            EtherType::IPV4 => self.ip::<V4>(port, buf, &pf, now, handed, out),
+            EtherType::IPV6 => self.ip::<V6>(port, buf, &pf, now, handed, out),
+            _ => {
+                self.counters.kernel.inc();
+                out(Out::Kernel { port, buf });
+            }
+        }
+    }
+
+    fn arp(
+        &mut self,
+        port: u16,
+        mut buf: B,
+        pf: &ParsedFrame,
+        now: u64,
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        let Ok(a) = wire::arp::Packet::new_checked(&buf.data()[pf.l3_offset..]) else {
+            return self.drop(PathDrop::Malformed, buf, out);
+        };
+        let (op, sha, spa, tpa) = (a.operation(), a.sha().octets(), a.spa(), a.tpa());
+        let pres = Arc::clone(&self.pres);
+        let me = &pres.ports[port as usize];
+        let tpa_v = V4(u32::from(tpa));
+        let ours = me.addrs4.iter().any(|&(x, _)| x == tpa_v) || self.f4.vips.contains(&tpa_v);
+        let spa_v = V4(u32::from(spa));
+        let mut ready = Vec::new();
+        self.f4
+            .neigh
+            .learn(spa_v, sha, port, now, &mut |p, mac| ready.push((p, mac)));
+        for ((p, b), mac) in ready {
+            self.send_resolved(p, b, mac, out);
+        }
+        if !ours {
+            return self.drop(PathDrop::ArpNotOurs, buf, out);
+        }
+        if op == wire::arp::Operation::REQUEST {
+            let mac = me.mac;
+            if local::arp(&mut buf, 2, sha, mac, tpa, sha, spa) {
+                self.counters.arp_replies.inc();
+                self.counters.tx.inc();
+                out(Out::Tx { port, buf });
+                return;
+            }
+            return self.drop(PathDrop::NoBuffer, buf, out);
+        }
+        // A reply to us: learned above; nothing to send.
+        out(Out::Drop(buf));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn ip<A: Af>(
+        &mut self,
+        port: u16,
+        mut buf: B,
+        pf: &ParsedFrame,
+        now: u64,
+        handed: bool,
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        let Some(ip) = pf.ip else {
+            return self.drop(PathDrop::Malformed, buf, out);
+        };
+        let (Some(src), Some(dst)) = (A::from_ip(ip.src), A::from_ip(ip.dst)) else {
+            return self.drop(PathDrop::Malformed, buf, out);
+        };
+        // Strip Ethernet padding: the frame ends where the IP packet does.
+        buf.trim(pf.l3_offset + ip.ip_len);
+        let pres = Arc::clone(&self.pres);
+        let local = pres
+            .ports
+            .iter()
+            .any(|p| A::port_addrs(p).iter().any(|&(a, _)| a == dst));
+        let vip = A::fam(self).vips.contains(&dst);
+        match ip.l4 {
+            L4Summary::Icmp(s) => {
+                let echo = if A::V6 {
+                    s.msg_type == 128
+                } else {
+                    s.msg_type == 8
+                };
+                if echo && (local || vip) {
+                    if local::echo_reply_in_place(buf.data_mut(), pf.l3_offset, ip.l4_offset, A::V6)
+                    {
+                        self.counters.echo_replies.inc();
+                        self.counters.tx.inc();
+                        out(Out::Tx { port, buf });
+                    } else {
+                        self.drop(PathDrop::Malformed, buf, out);
+                    }
+                    return;
+                }
+                if A::V6 && (s.msg_type == 135 || s.msg_type == 136) {
+                    return self.ndp(port, buf, pf, ip.l4_offset, now, out);
+                }
+                if local && !s.is_error {
+                    self.counters.kernel.inc();
+                    return out(Out::Kernel { port, buf });
+                }
+                if s.is_error {
+                    // Errors about conns are translated with the packet-path's ICMP slice; until
+                    // then an error for a flow is counted and dropped, never leaked.
+                    return self.drop(PathDrop::IcmpUnknownFlow, buf, out);
+                }
+                self.counters.kernel.inc();
+                out(Out::Kernel { port, buf })
+            }
+            L4Summary::Tcp { .. } | L4Summary::Udp { .. } | L4Summary::Sctp { .. } if !local => {
+                self.lb::<A>(port, buf, pf, src, dst, now, handed, out)
+            }
+            L4Summary::NonFirstFragment if !local => self.drop(PathDrop::FragUnknown, buf, out),
+            _ => {
+                self.counters.kernel.inc();
+                out(Out::Kernel { port, buf })
+            }
+        }
+    }
+
+    fn ndp(
+        &mut self,
+        port: u16,
+        mut buf: B,
+        pf: &ParsedFrame,
+        l4: usize,
+        now: u64,
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        let f = buf.data();
+        let Some(m) = f.get(l4..) else {
+            return self.drop(PathDrop::Malformed, buf, out);
+        };
+        if m.len() < 24 {
+            return self.drop(PathDrop::Malformed, buf, out);
+        }
+        let Ok(target) = <[u8; 16]>::try_from(&m[8..24]) else {
+            return self.drop(PathDrop::Malformed, buf, out);
+        };
+        let target = Ipv6Addr::from(target);
+        let Some(IpAddr::V6(src)) = pf.ip.map(|i| i.src) else {
+            return self.drop(PathDrop::Malformed, buf, out);
+        };
+        // Link-layer address option: source (1) in NS, target (2) in NA.
+        let mut lla = None;
+        let mut opts = &m[24..];
+        while opts.len() >= 8 {
+            let len = usize::from(opts[1]) * 8;
+            if len == 0 || len > opts.len() {
+                break;
+            }
+            if (opts[0] == 1 || opts[0] == 2) && len >= 8 {
+                lla = <[u8; 6]>::try_from(&opts[2..8]).ok();
+            }
+            opts = &opts[len..];
+        }
+        let advert = m[0] == 136;
+        let learn_ip = if advert { target } else { src };
+        if let Some(mac) = lla {
+            if !learn_ip.is_unspecified() {
+                let mut ready = Vec::new();
+                self.f6
+                    .neigh
+                    .learn(v6(learn_ip), mac, port, now, &mut |p, mac| {
+                        ready.push((p, mac))
+                    });
+                for ((p, b), mac) in ready {
+                    self.send_resolved(p, b, mac, out);
+                }
+            }
+        }
+        if advert {
+            return out(Out::Drop(buf));
+        }
+        let t = v6(target);
+        let pres = Arc::clone(&self.pres);
+        let me = &pres.ports[port as usize];
+        let ours = me.addrs6.iter().any(|&(a, _)| a == t) || self.f6.vips.contains(&t);
+        if !ours {
+            return self.drop(PathDrop::ArpNotOurs, buf, out);
+        }
+        let mac = me.mac;
+        let (dst, eth_dst, flags) = if src.is_unspecified() {
+            // DAD probe: answer to all-nodes, not solicited.
+            (
+                Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1),
+                [0x33, 0x33, 0, 0, 0, 1],
+                0x20,
+            )
+        } else {
+            (src, pf.src_mac.octets(), 0x60)
+        };
+        if local::ndp(&mut buf, true, eth_dst, mac, target, dst, target, flags) {
+            self.counters.nd_adverts.inc();
+            self.counters.tx.inc();
+            out(Out::Tx { port, buf });
+        } else {
+            self.drop(PathDrop::NoBuffer, buf, out);
+        }
+    }
+
+    /// Load-balancer traffic: steer, engine, forward.
+    #[allow(clippy::too_many_arguments)]
+    fn lb<A: Af>(
+        &mut self,
+        port: u16,
+        buf: B,
+        pf: &ParsedFrame,
+        src: A,
+        dst: A,
+        now: u64,
+        handed: bool,
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        let Some(ip) = pf.ip else {
+            return self.drop(PathDrop::Malformed, buf, out);
+        };
+        let Some((sport, dport)) = ip.l4.ports() else {
+            return self.drop(PathDrop::Malformed, buf, out);
+        };
+        let proto = ip.protocol.0;
+        let mut pkt = Packet {
+            proto,
+            saddr: src,
+            sport,
+            daddr: dst,
+            dport,
+            ..Packet::default()
+        };
+        match ip.l4 {
+            L4Summary::Tcp { flags, .. } => pkt.tcp_flags = flags.0,
+            L4Summary::Sctp { first_chunk, .. } => {
+                let chunks = buf.data().get(ip.l4_offset + 12..).unwrap_or(&[]);
+                pkt.sctp_event = sctp::event(chunks);
+                pkt.sctp_init = first_chunk.is_some_and(|c| c.0 == sctp::CID_INIT);
+                pkt.sctp_sloppy_start = sctp::may_start_conn(chunks, true);
+            }
+            _ => {}
+        }
+        let id = self.id;
+        let fam = A::fam(self);
+        if !handed && fam.steer.workers() > 1 {
+            let to_service = Proto::from_u8(proto)
+                .is_some_and(|p| fam.shard.config().find_service(0, p, dst, dport).is_some());
+            let (c, cp) = if to_service {
+                (src, sport)
+            } else {
+                (dst, dport)
+            };
+            let owner = fam.steer.owner(c, cp);
+            if owner != id {
+                self.counters.handoff_out.inc();
+                return out(Out::Handoff {
+                    worker: owner,
+                    port,
+                    buf,
+                });
+            }
+        }
+        match fam.shard.process(&pkt, now) {
+            Verdict::Xmit(x) => self.forward::<A>(port, buf, pf, &x, now, out),
+            Verdict::Drop(_) => self.drop(PathDrop::Engine, buf, out),
+            Verdict::NotOurs => {
+                self.counters.kernel.inc();
+                out(Out::Kernel { port, buf })
+            }
+        }
+    }
+
+    /// Rewrite as the conn's forwarding method says and send toward the next hop.
+    #[allow(clippy::too_many_arguments)]
+    fn forward<A: Af>(
+        &mut self,
+        in_port: u16,
+        mut buf: B,
+        pf: &ParsedFrame,
+        x: &Xmit<A>,
+        now: u64,
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        let Some(ip) = pf.ip else {
+            return self.drop(PathDrop::Malformed, buf, out);
+        };
+        let (l3, l4) = (pf.l3_offset, ip.l4_offset);
+        let proto = ip.protocol.0;
+        if !rewrite::dec_ttl(buf.data_mut(), l3, A::V6) {
+            return self.icmp_error::<A>(in_port, buf, pf, IcmpKind::TtlExceeded, out);
+        }
+        let pres = Arc::clone(&self.pres);
+        if x.reply {
+            // NAT reply: the source becomes the VIP; route toward the client.
+            if !nat::<A>(buf.data_mut(), l3, l4, proto, End::Src, x.vaddr, x.vport) {
+                return self.drop(PathDrop::Rewrite, buf, out);
+            }
+            let Some((p, nh)) = A::routes(&pres).next_hop(x.caddr) else {
+                return self.drop(PathDrop::NoRoute, buf, out);
+            };
+            return self.send::<A>(p, nh, buf, now, out);
+        }
+        match x.fwd {
+            Fwd::Masq => {
+                if !nat::<A>(buf.data_mut(), l3, l4, proto, End::Dst, x.daddr, x.dport) {
+                    return self.drop(PathDrop::Rewrite, buf, out);
+                }
+                let Some((p, nh)) = A::routes(&pres).next_hop(x.daddr) else {
+                    return self.drop(PathDrop::NoRoute, buf, out);
+                };
+                self.send::<A>(p, nh, buf, now, out)
+            }
+            Fwd::Droute => {
+                // IPVS's KNOWN_NH: the frame goes to the dest's own MAC, on the port of its route.
+                let Some(r) = A::routes(&pres).lookup(x.daddr) else {
+                    return self.drop(PathDrop::NoRoute, buf, out);
+                };
+                self.send::<A>(r.port, x.daddr, buf, now, out)
+            }
+            Fwd::Tunnel => {
+                let Some((p, nh)) = A::routes(&pres).next_hop(x.daddr) else {
+                    return self.drop(PathDrop::NoRoute, buf, out);
+                };
+                let Some(&(outer_src, _)) = pres
+                    .ports
+                    .get(p as usize)
+                    .and_then(|pi| A::port_addrs(pi).first())
+                else {
+                    return self.drop(PathDrop::NoSourceAddr, buf, out);
+                };
+                let mtu = pres.ports[p as usize].mtu;
+                self.ident = self.ident.wrapping_add(1);
+                match encap::<A, B>(
+                    &mut buf, l3, ip.ip_len, outer_src, x.daddr, x.tun, mtu, self.ident,
+                ) {
+                    Ok(()) => self.send::<A>(p, nh, buf, now, out),
+                    Err(EncapError::TooBig(mtu)) => {
+                        self.icmp_error::<A>(in_port, buf, pf, IcmpKind::TooBig(mtu), out)
+                    }
+                    Err(EncapError::NoHeadroom) => self.drop(PathDrop::NoHeadroom, buf, out),
+                }
+            }
+        }
+    }
+
+    /// Resolve the next hop's MAC and transmit (or hold until resolved).
+    fn send<A: Af>(&mut self, port: u16, nh: A, buf: B, now: u64, out: &mut impl FnMut(Out<B>)) {
+        match A::fam(self).neigh.resolve(nh, port, (port, buf), now) {
+            Resolve::Ready(mac, (p, b)) => self.send_resolved(p, b, mac, out),
+            Resolve::Held { solicit } => {
+                if solicit {
+                    self.solicit::<A>(nh, port, out);
+                }
+            }
+            Resolve::Dropped((_, b), why) => {
+                let r = match why {
+                    crate::l3::NeighDrop::QueueFull => PathDrop::NeighQueueFull,
+                    crate::l3::NeighDrop::TableFull => PathDrop::NeighTableFull,
+                };
+                self.drop(r, b, out)
+            }
+        }
+    }
+
+    fn send_resolved(&mut self, port: u16, mut buf: B, mac: [u8; 6], out: &mut impl FnMut(Out<B>)) {
+        let src = self.pres.ports.get(port as usize).map_or([0; 6], |p| p.mac);
+        if !rewrite::set_macs(buf.data_mut(), mac, src) {
+            return self.drop(PathDrop::Malformed, buf, out);
+        }
+        self.counters.tx.inc();
+        out(Out::Tx { port, buf });
+    }
+
+    /// An ARP request or neighbor solicitation for `ip` on `port`.
+    fn solicit<A: Af>(&mut self, ip: A, port: u16, out: &mut impl FnMut(Out<B>)) {
+        let pres = Arc::clone(&self.pres);
+        let Some(p) = pres.ports.get(port as usize) else {
+            return;
+        };
+        let Some(&(src, _)) = A::port_addrs(p)
+            .iter()
+            .find(|&&(a, l)| a.mask(l) == ip.mask(l))
+            .or(A::port_addrs(p).first())
+        else {
+            return;
+        };
+        let Some(mut b) = (self.alloc)() else {
+            self.counters.drops[PathDrop::NoBuffer as usize].inc();
+            return;
+        };
+        let ok = match (ip.to_ip(), src.to_ip()) {
+            (IpAddr::V4(t), IpAddr::V4(s)) => local::arp(&mut b, 1, [0xff; 6], p.mac, s, [0; 6], t),
+            (IpAddr::V6(t), IpAddr::V6(s)) => {
+                let (dst, mac) = local::solicited_node(t);
+                local::ndp(&mut b, false, mac, p.mac, s, dst, t, 0)
+            }
+            _ => false,
+        };
+        if ok {
+            self.counters.solicits.inc();
+            self.counters.tx.inc();
+            out(Out::Tx { port, buf: b });
+        } else {
+            out(Out::Drop(b));
+        }
+    }
+
+    /// Send an ICMP error about `buf` back to its source, then drop `buf`.
+    fn icmp_error<A: Af>(
+        &mut self,
+        port: u16,
+        buf: B,
+        pf: &ParsedFrame,
+        kind: IcmpKind,
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        let reason = match kind {
+            IcmpKind::TtlExceeded => PathDrop::TtlExceeded,
+            IcmpKind::TooBig(_) => PathDrop::FragNeeded,
+        };
+        let pres = Arc::clone(&self.pres);
+        let (Some(ip), Some(p)) = (pf.ip, pres.ports.get(port as usize)) else {
+            return self.drop(reason, buf, out);
+        };
+        let Some(&(me, _)) = A::port_addrs(p).first() else {
+            return self.drop(reason, buf, out);
+        };
+        let Some(mut b) = (self.alloc)() else {
+            return self.drop(reason, buf, out);
+        };
+        let orig = buf.data().get(pf.l3_offset..).unwrap_or(&[]);
+        let ok = match (me.to_ip(), ip.src) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let (t, c, rest) = match kind {
+                    IcmpKind::TtlExceeded => (11, 0, 0),
+                    IcmpKind::TooBig(mtu) => (3, 4, u32::from(mtu)),
+                };
+                local::icmp4_error(&mut b, pf.src_mac.octets(), p.mac, s, d, t, c, rest, orig)
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                let (t, rest) = match kind {
+                    IcmpKind::TtlExceeded => (3, 0),
+                    IcmpKind::TooBig(mtu) => (2, u32::from(mtu)),
+                };
+                local::icmp6_error(&mut b, pf.src_mac.octets(), p.mac, s, d, t, 0, rest, orig)
+            }
+            _ => false,
+        };
+        if ok {
+            self.counters.icmp_errors_sent.inc();
+            self.counters.tx.inc();
+            out(Out::Tx { port, buf: b });
+        } else {
+            out(Out::Drop(b));
+        }
+        self.drop(reason, buf, out)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum IcmpKind {
+    TtlExceeded,
+    /// Fragmentation needed / packet too big, with the MTU to report.
+    TooBig(u16),
+}
+
+fn v6(a: Ipv6Addr) -> V6 {
+    V6::from_ip(IpAddr::V6(a)).unwrap_or_default()
+}
+
+fn ip6(a: V6) -> Ipv6Addr {
+    match a.to_ip() {
+        IpAddr::V6(x) => x,
+        IpAddr::V4(_) => Ipv6Addr::UNSPECIFIED,
+    }
+}
+
+/// NAT one end of a v4 or v6 packet.
+fn nat<A: Af>(f: &mut [u8], l3: usize, l4: usize, proto: u8, end: End, addr: A, port: u16) -> bool {
+    match addr.to_ip() {
+        IpAddr::V4(a) => rewrite::nat4(f, l3, Some(l4), proto, end, u32::from(a), port),
+        IpAddr::V6(a) => rewrite::nat6(f, l3, Some(l4), proto, end, a.octets(), port),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum EncapError {
+    /// The inner packet has DF (always, for IPv6) and the result would exceed the MTU: the
+    /// client is told this MTU.
+    TooBig(u16),
+    NoHeadroom,
+}
+
+/// Encapsulate the IP packet at `l3` (length `ip_len`) for a tunnel to `dst`: IPIP (v4) or
+/// IPv6-in-IPv6, GUE (outer UDP to the configured port + a 4-byte GUE header) or GRE, as
+/// IPVS's `ip_vs_tunnel_xmit`. The L2 header is moved in front of the new outer header.
+#[allow(clippy::too_many_arguments)]
+fn encap<A: Af, B: Buf>(
+    buf: &mut B,
+    l3: usize,
+    ip_len: usize,
+    src: A,
+    dst: A,
+    tun: crate::config::TunConfig,
+    mtu: u16,
+    ident: u16,
+) -> Result<(), EncapError> {
+    let outer_ip = if A::V6 { 40 } else { 20 };
+    let gre_csum = tun.kind == TunKind::Gre && tun.csum == TunCsum::Csum;
+    let extra = match tun.kind {
+        TunKind::Ipip => 0,
+        TunKind::Gue => 8 + 4,
+        TunKind::Gre => 4 + if gre_csum { 4 } else { 0 },
+    };
+    let hdr = outer_ip + extra;
+    let inner = buf
+        .data()
+        .get(l3..l3 + ip_len)
+        .ok_or(EncapError::NoHeadroom)?;
+    let inner_df = if A::V6 {
+        true
+    } else {
+        inner.get(6).is_some_and(|b| b & 0x40 != 0)
+    };
+    let (tos, ttl) = if A::V6 {
+        let tc =
+            (inner.first().copied().unwrap_or(0) << 4) | (inner.get(1).copied().unwrap_or(0) >> 4);
+        (tc, inner.get(7).copied().unwrap_or(64))
+    } else {
+        (
+            inner.get(1).copied().unwrap_or(0),
+            inner.get(8).copied().unwrap_or(64),
+        )
+    };
+    if ip_len + hdr > usize::from(mtu) && inner_df {
+        return Err(EncapError::TooBig(mtu.saturating_sub(hdr as u16)));
+    }
+    let inner_proto: u8 = if A::V6 { 41 } else { 4 };
+    buf.prepend(hdr).ok_or(EncapError::NoHeadroom)?;
+    let f = buf.data_mut();
+    // Move the L2 header to the new front.
+    f.copy_within(hdr..hdr + l3, 0);
+    let total = ip_len + hdr;
+    let o = &mut f[l3..l3 + hdr];
+    let (outer_proto, rest) = match tun.kind {
+        TunKind::Ipip => (inner_proto, 0usize),
+        TunKind::Gue => (17, 12),
+        TunKind::Gre => (47, extra),
+    };
+    match (src.to_ip(), dst.to_ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            o[0] = 0x45;
+            o[1] = tos;
+            o[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+            o[4..6].copy_from_slice(&ident.to_be_bytes());
+            o[6..8].copy_from_slice(&(if inner_df { 0x4000u16 } else { 0 }).to_be_bytes());
+            o[8] = ttl;
+            o[9] = outer_proto;
+            o[10..12].fill(0);
+            o[12..16].copy_from_slice(&s.octets());
+            o[16..20].copy_from_slice(&d.octets());
+            let c = wire::checksum::finish(wire::checksum::sum(&o[..20]));
+            o[10..12].copy_from_slice(&c.to_be_bytes());
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            o[0] = 0x60 | (tos >> 4);
+            o[1] = tos << 4;
+            o[2..4].fill(0);
+            o[4..6].copy_from_slice(&((total - 40) as u16).to_be_bytes());
+            o[6] = outer_proto;
+            o[7] = ttl;
+            o[8..24].copy_from_slice(&s.octets());
+            o[24..40].copy_from_slice(&d.octets());
+        }
+        _ => return Err(EncapError::NoHeadroom),
+    }
+    let _ = rest;
+    let t = &mut o[outer_ip..];
+    match tun.kind {
+        TunKind::Ipip => {}
+        TunKind::Gue => {
+            // UDP: a source port from the flow for ECMP spread, the configured port, no checksum
+            // (IPVS sends GUE without one unless --tun-csum; v6 requires one: computed below).
+            let sport = 0xc000 | (ident & 0x3fff);
+            t[0..2].copy_from_slice(&sport.to_be_bytes());
+            t[2..4].copy_from_slice(&tun.port.to_be_bytes());
+            t[4..6].copy_from_slice(&((total - outer_ip) as u16).to_be_bytes());
+            t[6..8].fill(0);
+            // GUE header, version 0: no flags, no options, proto = the inner IP version.
+            t[8..12].copy_from_slice(&[0, inner_proto, 0, 0]);
+        }
+        TunKind::Gre => {
+            let proto: u16 = if A::V6 { 0x86dd } else { 0x0800 };
+            t[0..2].copy_from_slice(&(if gre_csum { 0x8000u16 } else { 0 }).to_be_bytes());
+            t[2..4].copy_from_slice(&proto.to_be_bytes());
+            if gre_csum {
+                t[4..8].fill(0);
+            }
+        }
+    }
+    let need_udp_csum = tun.kind == TunKind::Gue && (A::V6 || tun.csum == TunCsum::Csum);
+    if need_udp_csum || gre_csum {
+        let seg = &mut f[l3 + outer_ip..l3 + total];
+        if gre_csum {
+            let c = wire::checksum::finish(wire::checksum::sum(seg));
+            seg[4..6].copy_from_slice(&c.to_be_bytes());
+        } else {
+            let ph = match (src.to_ip(), dst.to_ip()) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => {
+                    wire::checksum::pseudo_header_v4(s, d, IpProtocol::UDP, seg.len() as u16)
+                }
+                (IpAddr::V6(s), IpAddr::V6(d)) => {
+                    wire::checksum::pseudo_header_v6(s, d, IpProtocol::UDP, seg.len() as u32)
+                }
+                _ => 0,
+            };
+            let c = wire::checksum::udp_encode(wire::checksum::finish(wire::checksum::combine(&[
+                ph,
+                wire::checksum::sum(seg),
+            ])));
+            seg[6..8].copy_from_slice(&c.to_be_bytes());
+        }
+    }
+    // The L2 header still says IPv4/IPv6 as before (same outer family).
+    Ok(())
+}
