@@ -1,0 +1,627 @@
+//! The packet path on real frames: built with etherparse, run through a worker, and every
+//! output frame parsed and its checksums verified by etherparse (an independent parser).
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use etherparse::{IpNumber, NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
+use rvs_dataplane::addr::{Family, V4, V6};
+use rvs_dataplane::config::{
+    Config, DestConfig, Fwd, Persistence, ServiceConfig, ServiceKey, Sysctl, TunConfig, TunKind,
+};
+use rvs_dataplane::l3::Route;
+use rvs_dataplane::pipeline::buf::{Buf, VecBuf};
+use rvs_dataplane::pipeline::worker::{Out, PathDrop, PortInfo, Presence, Worker};
+use rvs_dataplane::proto::Proto;
+use rvs_dataplane::sched::SchedKind;
+use rvs_dataplane::shard::ShardParams;
+
+const LB_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xc1];
+const GW_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
+const RS1_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x11];
+const RS1: [u8; 4] = [10, 0, 0, 11];
+const VIP: [u8; 4] = [10, 0, 0, 100];
+const CLIENT: [u8; 4] = [192, 168, 7, 7];
+
+fn v4(a: [u8; 4]) -> V4 {
+    V4(u32::from(Ipv4Addr::from(a)))
+}
+
+fn v6(s: &str) -> V6 {
+    V6::from_ip(s.parse().unwrap()).unwrap()
+}
+
+fn presence() -> Arc<Presence> {
+    let port = PortInfo {
+        name: "p0".into(),
+        mac: LB_MAC,
+        addrs4: vec![(v4([10, 0, 0, 1]), 24)],
+        addrs6: vec![(v6("fd00::1"), 64)],
+        mtu: 1500,
+    };
+    let default = (
+        V4(0),
+        0,
+        Route {
+            port: 0,
+            via: Some(v4([10, 0, 0, 254])),
+        },
+    );
+    let default6 = (
+        V6::default(),
+        0,
+        Route {
+            port: 0,
+            via: Some(v6("fd00::fe")),
+        },
+    );
+    Arc::new(
+        Presence::new(
+            vec![port],
+            &[default],
+            &[default6],
+            vec![(v4(RS1), RS1_MAC, 0), (v4([10, 0, 0, 254]), GW_MAC, 0)],
+            vec![(v6("fd00::11"), RS1_MAC, 0), (v6("fd00::fe"), GW_MAC, 0)],
+        )
+        .unwrap(),
+    )
+}
+
+fn service(fwd: Fwd, tun: TunConfig, persist: bool) -> Config<V4> {
+    let mut s = ServiceConfig::new(
+        ServiceKey::Addr {
+            proto: Proto::Tcp,
+            vaddr: v4(VIP),
+            vport: 80,
+        },
+        SchedKind::Rr,
+    );
+    s.dests = vec![DestConfig {
+        addr: v4(RS1),
+        port: 8080,
+        weight: 1,
+        fwd,
+        tun,
+        ..Default::default()
+    }];
+    if persist {
+        s.persistence = Some(Persistence {
+            timeout_ms: 300_000,
+            prefix: 24,
+        });
+    }
+    s.rebuild_tables();
+    let mut u = ServiceConfig::new(
+        ServiceKey::Addr {
+            proto: Proto::Udp,
+            vaddr: v4(VIP),
+            vport: 53,
+        },
+        SchedKind::Rr,
+    );
+    u.dests = vec![DestConfig {
+        addr: v4(RS1),
+        port: 53,
+        weight: 1,
+        fwd,
+        tun,
+        ..Default::default()
+    }];
+    u.rebuild_tables();
+    Config::new(vec![s, u], Sysctl::default()).unwrap()
+}
+
+fn service6(fwd: Fwd) -> Config<V6> {
+    let mut s = ServiceConfig::new(
+        ServiceKey::Addr {
+            proto: Proto::Tcp,
+            vaddr: v6("fd00::100"),
+            vport: 80,
+        },
+        SchedKind::Rr,
+    );
+    s.dests = vec![DestConfig {
+        addr: v6("fd00::11"),
+        port: 80,
+        weight: 1,
+        fwd,
+        ..Default::default()
+    }];
+    s.rebuild_tables();
+    Config::new(vec![s], Sysctl::default()).unwrap()
+}
+
+fn worker(cfg4: Config<V4>, cfg6: Config<V6>, id: u32, workers: u32) -> Worker<VecBuf> {
+    Worker::new(
+        id,
+        workers,
+        ShardParams {
+            capacity: 1024,
+            ..Default::default()
+        },
+        Arc::new(cfg4),
+        Arc::new(cfg6),
+        presence(),
+        Box::new(|| Some(VecBuf::empty())),
+        0,
+    )
+}
+
+fn tcp_frame(
+    src: [u8; 4],
+    sport: u16,
+    dst: [u8; 4],
+    dport: u16,
+    syn: bool,
+    ttl: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
+        .ipv4(src, dst, ttl)
+        .tcp(sport, dport, 1000, 64240);
+    let b = if syn { b.syn() } else { b.ack(1) };
+    let mut v = Vec::new();
+    b.write(&mut v, payload).unwrap();
+    v
+}
+
+/// Run frames through a worker; return what it sent.
+fn run(w: &mut Worker<VecBuf>, frames: &[Vec<u8>], now: u64) -> Vec<Out<VecBuf>> {
+    let mut outs = Vec::new();
+    for f in frames {
+        w.rx(0, VecBuf::from_frame(f), now, &mut |o| outs.push(o));
+    }
+    outs
+}
+
+fn tx(outs: Vec<Out<VecBuf>>) -> Vec<Vec<u8>> {
+    outs.into_iter()
+        .filter_map(|o| match o {
+            Out::Tx { buf, .. } => Some(buf.data().to_vec()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Parse with etherparse and verify IPv4 header and TCP/UDP checksums.
+fn check(frame: &[u8]) -> SlicedPacket<'_> {
+    let p = SlicedPacket::from_ethernet(frame).expect("etherparse parses the output");
+    if let Some(NetSlice::Ipv4(ip)) = &p.net {
+        let h = ip.header().to_header();
+        assert_eq!(
+            h.header_checksum,
+            h.calc_header_checksum(),
+            "IPv4 header checksum"
+        );
+        match &p.transport {
+            Some(TransportSlice::Tcp(t)) => {
+                let want = t.to_header().calc_checksum_ipv4(&h, t.payload()).unwrap();
+                assert_eq!(t.checksum(), want, "TCP checksum");
+            }
+            Some(TransportSlice::Udp(u)) if u.checksum() != 0 => {
+                let want = u.to_header().calc_checksum_ipv4(&h, u.payload()).unwrap();
+                assert_eq!(u.checksum(), want, "UDP checksum");
+            }
+            _ => {}
+        }
+    }
+    p
+}
+
+fn eth_dst(f: &[u8]) -> [u8; 6] {
+    f[0..6].try_into().unwrap()
+}
+
+#[test]
+fn dr_rewrites_only_the_mac_and_the_ttl() {
+    let mut w = worker(
+        service(Fwd::Droute, TunConfig::default(), false),
+        Config::default(),
+        0,
+        1,
+    );
+    let input = tcp_frame(CLIENT, 40000, VIP, 80, true, 64, b"");
+    let out = tx(run(&mut w, &[input.clone()], 1));
+    assert_eq!(out.len(), 1);
+    let f = &out[0];
+    assert_eq!(eth_dst(f), RS1_MAC);
+    assert_eq!(&f[6..12], &LB_MAC);
+    let p = check(f);
+    let Some(NetSlice::Ipv4(ip)) = p.net else {
+        panic!()
+    };
+    assert_eq!(ip.header().destination(), VIP, "DR leaves the VIP in place");
+    assert_eq!(ip.header().ttl(), 63);
+    // Everything above L3 is untouched.
+    assert_eq!(&f[34..], &input[34..]);
+}
+
+#[test]
+fn nat_rewrites_both_directions_with_valid_checksums() {
+    let mut w = worker(
+        service(Fwd::Masq, TunConfig::default(), false),
+        Config::default(),
+        0,
+        1,
+    );
+    let out = tx(run(
+        &mut w,
+        &[tcp_frame(CLIENT, 40000, VIP, 80, true, 64, b"hello")],
+        1,
+    ));
+    let p = check(&out[0]);
+    let (Some(NetSlice::Ipv4(ip)), Some(TransportSlice::Tcp(t))) = (&p.net, &p.transport) else {
+        panic!()
+    };
+    assert_eq!(
+        (ip.header().destination(), t.destination_port()),
+        (RS1, 8080)
+    );
+    assert_eq!(eth_dst(&out[0]), RS1_MAC);
+    // The dest's reply goes back as the VIP, toward the client through the gateway.
+    let mut reply = Vec::new();
+    PacketBuilder::ethernet2(RS1_MAC, LB_MAC)
+        .ipv4(RS1, CLIENT, 64)
+        .tcp(8080, 40000, 5000, 64240)
+        .syn()
+        .ack(1001)
+        .write(&mut reply, b"")
+        .unwrap();
+    let back = tx(run(&mut w, &[reply], 2));
+    let p = check(&back[0]);
+    let (Some(NetSlice::Ipv4(ip)), Some(TransportSlice::Tcp(t))) = (&p.net, &p.transport) else {
+        panic!()
+    };
+    assert_eq!((ip.header().source(), t.source_port()), (VIP, 80));
+    assert_eq!(eth_dst(&back[0]), GW_MAC);
+}
+
+#[test]
+fn nat_udp_checksum_stays_valid() {
+    let mut w = worker(
+        service(Fwd::Masq, TunConfig::default(), false),
+        Config::default(),
+        0,
+        1,
+    );
+    let mut q = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
+        .ipv4(CLIENT, VIP, 64)
+        .udp(5353, 53)
+        .write(&mut q, b"query")
+        .unwrap();
+    let out = tx(run(&mut w, &[q], 1));
+    let p = check(&out[0]);
+    let Some(TransportSlice::Udp(u)) = p.transport else {
+        panic!()
+    };
+    assert_eq!(u.destination_port(), 53);
+}
+
+#[test]
+fn ipip_tunnel_wraps_the_untouched_packet() {
+    let mut w = worker(
+        service(Fwd::Tunnel, TunConfig::default(), false),
+        Config::default(),
+        0,
+        1,
+    );
+    let input = tcp_frame(CLIENT, 40000, VIP, 80, true, 64, b"x");
+    let out = tx(run(&mut w, &[input.clone()], 1));
+    let f = &out[0];
+    let p = check(f);
+    let Some(NetSlice::Ipv4(outer)) = &p.net else {
+        panic!()
+    };
+    assert_eq!(outer.header().protocol(), IpNumber::IPV4);
+    assert_eq!(outer.header().source(), [10, 0, 0, 1]);
+    assert_eq!(outer.header().destination(), RS1);
+    // Inner packet: the client's, with the TTL decremented.
+    let inner = &f[34..];
+    let ih = etherparse::Ipv4HeaderSlice::from_slice(inner).unwrap();
+    assert_eq!((ih.source(), ih.destination(), ih.ttl()), (CLIENT, VIP, 63));
+    assert_eq!(&inner[20..], &input[34..]);
+}
+
+#[test]
+fn gue_and_gre_tunnels_carry_the_inner_packet() {
+    for (kind, proto) in [(TunKind::Gue, IpNumber::UDP), (TunKind::Gre, IpNumber::GRE)] {
+        let tun = TunConfig {
+            kind,
+            port: 6080,
+            ..Default::default()
+        };
+        let mut w = worker(service(Fwd::Tunnel, tun, false), Config::default(), 0, 1);
+        let input = tcp_frame(CLIENT, 40000, VIP, 80, true, 64, b"x");
+        let out = tx(run(&mut w, &[input.clone()], 1));
+        let p = check(&out[0]);
+        let Some(NetSlice::Ipv4(outer)) = &p.net else {
+            panic!()
+        };
+        assert_eq!(outer.header().protocol(), proto);
+        let hdr = if kind == TunKind::Gue { 12 } else { 4 };
+        assert_eq!(&out[0][34 + hdr + 20..], &input[34..], "{kind:?}");
+        if kind == TunKind::Gue {
+            assert_eq!(u16::from_be_bytes([out[0][36], out[0][37]]), 6080);
+        }
+    }
+}
+
+#[test]
+fn tunnel_with_df_over_the_mtu_sends_frag_needed_to_the_client() {
+    let mut w = worker(
+        service(Fwd::Tunnel, TunConfig::default(), false),
+        Config::default(),
+        0,
+        1,
+    );
+    let mut big = Vec::new();
+    let b = PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
+        .ipv4(CLIENT, VIP, 64)
+        .tcp(40000, 80, 1, 100)
+        .syn();
+    b.write(&mut big, &[0u8; 1460]).unwrap();
+    // etherparse sets DF by default.
+    let outs = run(&mut w, &[big], 1);
+    assert!(outs.iter().any(|o| matches!(o, Out::Drop(_))));
+    let sent = tx(outs);
+    assert_eq!(sent.len(), 1);
+    let p = check(&sent[0]);
+    let Some(TransportSlice::Icmpv4(icmp)) = p.transport else {
+        panic!("not ICMP")
+    };
+    assert_eq!(icmp.type_u8(), 3);
+    assert_eq!(icmp.code_u8(), 4);
+    assert_eq!(
+        u16::from_be_bytes([icmp.bytes5to8()[2], icmp.bytes5to8()[3]]),
+        1480,
+        "MTU minus the outer header"
+    );
+    assert_eq!(w.counters().drops_of(PathDrop::FragNeeded), 1);
+}
+
+#[test]
+fn ttl_of_one_gets_time_exceeded() {
+    let mut w = worker(
+        service(Fwd::Droute, TunConfig::default(), false),
+        Config::default(),
+        0,
+        1,
+    );
+    let sent = tx(run(
+        &mut w,
+        &[tcp_frame(CLIENT, 40000, VIP, 80, true, 1, b"")],
+        1,
+    ));
+    let p = check(&sent[0]);
+    let Some(TransportSlice::Icmpv4(icmp)) = p.transport else {
+        panic!("not ICMP")
+    };
+    assert_eq!(icmp.type_u8(), 11);
+}
+
+#[test]
+fn arp_and_echo_are_answered_for_the_vip() {
+    let mut w = worker(
+        service(Fwd::Droute, TunConfig::default(), false),
+        Config::default(),
+        0,
+        1,
+    );
+    let mut req = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, [0xff; 6])
+        .arp(
+            etherparse::ArpPacket::new(
+                etherparse::ArpHardwareId::ETHERNET,
+                etherparse::EtherType::IPV4,
+                etherparse::ArpOperation::REQUEST,
+                &CLIENT_MAC,
+                &[10, 0, 0, 9],
+                &[0; 6],
+                &VIP,
+            )
+            .unwrap(),
+        )
+        .write(&mut req)
+        .unwrap();
+    let mut ping = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
+        .ipv4(CLIENT, VIP, 64)
+        .icmpv4_echo_request(7, 1)
+        .write(&mut ping, b"ping")
+        .unwrap();
+    let out = tx(run(&mut w, &[req, ping], 1));
+    assert_eq!(out.len(), 2);
+    let p = SlicedPacket::from_ethernet(&out[0]).unwrap();
+    let Some(NetSlice::Arp(a)) = p.net else {
+        panic!()
+    };
+    assert_eq!(a.operation(), etherparse::ArpOperation::REPLY);
+    assert_eq!(
+        (a.sender_hw_addr(), a.sender_protocol_addr()),
+        (&LB_MAC[..], &VIP[..])
+    );
+    let p = check(&out[1]);
+    let Some(TransportSlice::Icmpv4(icmp)) = &p.transport else {
+        panic!()
+    };
+    assert_eq!(icmp.type_u8(), 0);
+    let Some(NetSlice::Ipv4(ip)) = &p.net else {
+        panic!()
+    };
+    assert_eq!(
+        (ip.header().source(), ip.header().destination()),
+        (VIP, CLIENT)
+    );
+    let h = ip.header().to_header();
+    assert_eq!(
+        icmp.checksum(),
+        icmp.header().icmp_type.calc_checksum(icmp.payload())
+    );
+    let _ = h;
+}
+
+#[test]
+fn unknown_next_hop_is_resolved_then_the_held_packet_sent() {
+    let mut cfg = service(Fwd::Droute, TunConfig::default(), false);
+    // A dest without a static neighbor.
+    let mut s = cfg.services[0].clone();
+    s.dests[0].addr = v4([10, 0, 0, 12]);
+    s.rebuild_tables();
+    cfg = Config::new(vec![s], Sysctl::default()).unwrap();
+    let mut w = worker(cfg, Config::default(), 0, 1);
+    let out = tx(run(
+        &mut w,
+        &[tcp_frame(CLIENT, 40000, VIP, 80, true, 64, b"")],
+        1,
+    ));
+    assert_eq!(out.len(), 1, "only the ARP request");
+    let p = SlicedPacket::from_ethernet(&out[0]).unwrap();
+    let Some(NetSlice::Arp(a)) = p.net else {
+        panic!("an ARP request")
+    };
+    assert_eq!(a.target_protocol_addr(), &[10, 0, 0, 12]);
+    let mut reply = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0x12], LB_MAC)
+        .arp(
+            etherparse::ArpPacket::new(
+                etherparse::ArpHardwareId::ETHERNET,
+                etherparse::EtherType::IPV4,
+                etherparse::ArpOperation::REPLY,
+                &[2, 0, 0, 0, 0, 0x12],
+                &[10, 0, 0, 12],
+                &LB_MAC,
+                &[10, 0, 0, 1],
+            )
+            .unwrap(),
+        )
+        .write(&mut reply)
+        .unwrap();
+    let out = tx(run(&mut w, &[reply], 2));
+    assert_eq!(out.len(), 1, "the held SYN");
+    assert_eq!(eth_dst(&out[0]), [2, 0, 0, 0, 0, 0x12]);
+    check(&out[0]);
+}
+
+#[test]
+fn ipv6_dr_and_neighbor_solicitation() {
+    let mut w = worker(Config::default(), service6(Fwd::Droute), 0, 1);
+    let mut syn = Vec::new();
+    let c6: Ipv6Addr = "2001:db8::7".parse().unwrap();
+    let vip6: Ipv6Addr = "fd00::100".parse().unwrap();
+    PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
+        .ipv6(c6.octets(), vip6.octets(), 64)
+        .tcp(40000, 80, 1, 100)
+        .syn()
+        .write(&mut syn, b"")
+        .unwrap();
+    let out = tx(run(&mut w, &[syn], 1));
+    assert_eq!(eth_dst(&out[0]), RS1_MAC);
+    let p = SlicedPacket::from_ethernet(&out[0]).unwrap();
+    let Some(NetSlice::Ipv6(ip)) = p.net else {
+        panic!()
+    };
+    assert_eq!(ip.header().hop_limit(), 63);
+    // A neighbor solicitation for the VIP is answered with an advertisement.
+    let (sn, sn_mac) = rvs_dataplane::pipeline::local::solicited_node(vip6);
+    let mut b = VecBuf::empty();
+    assert!(rvs_dataplane::pipeline::local::ndp(
+        &mut b,
+        false,
+        sn_mac,
+        CLIENT_MAC,
+        "fd00::9".parse().unwrap(),
+        sn,
+        vip6,
+        0
+    ));
+    let out = tx(run(&mut w, &[b.data().to_vec()], 2));
+    let p = SlicedPacket::from_ethernet(&out[0]).unwrap();
+    let Some(TransportSlice::Icmpv6(icmp)) = p.transport else {
+        panic!()
+    };
+    assert_eq!(icmp.type_u8(), 136);
+    let Some(NetSlice::Ipv6(ip)) = p.net else {
+        panic!()
+    };
+    let want = icmp
+        .icmp_type()
+        .calc_checksum(
+            ip.header().source(),
+            ip.header().destination(),
+            icmp.payload(),
+        )
+        .unwrap();
+    assert_eq!(icmp.checksum(), want);
+}
+
+#[test]
+fn frames_of_another_workers_clients_are_handed_over_and_served_there() {
+    // Two workers; persistent /24: the client group has one owner.
+    let mk = |id| {
+        worker(
+            service(Fwd::Masq, TunConfig::default(), true),
+            Config::default(),
+            id,
+            2,
+        )
+    };
+    let mut ws = [mk(0), mk(1)];
+    let mut handed = 0;
+    let mut sent = 0;
+    for host in 1..=40u8 {
+        let f = tcp_frame([192, 168, host, 7], 40000, VIP, 80, true, 64, b"");
+        for first in 0..2usize {
+            let mut outs = Vec::new();
+            ws[first].rx(0, VecBuf::from_frame(&f), 1, &mut |o| outs.push(o));
+            for o in outs {
+                match o {
+                    Out::Handoff { worker, port, buf } => {
+                        handed += 1;
+                        let mut again = Vec::new();
+                        ws[worker as usize].rx_handoff(port, buf, 1, &mut |o| again.push(o));
+                        sent += tx(again).len();
+                    }
+                    Out::Tx { .. } => sent += 1,
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+    }
+    assert_eq!(sent, 80, "every SYN forwarded, by its owner");
+    assert_eq!(
+        handed, 40,
+        "exactly one of the two entry workers is the owner"
+    );
+    // Each client group has exactly one template, in its owner's shard.
+    let t0 = ws[0].f4.shard.counters().templates.get();
+    let t1 = ws[1].f4.shard.counters().templates.get();
+    assert_eq!(t0 + t1, 40);
+    assert!(t0 > 5 && t1 > 5, "spread: {t0} / {t1}");
+}
+
+#[test]
+fn garbage_frames_are_counted_and_dropped_never_panicking() {
+    let mut w = worker(
+        service(Fwd::Masq, TunConfig::default(), false),
+        Config::default(),
+        0,
+        1,
+    );
+    let good = tcp_frame(CLIENT, 40000, VIP, 80, true, 64, b"abc");
+    let mut rng = rvs_dataplane::rng::Rng::new(5);
+    for i in 0..2000 {
+        let mut f = good.clone();
+        if i % 2 == 0 {
+            f.truncate(rng.below(f.len() as u64) as usize);
+        } else {
+            let at = 12 + rng.below((f.len() - 12) as u64) as usize;
+            f[at] = rng.next_u32() as u8;
+        }
+        run(&mut w, &[f], 1 + i);
+    }
+    let c = w.counters();
+    assert!(c.drops_of(PathDrop::Truncated) > 0);
+    assert_eq!(c.rx.get(), 2000);
+}
