@@ -222,7 +222,7 @@ fn dr_rewrites_only_the_mac_and_the_ttl() {
         1,
     );
     let input = tcp_frame(CLIENT, 40000, VIP, 80, true, 64, b"");
-    let out = tx(run(&mut w, &[input.clone()], 1));
+    let out = tx(run(&mut w, std::slice::from_ref(&input), 1));
     assert_eq!(out.len(), 1);
     let f = &out[0];
     assert_eq!(eth_dst(f), RS1_MAC);
@@ -308,7 +308,7 @@ fn ipip_tunnel_wraps_the_untouched_packet() {
         1,
     );
     let input = tcp_frame(CLIENT, 40000, VIP, 80, true, 64, b"x");
-    let out = tx(run(&mut w, &[input.clone()], 1));
+    let out = tx(run(&mut w, std::slice::from_ref(&input), 1));
     let f = &out[0];
     let p = check(f);
     let Some(NetSlice::Ipv4(outer)) = &p.net else {
@@ -334,7 +334,7 @@ fn gue_and_gre_tunnels_carry_the_inner_packet() {
         };
         let mut w = worker(service(Fwd::Tunnel, tun, false), Config::default(), 0, 1);
         let input = tcp_frame(CLIENT, 40000, VIP, 80, true, 64, b"x");
-        let out = tx(run(&mut w, &[input.clone()], 1));
+        let out = tx(run(&mut w, std::slice::from_ref(&input), 1));
         let p = check(&out[0]);
         let Some(NetSlice::Ipv4(outer)) = &p.net else {
             panic!()

@@ -254,7 +254,7 @@ mod tests {
 
     /// A real ARP request (after its Ethernet header): who has 24.166.173.159? tell
     /// 24.166.172.1 at 00:07:0d:af:f4:54.
-    pub(crate) static REQUEST: [u8; 28] = [
+    static REQUEST: [u8; 28] = [
         0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01, // Ethernet/IPv4, request
         0x00, 0x07, 0x0d, 0xaf, 0xf4, 0x54, 0x18, 0xa6, 0xac, 0x01, // sender
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x18, 0xa6, 0xad, 0x9f, // target
@@ -283,7 +283,10 @@ mod tests {
         let mut buf = [0xeeu8; PACKET_LEN];
         repr.emit(&mut Packet::new_unchecked(&mut buf[..]));
         assert_eq!(buf, REQUEST);
-        assert_eq!(Repr::parse(&Packet::new_checked(&buf[..]).unwrap()), Ok(repr));
+        assert_eq!(
+            Repr::parse(&Packet::new_checked(&buf[..]).unwrap()),
+            Ok(repr)
+        );
     }
 
     #[test]

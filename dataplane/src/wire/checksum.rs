@@ -71,12 +71,7 @@ pub fn combine(sums: &[u16]) -> u16 {
 pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, length: u16) -> u16 {
     let s = u32::from(src);
     let d = u32::from(dst);
-    fold(
-        u64::from(s)
-            + u64::from(d)
-            + u64::from(protocol.0)
-            + u64::from(length),
-    )
+    fold(u64::from(s) + u64::from(d) + u64::from(protocol.0) + u64::from(length))
 }
 
 /// Sum of the IPv6 pseudo-header (RFC 8200 section 8.1): addresses, the upper-layer length
@@ -209,6 +204,14 @@ mod tests {
     #[test]
     fn update16_gives_zero_where_rfc1624_eqn3_does() {
         assert_eq!(update16(0xdd2f, 0x5555, 0x3285), 0x0000);
+    }
+
+    /// A sender may store 0xffff for a sum of 0xffff (both zeros verify); a change that
+    /// leaves the sum at 0xffff must still give what a recomputation gives: 0x0000.
+    #[test]
+    fn update16_from_ffff_checksum_gives_recomputed_zero() {
+        assert_eq!(update16(0xffff, 0xffff, 0x0000), 0x0000);
+        assert_eq!(udp_update16(0xffff, 0xffff, 0x0000), 0xffff);
     }
 
     #[test]

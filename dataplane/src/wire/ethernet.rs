@@ -148,7 +148,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
 
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
-        self.buffer.as_mut().get_mut(field::PAYLOAD).unwrap_or(&mut [])
+        self.buffer
+            .as_mut()
+            .get_mut(field::PAYLOAD)
+            .unwrap_or(&mut [])
     }
 }
 
@@ -215,7 +218,10 @@ mod tests {
         for n in 0..HEADER_LEN {
             assert_eq!(Frame::new_checked(&FRAME[..n]), Err(Error::Truncated));
         }
-        assert!(Frame::new_checked(&FRAME[..HEADER_LEN]).unwrap().payload().is_empty());
+        assert!(Frame::new_checked(&FRAME[..HEADER_LEN])
+            .unwrap()
+            .payload()
+            .is_empty());
     }
 
     #[test]
@@ -228,7 +234,10 @@ mod tests {
         let mut buf = [0u8; HEADER_LEN];
         let mut f = Frame::new_unchecked(&mut buf[..]);
         repr.emit(&mut f);
-        assert_eq!(Repr::parse(&Frame::new_checked(&buf[..]).unwrap()), Ok(repr));
+        assert_eq!(
+            Repr::parse(&Frame::new_checked(&buf[..]).unwrap()),
+            Ok(repr)
+        );
         assert!(repr.dst_addr.is_broadcast() && repr.dst_addr.is_multicast());
         assert!(repr.src_addr.is_unicast());
     }

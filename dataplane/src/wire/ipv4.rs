@@ -13,7 +13,7 @@
 use std::net::Ipv4Addr;
 
 use super::checksum;
-use super::{clamp, clamp_mut, get16, put16, Error, Field, IpProtocol};
+use super::{clamp, clamp_mut, get16, put16, Error, Field, Fragment, IpProtocol};
 
 mod field {
     use super::Field;
@@ -160,6 +160,20 @@ impl<T: AsRef<[u8]>> Packet<T> {
     #[inline]
     pub fn is_first_fragment(&self) -> bool {
         self.more_frags() && self.frag_offset() == 0
+    }
+
+    /// The fragment facts when this is a fragment.
+    #[inline]
+    pub fn fragment(&self) -> Option<Fragment> {
+        if self.is_fragment() {
+            Some(Fragment {
+                ident: u32::from(self.ident()),
+                offset: self.frag_offset(),
+                more: self.more_frags(),
+            })
+        } else {
+            None
+        }
     }
 
     #[inline]
@@ -500,6 +514,9 @@ mod tests {
         };
         let mut buf = [0u8; 24];
         repr.emit(&mut Packet::new_unchecked(&mut buf[..]));
-        assert_eq!(Repr::parse(&Packet::new_checked(&buf[..]).unwrap()), Ok(repr));
+        assert_eq!(
+            Repr::parse(&Packet::new_checked(&buf[..]).unwrap()),
+            Ok(repr)
+        );
     }
 }

@@ -13,7 +13,7 @@
 
 use std::net::Ipv6Addr;
 
-use super::{clamp, clamp_mut, get16, get32, put16, put32, Error, Field, IpProtocol};
+use super::{clamp, clamp_mut, get16, get32, put16, put32, Error, Field, Fragment, IpProtocol};
 
 mod field {
     use super::Field;
@@ -299,25 +299,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> FragmentHeader<T> {
     }
 }
 
-/// Fragmentation facts of an IPv4 header or an IPv6 fragment header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Fragment {
-    /// The datagram's identification (16 bits for IPv4, 32 for IPv6).
-    pub ident: u32,
-    /// Offset of this fragment's data in the datagram, in bytes.
-    pub offset: u16,
-    /// More fragments follow.
-    pub more: bool,
-}
-
-impl Fragment {
-    /// Offset zero: this fragment carries the headers that follow (the L4 header).
-    #[inline]
-    pub fn is_first(&self) -> bool {
-        self.offset == 0
-    }
-}
-
 /// Where the extension headers end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExtChain {
@@ -450,18 +431,19 @@ impl Repr {
 mod tests {
     use super::*;
 
-    /// The IPv6 part of an IPv6 TCP SYN (2001:db8::1 port 40000 -> 2001:db8::2 port 80) sent
-    /// as the first fragment of a fragmented datagram behind a hop-by-hop header carrying a
-    /// router-alert option. Checksums are right for the whole (one-fragment) TCP segment.
-    pub(crate) static V6_HBH_FRAG_TCP: [u8; 40 + 8 + 8 + 20] = [
-        0x60, 0x00, 0x00, 0x00, 0x00, 0x24, 0x00, 0x40, // payload 36, next hop-by-hop, hlim 64
+    /// An IPv6 TCP SYN (2001:db8::1 port 40000 -> 2001:db8::2 port 80) behind a hop-by-hop
+    /// header (router alert, PadN) and a fragment header for an atomic fragment (offset 0,
+    /// M clear: RFC 6946), so the TCP checksum covers the segment here.
+    static V6_HBH_FRAG_TCP: [u8; 40 + 8 + 8 + 20] = [
+        0x60, 0x00, 0x00, 0x00, 0x00, 0x24, 0x00,
+        0x40, // payload 36, next hop-by-hop, hlim 64
         0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, // src
         0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, // dst
         0x2c, 0x00, 0x05, 0x02, 0x00, 0x00, 0x01, 0x00, // hop-by-hop: next fragment, RA, PadN
-        0x06, 0x00, 0x00, 0x01, 0xde, 0xad, 0xbe, 0xef, // fragment: next TCP, off 0, M, id
+        0x06, 0x00, 0x00, 0x00, 0xde, 0xad, 0xbe, 0xef, // fragment: next TCP, off 0, id
         0x9c, 0x40, 0x00, 0x50, 0x00, 0x00, 0x00, 0x01, // TCP ports, seq 1
         0x00, 0x00, 0x00, 0x00, 0x50, 0x02, 0xff, 0xff, // ack 0, doff 5, SYN, win 65535
-        0x1d, 0xd5, 0x00, 0x00, // checksum, urgent
+        0xb7, 0xdc, 0x00, 0x00, // checksum, urgent
     ];
 
     #[test]
@@ -490,7 +472,7 @@ mod tests {
             Fragment {
                 ident: 0xdeadbeef,
                 offset: 0,
-                more: true
+                more: false
             }
         );
         assert!(frag.is_first());
@@ -575,6 +557,9 @@ mod tests {
         };
         let mut buf = [0xffu8; HEADER_LEN];
         repr.emit(&mut Packet::new_unchecked(&mut buf[..]));
-        assert_eq!(Repr::parse(&Packet::new_checked(&buf[..]).unwrap()), Ok(repr));
+        assert_eq!(
+            Repr::parse(&Packet::new_checked(&buf[..]).unwrap()),
+            Ok(repr)
+        );
     }
 }

@@ -323,14 +323,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 mod tests {
     use super::*;
 
-    pub(crate) const SYN_SRC: Ipv4Addr = Ipv4Addr::new(145, 254, 160, 237);
-    pub(crate) const SYN_DST: Ipv4Addr = Ipv4Addr::new(65, 208, 228, 223);
+    const SYN_SRC: Ipv4Addr = Ipv4Addr::new(145, 254, 160, 237);
+    const SYN_DST: Ipv4Addr = Ipv4Addr::new(65, 208, 228, 223);
 
     /// The TCP part of a real SYN (a web client opening port 80): MSS 1460, two NOPs,
     /// SACK permitted.
-    pub(crate) static SYN: [u8; 28] = [
-        0x0d, 0x2c, 0x00, 0x50, 0x38, 0xaf, 0xfe, 0x13, 0x00, 0x00, 0x00, 0x00, 0x70, 0x02,
-        0x22, 0x38, 0xc3, 0x0c, 0x00, 0x00, 0x02, 0x04, 0x05, 0xb4, 0x01, 0x01, 0x04, 0x02,
+    static SYN: [u8; 28] = [
+        0x0d, 0x2c, 0x00, 0x50, 0x38, 0xaf, 0xfe, 0x13, 0x00, 0x00, 0x00, 0x00, 0x70, 0x02, 0x22,
+        0x38, 0xc3, 0x0c, 0x00, 0x00, 0x02, 0x04, 0x05, 0xb4, 0x01, 0x01, 0x04, 0x02,
     ];
 
     #[test]
@@ -346,7 +346,10 @@ mod tests {
         assert_eq!(p.window_len(), 8760);
         assert_eq!(p.checksum(), 0xc30c);
         assert_eq!(p.urgent_at(), 0);
-        assert_eq!(p.options(), &[0x02, 0x04, 0x05, 0xb4, 0x01, 0x01, 0x04, 0x02]);
+        assert_eq!(
+            p.options(),
+            &[0x02, 0x04, 0x05, 0xb4, 0x01, 0x01, 0x04, 0x02]
+        );
         assert!(p.payload().is_empty());
     }
 
@@ -368,7 +371,10 @@ mod tests {
 
     #[test]
     fn fill_checksum_v6_then_verify() {
-        let (src, dst) = ("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap());
+        let (src, dst) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        );
         let mut bytes = SYN.to_vec();
         bytes.extend_from_slice(b"hello");
         let mut p = Packet::new_checked(&mut bytes[..]).unwrap();
@@ -414,6 +420,9 @@ mod tests {
             Err(Error::Malformed(_))
         ));
         bytes[12] = 0xf0;
-        assert_eq!(Packet::new_checked(&bytes[..]).err(), Some(Error::Truncated));
+        assert_eq!(
+            Packet::new_checked(&bytes[..]).err(),
+            Some(Error::Truncated)
+        );
     }
 }

@@ -133,7 +133,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
-        self.buffer.as_mut().get_mut(field::PAYLOAD).unwrap_or(&mut [])
+        self.buffer
+            .as_mut()
+            .get_mut(field::PAYLOAD)
+            .unwrap_or(&mut [])
     }
 }
 
@@ -230,7 +233,10 @@ mod tests {
     #[test]
     fn untagged_frame_gives_no_tags() {
         let tags = parse_tags(EtherType::IPV4, &[]).unwrap();
-        assert_eq!((tags.count, tags.len, tags.ethertype), (0, 0, EtherType::IPV4));
+        assert_eq!(
+            (tags.count, tags.len, tags.ethertype),
+            (0, 0, EtherType::IPV4)
+        );
         assert_eq!(tags.vid(0), None);
     }
 
@@ -246,7 +252,10 @@ mod tests {
     #[test]
     fn tag_cut_short_is_truncated() {
         for n in 0..8 {
-            assert_eq!(parse_tags(EtherType::QINQ, &QINQ[..n]), Err(Error::Truncated));
+            assert_eq!(
+                parse_tags(EtherType::QINQ, &QINQ[..n]),
+                Err(Error::Truncated)
+            );
         }
     }
 
