@@ -625,3 +625,46 @@ fn garbage_frames_are_counted_and_dropped_never_panicking() {
     assert!(c.drops_of(PathDrop::Truncated) > 0);
     assert_eq!(c.rx.get(), 2000);
 }
+
+#[test]
+fn vlan_tagged_frames_are_forwarded_and_answered_on_their_vlan() {
+    let mut w = worker(service(Fwd::Droute, TunConfig::default(), false), Config::default(), 0, 1);
+    let mut syn = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
+        .single_vlan(etherparse::VlanId::try_new(42).unwrap())
+        .ipv4(CLIENT, VIP, 64)
+        .tcp(40000, 80, 1, 100)
+        .syn()
+        .write(&mut syn, b"")
+        .unwrap();
+    let mut req = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, [0xff; 6])
+        .single_vlan(etherparse::VlanId::try_new(42).unwrap())
+        .arp(
+            etherparse::ArpPacket::new(
+                etherparse::ArpHardwareId::ETHERNET,
+                etherparse::EtherType::IPV4,
+                etherparse::ArpOperation::REQUEST,
+                &CLIENT_MAC,
+                &[10, 0, 0, 9],
+                &[0; 6],
+                &VIP,
+            )
+            .unwrap(),
+        )
+        .write(&mut req)
+        .unwrap();
+    let out = tx(run(&mut w, &[syn, req], 1));
+    assert_eq!(out.len(), 2);
+    for f in &out {
+        let p = SlicedPacket::from_ethernet(f).unwrap();
+        let vid = match p.link_exts.first() {
+            Some(etherparse::LinkExtSlice::Vlan(v)) => v.vlan_identifier().value(),
+            _ => panic!("untagged: {:?}", p.link_exts),
+        };
+        assert_eq!(vid, 42);
+    }
+    check(&out[0]);
+    let p = SlicedPacket::from_ethernet(&out[1]).unwrap();
+    assert!(matches!(p.net, Some(NetSlice::Arp(a)) if a.operation() == etherparse::ArpOperation::REPLY));
+}

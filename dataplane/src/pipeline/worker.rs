@@ -449,7 +449,8 @@ impl<B: Buf> Worker<B> {
         }
         if op == wire::arp::Operation::REQUEST {
             let mac = me.mac;
-            if local::arp(&mut buf, 2, sha, mac, tpa, sha, spa) {
+            let tags = vlan_tags(buf.data(), pf);
+            if local::arp(&mut buf, 2, sha, mac, tpa, sha, spa) && retag(&mut buf, &tags) {
                 self.counters.arp_replies.inc();
                 self.counters.tx.inc();
                 out(Out::Tx { port, buf });
@@ -601,7 +602,8 @@ impl<B: Buf> Worker<B> {
         } else {
             (src, pf.src_mac.octets(), 0x60)
         };
-        if local::ndp(&mut buf, true, eth_dst, mac, target, dst, target, flags) {
+        let tags = vlan_tags(buf.data(), pf);
+        if local::ndp(&mut buf, true, eth_dst, mac, target, dst, target, flags) && retag(&mut buf, &tags) {
             self.counters.nd_adverts.inc();
             self.counters.tx.inc();
             out(Out::Tx { port, buf });
@@ -837,6 +839,7 @@ impl<B: Buf> Worker<B> {
             return self.drop(reason, buf, out);
         };
         let orig = buf.data().get(pf.l3_offset..).unwrap_or(&[]);
+        let tags = vlan_tags(buf.data(), pf);
         let ok = match (me.to_ip(), ip.src) {
             (IpAddr::V4(s), IpAddr::V4(d)) => {
                 let (t, c, rest) = match kind {
@@ -853,7 +856,7 @@ impl<B: Buf> Worker<B> {
                 local::icmp6_error(&mut b, pf.src_mac.octets(), p.mac, s, d, t, 0, rest, orig)
             }
             _ => false,
-        };
+        } && retag(&mut b, &tags);
         if ok {
             self.counters.icmp_errors_sent.inc();
             self.counters.tx.inc();
@@ -870,6 +873,33 @@ enum IcmpKind {
     TtlExceeded,
     /// Fragmentation needed / packet too big, with the MTU to report.
     TooBig(u16),
+}
+
+/// The VLAN tag bytes of a received frame (at most two tags), to answer on the same VLAN.
+fn vlan_tags(frame: &[u8], pf: &ParsedFrame) -> ([u8; 8], usize) {
+    let n = usize::from(pf.vlan.count) * 4;
+    let mut t = [0u8; 8];
+    if let Some(src) = frame.get(12..12 + n) {
+        t[..n].copy_from_slice(src);
+        (t, n)
+    } else {
+        (t, 0)
+    }
+}
+
+/// Insert VLAN tags after the MAC addresses of a frame built untagged.
+fn retag<B: Buf>(buf: &mut B, tags: &([u8; 8], usize)) -> bool {
+    let n = tags.1;
+    if n == 0 {
+        return true;
+    }
+    if buf.prepend(n).is_none() {
+        return false;
+    }
+    let f = buf.data_mut();
+    f.copy_within(n..n + 12, 0);
+    f[12..12 + n].copy_from_slice(&tags.0[..n]);
+    true
 }
 
 fn v6(a: Ipv6Addr) -> V6 {
