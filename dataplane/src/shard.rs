@@ -586,10 +586,14 @@ impl<A: Family> Shard<A> {
             self.assure_template(control);
         }
         self.set_deadline(slot, now + u64::from(timeout));
+        Verdict::Xmit(self.xmit_of(slot, dir == Dir::Output))
+    }
+
+    fn xmit_of(&self, slot: u32, reply: bool) -> Xmit<A> {
         let c = self.conns.get(slot);
-        Verdict::Xmit(Xmit {
+        Xmit {
             conn: self.conns.conn_ref(slot),
-            reply: dir == Dir::Output,
+            reply,
             fwd: Fwd::from_bits(c.flags),
             caddr: c.caddr,
             cport: c.cport,
@@ -601,7 +605,16 @@ impl<A: Family> Shard<A> {
                 .dests
                 .get(c.dest as usize)
                 .map_or_else(TunConfig::default, |d| d.tun),
-        })
+        }
+    }
+
+    /// The conn an ICMP error's quoted packet belongs to, without touching its state (IPVS's
+    /// `ip_vs_in_icmp` / `ip_vs_out_icmp` lookups). `Side::In`: the quote is a packet sent to
+    /// the client (key: client = quoted destination); `Side::Out`: a packet sent to the dest
+    /// (key: client = quoted source, dest = quoted destination).
+    pub fn icmp_lookup(&self, key: &ConnKey<A>, side: Side) -> Option<Xmit<A>> {
+        let slot = self.conns.lookup(key, side)?;
+        Some(self.xmit_of(slot, side == Side::Out))
     }
 
     /// ip_vs_control_assure_ct: the controller, if a template, becomes ASSURED for life.

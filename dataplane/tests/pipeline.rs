@@ -628,7 +628,12 @@ fn garbage_frames_are_counted_and_dropped_never_panicking() {
 
 #[test]
 fn vlan_tagged_frames_are_forwarded_and_answered_on_their_vlan() {
-    let mut w = worker(service(Fwd::Droute, TunConfig::default(), false), Config::default(), 0, 1);
+    let mut w = worker(
+        service(Fwd::Droute, TunConfig::default(), false),
+        Config::default(),
+        0,
+        1,
+    );
     let mut syn = Vec::new();
     PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
         .single_vlan(etherparse::VlanId::try_new(42).unwrap())
@@ -666,5 +671,108 @@ fn vlan_tagged_frames_are_forwarded_and_answered_on_their_vlan() {
     }
     check(&out[0]);
     let p = SlicedPacket::from_ethernet(&out[1]).unwrap();
-    assert!(matches!(p.net, Some(NetSlice::Arp(a)) if a.operation() == etherparse::ArpOperation::REPLY));
+    assert!(
+        matches!(p.net, Some(NetSlice::Arp(a)) if a.operation() == etherparse::ArpOperation::REPLY)
+    );
+}
+
+/// An ICMPv4 error frame quoting `quoted` (an IP packet), from `src` to `dst`.
+fn icmp_error_frame(src: [u8; 4], dst: [u8; 4], t: u8, code: u8, quoted: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    let icmp = etherparse::Icmpv4Type::Unknown {
+        type_u8: t,
+        code_u8: code,
+        bytes5to8: [0; 4],
+    };
+    PacketBuilder::ethernet2(RS1_MAC, LB_MAC)
+        .ipv4(src, dst, 64)
+        .icmpv4(icmp)
+        .write(&mut f, quoted)
+        .unwrap();
+    f
+}
+
+#[test]
+fn icmp_errors_of_a_nat_conn_are_translated_both_ways() {
+    let mut w = worker(
+        service(Fwd::Masq, TunConfig::default(), false),
+        Config::default(),
+        0,
+        1,
+    );
+    let fwd = tx(run(
+        &mut w,
+        &[tcp_frame(CLIENT, 40000, VIP, 80, true, 64, b"")],
+        1,
+    ));
+    // The dest refuses: port unreachable quoting the packet it got (client -> RS1:8080).
+    let err = icmp_error_frame(RS1, CLIENT, 3, 3, &fwd[0][14..14 + 28]);
+    let back = tx(run(&mut w, &[err], 2));
+    assert_eq!(back.len(), 1);
+    let p = check(&back[0]);
+    let (Some(NetSlice::Ipv4(ip)), Some(TransportSlice::Icmpv4(icmp))) = (&p.net, &p.transport)
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (ip.header().source(), ip.header().destination()),
+        (VIP, CLIENT),
+        "from the VIP"
+    );
+    assert_eq!(
+        icmp.checksum(),
+        icmp.header().icmp_type.calc_checksum(icmp.payload())
+    );
+    let q = etherparse::Ipv4HeaderSlice::from_slice(icmp.payload()).unwrap();
+    assert_eq!(
+        q.destination(),
+        VIP,
+        "the quote names the VIP, as the client sent it"
+    );
+    assert_eq!(q.to_header().calc_header_checksum(), q.header_checksum());
+    assert_eq!(
+        u16::from_be_bytes([icmp.payload()[22], icmp.payload()[23]]),
+        80
+    );
+    // A router on the client side: the reply (VIP -> client) needs fragmentation.
+    let mut reply_quote = Vec::new();
+    PacketBuilder::ipv4(VIP, CLIENT, 63)
+        .tcp(80, 40000, 1, 100)
+        .write(&mut reply_quote, b"")
+        .unwrap();
+    let err = icmp_error_frame([172, 16, 0, 1], VIP, 3, 4, &reply_quote[..28]);
+    let to_rs = tx(run(&mut w, &[err], 3));
+    let p = check(&to_rs[0]);
+    let (Some(NetSlice::Ipv4(ip)), Some(TransportSlice::Icmpv4(icmp))) = (&p.net, &p.transport)
+    else {
+        panic!()
+    };
+    assert_eq!(ip.header().destination(), RS1);
+    let q = etherparse::Ipv4HeaderSlice::from_slice(icmp.payload()).unwrap();
+    assert_eq!(
+        q.source(),
+        RS1,
+        "the quote names the dest, as it sent the reply"
+    );
+    assert_eq!(
+        u16::from_be_bytes([icmp.payload()[20], icmp.payload()[21]]),
+        8080
+    );
+    assert_eq!(
+        icmp.checksum(),
+        icmp.header().icmp_type.calc_checksum(icmp.payload())
+    );
+    // No conn: counted and dropped.
+    let stray = icmp_error_frame(
+        RS1,
+        [1, 2, 3, 4],
+        3,
+        3,
+        &fwd[0][14..14 + 28]
+            .iter()
+            .map(|b| b ^ 1)
+            .collect::<Vec<_>>(),
+    );
+    assert!(tx(run(&mut w, &[stray], 4)).is_empty());
+    assert_eq!(w.counters().drops_of(PathDrop::IcmpUnknownFlow), 1);
 }

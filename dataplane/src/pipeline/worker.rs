@@ -13,6 +13,7 @@ use super::rewrite::{self, End};
 use super::steer::Steering;
 use crate::addr::{Family, V4, V6};
 use crate::config::{Config, Fwd, ServiceKey, TunCsum, TunKind};
+use crate::conn::{ConnKey, Side};
 use crate::counters::Cell;
 use crate::l3::{NeighParams, NeighTable, Resolve, Route, RouteTable};
 use crate::proto::{sctp, Proto};
@@ -512,9 +513,7 @@ impl<B: Buf> Worker<B> {
                     return out(Out::Kernel { port, buf });
                 }
                 if s.is_error {
-                    // Errors about conns are translated with the packet-path's ICMP slice; until
-                    // then an error for a flow is counted and dropped, never leaked.
-                    return self.drop(PathDrop::IcmpUnknownFlow, buf, out);
+                    return self.icmp_related::<A>(port, buf, pf, s, now, handed, out);
                 }
                 self.counters.kernel.inc();
                 out(Out::Kernel { port, buf })
@@ -603,7 +602,9 @@ impl<B: Buf> Worker<B> {
             (src, pf.src_mac.octets(), 0x60)
         };
         let tags = vlan_tags(buf.data(), pf);
-        if local::ndp(&mut buf, true, eth_dst, mac, target, dst, target, flags) && retag(&mut buf, &tags) {
+        if local::ndp(&mut buf, true, eth_dst, mac, target, dst, target, flags)
+            && retag(&mut buf, &tags)
+        {
             self.counters.nd_adverts.inc();
             self.counters.tx.inc();
             out(Out::Tx { port, buf });
@@ -676,6 +677,159 @@ impl<B: Buf> Worker<B> {
             Verdict::NotOurs => {
                 self.counters.kernel.inc();
                 out(Out::Kernel { port, buf })
+            }
+        }
+    }
+
+    /// An ICMP error about a packet of a conn (IPVS's `ip_vs_in_icmp` / `ip_vs_out_icmp`):
+    /// about a packet sent toward the client, it goes to the dest (NAT: outer destination and
+    /// quoted source become the dest's); about a packet sent to a NAT dest, it goes to the
+    /// client (outer source and quoted destination become the VIP's). Checksums of the quoted
+    /// IP header and of the ICMP message are recomputed. Unknown flows are counted and dropped.
+    #[allow(clippy::too_many_arguments)]
+    fn icmp_related<A: Af>(
+        &mut self,
+        port: u16,
+        mut buf: B,
+        pf: &ParsedFrame,
+        s: wire::IcmpSummary,
+        now: u64,
+        handed: bool,
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        let Some(ip) = pf.ip else {
+            return self.drop(PathDrop::Malformed, buf, out);
+        };
+        let Some(q) = s.quoted else {
+            return self.drop(PathDrop::IcmpUnknownFlow, buf, out);
+        };
+        let (Some(qs), Some(qd), Some((qsp, qdp))) =
+            (A::from_ip(q.src), A::from_ip(q.dst), q.ports)
+        else {
+            return self.drop(PathDrop::IcmpUnknownFlow, buf, out);
+        };
+        let proto = q.protocol.0;
+        let id = self.id;
+        let fam = A::fam(self);
+        let toward_client = ConnKey {
+            proto,
+            caddr: qd,
+            cport: qdp,
+            addr: qs,
+            port: qsp,
+            template: false,
+        };
+        let toward_dest = ConnKey {
+            proto,
+            caddr: qs,
+            cport: qsp,
+            addr: qd,
+            port: qdp,
+            template: false,
+        };
+        let x = match fam.shard.icmp_lookup(&toward_client, Side::In) {
+            Some(x) => x,
+            None => match fam.shard.icmp_lookup(&toward_dest, Side::Out) {
+                Some(x) if x.fwd == Fwd::Masq => x,
+                _ => {
+                    // Not ours here; with several workers the conn may live in another shard.
+                    if !handed && fam.steer.workers() > 1 {
+                        let to_client = Proto::from_u8(proto).is_some_and(|p| {
+                            fam.shard.config().find_service(0, p, qs, qsp).is_some()
+                        });
+                        let (c, cp) = if to_client { (qd, qdp) } else { (qs, qsp) };
+                        let owner = fam.steer.owner(c, cp);
+                        if owner != id {
+                            self.counters.handoff_out.inc();
+                            return out(Out::Handoff {
+                                worker: owner,
+                                port,
+                                buf,
+                            });
+                        }
+                    }
+                    return self.drop(PathDrop::IcmpUnknownFlow, buf, out);
+                }
+            },
+        };
+        let (l3, l4, end) = (pf.l3_offset, ip.l4_offset, pf.l3_offset + ip.ip_len);
+        let (src_f, dst_f) = rewrite::addr_fields(A::V6);
+        let f = buf.data_mut();
+        let ok = if x.reply {
+            // About a packet sent to the NAT dest: back to the client as from the VIP.
+            let (v, n) = addr_bytes(x.vaddr);
+            rewrite::set_bytes(f, l3 + src_f, &v[..n])
+                && rewrite::set_bytes(f, q.offset + dst_f, &v[..n])
+                && rewrite::set_bytes(f, q.l4_offset + 2, &x.vport.to_be_bytes())
+        } else if x.fwd == Fwd::Masq {
+            let (d, n) = addr_bytes(x.daddr);
+            rewrite::set_bytes(f, l3 + dst_f, &d[..n])
+                && rewrite::set_bytes(f, q.offset + src_f, &d[..n])
+                && rewrite::set_bytes(f, q.l4_offset, &x.dport.to_be_bytes())
+        } else {
+            true
+        };
+        if !A::V6 && (x.reply || x.fwd == Fwd::Masq) {
+            // The quoted header may be cut short; its checksum is fixed when it is whole.
+            let _ = rewrite::ipv4_fill_csum(f, q.offset);
+        }
+        let ok = ok
+            && if A::V6 {
+                rewrite::icmp6_fill_csum(f, l3, l4, end)
+            } else {
+                rewrite::ipv4_fill_csum(f, l3) && rewrite::icmp4_fill_csum(f, l4, end)
+            };
+        if !ok {
+            return self.drop(PathDrop::Rewrite, buf, out);
+        }
+        if !rewrite::dec_ttl(buf.data_mut(), l3, A::V6) {
+            return self.drop(PathDrop::TtlExceeded, buf, out);
+        }
+        let pres = Arc::clone(&self.pres);
+        if x.reply {
+            let Some((p, nh)) = A::routes(&pres).next_hop(x.caddr) else {
+                return self.drop(PathDrop::NoRoute, buf, out);
+            };
+            return self.send::<A>(p, nh, buf, now, out);
+        }
+        match x.fwd {
+            Fwd::Masq => {
+                let Some((p, nh)) = A::routes(&pres).next_hop(x.daddr) else {
+                    return self.drop(PathDrop::NoRoute, buf, out);
+                };
+                self.send::<A>(p, nh, buf, now, out)
+            }
+            Fwd::Droute => {
+                let Some(r) = A::routes(&pres).lookup(x.daddr) else {
+                    return self.drop(PathDrop::NoRoute, buf, out);
+                };
+                self.send::<A>(r.port, x.daddr, buf, now, out)
+            }
+            Fwd::Tunnel => {
+                let Some((p, nh)) = A::routes(&pres).next_hop(x.daddr) else {
+                    return self.drop(PathDrop::NoRoute, buf, out);
+                };
+                let Some(&(outer_src, _)) = pres
+                    .ports
+                    .get(p as usize)
+                    .and_then(|pi| A::port_addrs(pi).first())
+                else {
+                    return self.drop(PathDrop::NoSourceAddr, buf, out);
+                };
+                self.ident = self.ident.wrapping_add(1);
+                match encap::<A, B>(
+                    &mut buf,
+                    l3,
+                    ip.ip_len,
+                    outer_src,
+                    x.daddr,
+                    x.tun,
+                    u16::MAX,
+                    self.ident,
+                ) {
+                    Ok(()) => self.send::<A>(p, nh, buf, now, out),
+                    Err(_) => self.drop(PathDrop::NoHeadroom, buf, out),
+                }
             }
         }
     }
@@ -900,6 +1054,18 @@ fn retag<B: Buf>(buf: &mut B, tags: &([u8; 8], usize)) -> bool {
     f.copy_within(n..n + 12, 0);
     f[12..12 + n].copy_from_slice(&tags.0[..n]);
     true
+}
+
+/// An address as its network-order bytes and their count (4 or 16).
+fn addr_bytes<A: Family>(a: A) -> ([u8; 16], usize) {
+    match a.to_ip() {
+        IpAddr::V4(x) => {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&x.octets());
+            (b, 4)
+        }
+        IpAddr::V6(x) => (x.octets(), 16),
+    }
 }
 
 fn v6(a: Ipv6Addr) -> V6 {
