@@ -206,6 +206,91 @@ fn nat_l4(
     true
 }
 
+/// Write `bytes` at `at` (an address or a port), if the frame holds it.
+#[inline]
+pub fn set_bytes(frame: &mut [u8], at: usize, bytes: &[u8]) -> bool {
+    match frame.get_mut(at..at + bytes.len()) {
+        Some(d) => {
+            d.copy_from_slice(bytes);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Recompute the IPv4 header checksum of the header at `l3` (a quoted header too).
+pub fn ipv4_fill_csum(frame: &mut [u8], l3: usize) -> bool {
+    let Some(&vihl) = frame.get(l3) else {
+        return false;
+    };
+    let ihl = usize::from(vihl & 0x0f) * 4;
+    let Some(h) = frame.get_mut(l3..l3 + ihl) else {
+        return false;
+    };
+    if ihl < 20 {
+        return false;
+    }
+    h[10..12].fill(0);
+    let c = checksum::finish(checksum::sum(h));
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
+/// Recompute an ICMPv4 checksum over `frame[l4..end]`.
+pub fn icmp4_fill_csum(frame: &mut [u8], l4: usize, end: usize) -> bool {
+    let Some(m) = frame.get_mut(l4..end) else {
+        return false;
+    };
+    if m.len() < 4 {
+        return false;
+    }
+    m[2..4].fill(0);
+    let c = checksum::finish(checksum::sum(m));
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
+/// Recompute an ICMPv6 checksum over `frame[l4..end]` with the pseudo-header of the IPv6
+/// header at `l3`.
+pub fn icmp6_fill_csum(frame: &mut [u8], l3: usize, l4: usize, end: usize) -> bool {
+    let (Some(src), Some(dst)) = (
+        frame
+            .get(l3 + IP6_SRC..l3 + IP6_SRC + 16)
+            .and_then(|s| <[u8; 16]>::try_from(s).ok()),
+        frame
+            .get(l3 + IP6_DST..l3 + IP6_DST + 16)
+            .and_then(|s| <[u8; 16]>::try_from(s).ok()),
+    ) else {
+        return false;
+    };
+    let Some(m) = frame.get_mut(l4..end) else {
+        return false;
+    };
+    if m.len() < 4 {
+        return false;
+    }
+    m[2..4].fill(0);
+    let ph = checksum::pseudo_header_v6(
+        src.into(),
+        dst.into(),
+        crate::wire::IpProtocol::ICMPV6,
+        m.len() as u32,
+    );
+    let c = checksum::finish(checksum::combine(&[ph, checksum::sum(m)]));
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
+/// Offsets of the source and destination address fields in an IP header.
+#[inline]
+pub fn addr_fields(v6: bool) -> (usize, usize) {
+    if v6 {
+        (IP6_SRC, IP6_DST)
+    } else {
+        (IP4_SRC, IP4_DST)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,90 +406,5 @@ mod tests {
                 assert_eq!(f, before, "cut at {cut}");
             }
         }
-    }
-}
-
-/// Write `bytes` at `at` (an address or a port), if the frame holds it.
-#[inline]
-pub fn set_bytes(frame: &mut [u8], at: usize, bytes: &[u8]) -> bool {
-    match frame.get_mut(at..at + bytes.len()) {
-        Some(d) => {
-            d.copy_from_slice(bytes);
-            true
-        }
-        None => false,
-    }
-}
-
-/// Recompute the IPv4 header checksum of the header at `l3` (a quoted header too).
-pub fn ipv4_fill_csum(frame: &mut [u8], l3: usize) -> bool {
-    let Some(&vihl) = frame.get(l3) else {
-        return false;
-    };
-    let ihl = usize::from(vihl & 0x0f) * 4;
-    let Some(h) = frame.get_mut(l3..l3 + ihl) else {
-        return false;
-    };
-    if ihl < 20 {
-        return false;
-    }
-    h[10..12].fill(0);
-    let c = checksum::finish(checksum::sum(h));
-    h[10..12].copy_from_slice(&c.to_be_bytes());
-    true
-}
-
-/// Recompute an ICMPv4 checksum over `frame[l4..end]`.
-pub fn icmp4_fill_csum(frame: &mut [u8], l4: usize, end: usize) -> bool {
-    let Some(m) = frame.get_mut(l4..end) else {
-        return false;
-    };
-    if m.len() < 4 {
-        return false;
-    }
-    m[2..4].fill(0);
-    let c = checksum::finish(checksum::sum(m));
-    m[2..4].copy_from_slice(&c.to_be_bytes());
-    true
-}
-
-/// Recompute an ICMPv6 checksum over `frame[l4..end]` with the pseudo-header of the IPv6
-/// header at `l3`.
-pub fn icmp6_fill_csum(frame: &mut [u8], l3: usize, l4: usize, end: usize) -> bool {
-    let (Some(src), Some(dst)) = (
-        frame
-            .get(l3 + IP6_SRC..l3 + IP6_SRC + 16)
-            .and_then(|s| <[u8; 16]>::try_from(s).ok()),
-        frame
-            .get(l3 + IP6_DST..l3 + IP6_DST + 16)
-            .and_then(|s| <[u8; 16]>::try_from(s).ok()),
-    ) else {
-        return false;
-    };
-    let Some(m) = frame.get_mut(l4..end) else {
-        return false;
-    };
-    if m.len() < 4 {
-        return false;
-    }
-    m[2..4].fill(0);
-    let ph = checksum::pseudo_header_v6(
-        src.into(),
-        dst.into(),
-        crate::wire::IpProtocol::ICMPV6,
-        m.len() as u32,
-    );
-    let c = checksum::finish(checksum::combine(&[ph, checksum::sum(m)]));
-    m[2..4].copy_from_slice(&c.to_be_bytes());
-    true
-}
-
-/// Offsets of the source and destination address fields in an IP header.
-#[inline]
-pub fn addr_fields(v6: bool) -> (usize, usize) {
-    if v6 {
-        (IP6_SRC, IP6_DST)
-    } else {
-        (IP4_SRC, IP4_DST)
     }
 }
