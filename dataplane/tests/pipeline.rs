@@ -776,3 +776,53 @@ fn icmp_errors_of_a_nat_conn_are_translated_both_ways() {
     assert!(tx(run(&mut w, &[stray], 4)).is_empty());
     assert_eq!(w.counters().drops_of(PathDrop::IcmpUnknownFlow), 1);
 }
+
+/// Split an Ethernet+IPv4 frame into two fragments at `at` bytes of IP payload (a multiple of 8).
+fn fragments(frame: &[u8], at: usize) -> (Vec<u8>, Vec<u8>) {
+    let ip = etherparse::Ipv4HeaderSlice::from_slice(&frame[14..]).unwrap();
+    let payload = &frame[14 + 20..14 + usize::from(ip.total_len())];
+    let mk = |data: &[u8], offset: usize, more: bool| {
+        let mut h = ip.to_header();
+        h.identification = 4242;
+        h.dont_fragment = false;
+        h.more_fragments = more;
+        h.fragment_offset = etherparse::IpFragOffset::try_new((offset / 8) as u16).unwrap();
+        h.set_payload_len(data.len()).unwrap();
+        h.header_checksum = h.calc_header_checksum();
+        let mut f = frame[..14].to_vec();
+        h.write(&mut f).unwrap();
+        f.extend_from_slice(data);
+        f
+    };
+    (mk(&payload[..at], 0, true), mk(&payload[at..], at, false))
+}
+
+#[test]
+fn later_fragments_follow_the_first_and_early_ones_are_counted() {
+    let mut w = worker(
+        service(Fwd::Masq, TunConfig::default(), false),
+        Config::default(),
+        0,
+        1,
+    );
+    let mut q = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
+        .ipv4(CLIENT, VIP, 64)
+        .udp(5353, 53)
+        .write(&mut q, &[7u8; 100])
+        .unwrap();
+    let (first, second) = fragments(&q, 56);
+    // Out of order: the second before any first is dropped and counted.
+    assert!(tx(run(&mut w, std::slice::from_ref(&second), 1)).is_empty());
+    assert_eq!(w.counters().drops_of(PathDrop::FragUnknown), 1);
+    let out = tx(run(&mut w, &[first, second], 2));
+    assert_eq!(out.len(), 2);
+    for f in &out {
+        let h = etherparse::Ipv4HeaderSlice::from_slice(&f[14..]).unwrap();
+        assert_eq!(h.destination(), RS1, "both fragments go to the dest");
+        assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum());
+        assert_eq!(eth_dst(f), RS1_MAC);
+    }
+    // The first still carries the port rewrite.
+    assert_eq!(u16::from_be_bytes([out[0][36], out[0][37]]), 53);
+}

@@ -2,11 +2,11 @@
 //! in one shard, so the owner is a hash of the flow's *client side*, which both directions
 //! carry: the source of a packet to a VIP, the destination of a reply from a dest.
 //!
-//! With any persistent service in a family, the key is the client address masked by the
-//! shortest persistence netmask of that family's persistent services (so one client group's
-//! conns and template share a shard whatever the service; a reply does not say which service
-//! it belongs to, so one mask per family is what both directions can agree on). Without
-//! persistence, the key is the client address and port, which spreads one client's conns.
+//! The key is the client address, masked by the shortest persistence netmask of the family's
+//! persistent services when there are any (so one client group's conns and template share a
+//! shard whatever the service: a reply does not say which service it belongs to, so one mask
+//! per family is what both directions can agree on). The client port is left out on purpose:
+//! non-first fragments and some ICMP errors carry no port, and they must find the same owner.
 
 use crate::addr::Family;
 use crate::config::Config;
@@ -14,7 +14,7 @@ use crate::config::Config;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Steering {
     workers: u32,
-    /// `Some(prefix)`: key = address masked; `None`: key = address and port.
+    /// Key = client address masked to this prefix (the full address without persistence).
     prefix: Option<u8>,
 }
 
@@ -36,15 +36,15 @@ impl Steering {
         self.workers
     }
 
-    /// The worker that owns flows of client `caddr:cport`.
+    /// The worker that owns flows of client `caddr`.
     #[inline]
-    pub fn owner<A: Family>(&self, caddr: A, cport: u16) -> u32 {
+    pub fn owner<A: Family>(&self, caddr: A) -> u32 {
         if self.workers == 1 {
             return 0;
         }
         let key = match self.prefix {
             Some(p) => caddr.mask(p).fold(),
-            None => caddr.fold() ^ (u64::from(cport) << 48),
+            None => caddr.fold(),
         };
         // Multiply-shift onto 0..workers: every input bit matters, no division.
         let h = key.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (key >> 29);
@@ -80,20 +80,18 @@ mod tests {
     #[test]
     fn persistent_client_group_has_one_owner_whatever_the_port() {
         let st = Steering::new(&cfg(Some(24)), 4);
-        let owner = st.owner(V4(0x0a00_0105), 1000);
+        let owner = st.owner(V4(0x0a00_0105));
         for host in 0..256u32 {
-            for port in [1, 1000, 65535] {
-                assert_eq!(st.owner(V4(0x0a00_0100 | host), port), owner);
-            }
+            assert_eq!(st.owner(V4(0x0a00_0100 | host)), owner);
         }
     }
 
     #[test]
-    fn non_persistent_flows_spread_over_every_worker() {
+    fn non_persistent_clients_spread_over_every_worker() {
         let st = Steering::new(&cfg(None), 4);
         let mut seen = [0u32; 4];
-        for port in 0..4000u16 {
-            seen[st.owner(V4(0x0a00_0105), port) as usize] += 1;
+        for host in 0..4000u32 {
+            seen[st.owner(V4(0x0a00_0000 + host)) as usize] += 1;
         }
         assert!(seen.iter().all(|&n| (800..1200).contains(&n)), "{seen:?}");
     }

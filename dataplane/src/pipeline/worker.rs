@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use super::buf::Buf;
+use super::frag::{FragKey, FragTable, FRAG_TIMEOUT_MS};
 use super::local;
 use super::rewrite::{self, End};
 use super::steer::Steering;
@@ -163,6 +164,7 @@ pub struct Fam<A: Family, B> {
     neigh: NeighTable<A, (u16, B)>,
     /// Addresses the appliance answers ARP/ND and echo for as a VIP.
     vips: HashSet<A>,
+    frags: FragTable<A>,
 }
 
 impl<A: Family, B> Fam<A, B> {
@@ -177,6 +179,7 @@ impl<A: Family, B> Fam<A, B> {
                 ..NeighParams::default()
             }),
             vips,
+            frags: FragTable::new(1024, FRAG_TIMEOUT_MS),
         }
     }
 }
@@ -521,7 +524,9 @@ impl<B: Buf> Worker<B> {
             L4Summary::Tcp { .. } | L4Summary::Udp { .. } | L4Summary::Sctp { .. } if !local => {
                 self.lb::<A>(port, buf, pf, src, dst, now, handed, out)
             }
-            L4Summary::NonFirstFragment if !local => self.drop(PathDrop::FragUnknown, buf, out),
+            L4Summary::NonFirstFragment if !local => {
+                self.fragment::<A>(port, buf, pf, src, dst, vip, now, handed, out)
+            }
             _ => {
                 self.counters.kernel.inc();
                 out(Out::Kernel { port, buf })
@@ -656,12 +661,7 @@ impl<B: Buf> Worker<B> {
         if !handed && fam.steer.workers() > 1 {
             let to_service = Proto::from_u8(proto)
                 .is_some_and(|p| fam.shard.config().find_service(0, p, dst, dport).is_some());
-            let (c, cp) = if to_service {
-                (src, sport)
-            } else {
-                (dst, dport)
-            };
-            let owner = fam.steer.owner(c, cp);
+            let owner = fam.steer.owner(if to_service { src } else { dst });
             if owner != id {
                 self.counters.handoff_out.inc();
                 return out(Out::Handoff {
@@ -672,7 +672,21 @@ impl<B: Buf> Worker<B> {
             }
         }
         match fam.shard.process(&pkt, now) {
-            Verdict::Xmit(x) => self.forward::<A>(port, buf, pf, &x, now, out),
+            Verdict::Xmit(x) => {
+                if let Some(fr) = ip.fragment {
+                    fam.frags.insert(
+                        FragKey {
+                            src,
+                            dst,
+                            proto,
+                            ident: fr.ident,
+                        },
+                        x,
+                        now,
+                    );
+                }
+                self.forward::<A>(port, buf, pf, &x, now, out)
+            }
             Verdict::Drop(_) => self.drop(PathDrop::Engine, buf, out),
             Verdict::NotOurs => {
                 self.counters.kernel.inc();
@@ -737,8 +751,7 @@ impl<B: Buf> Worker<B> {
                         let to_client = Proto::from_u8(proto).is_some_and(|p| {
                             fam.shard.config().find_service(0, p, qs, qsp).is_some()
                         });
-                        let (c, cp) = if to_client { (qd, qdp) } else { (qs, qsp) };
-                        let owner = fam.steer.owner(c, cp);
+                        let owner = fam.steer.owner(if to_client { qd } else { qs });
                         if owner != id {
                             self.counters.handoff_out.inc();
                             return out(Out::Handoff {
@@ -834,6 +847,52 @@ impl<B: Buf> Worker<B> {
         }
     }
 
+    /// A fragment other than the first: forwarded as its datagram's first fragment was.
+    #[allow(clippy::too_many_arguments)]
+    fn fragment<A: Af>(
+        &mut self,
+        port: u16,
+        buf: B,
+        pf: &ParsedFrame,
+        src: A,
+        dst: A,
+        to_vip: bool,
+        now: u64,
+        handed: bool,
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        let (Some(ip), id) = (pf.ip, self.id) else {
+            return self.drop(PathDrop::Malformed, buf, out);
+        };
+        let Some(fr) = ip.fragment else {
+            return self.drop(PathDrop::Malformed, buf, out);
+        };
+        let fam = A::fam(self);
+        if !handed && fam.steer.workers() > 1 {
+            let owner = fam.steer.owner(if to_vip { src } else { dst });
+            if owner != id {
+                self.counters.handoff_out.inc();
+                return out(Out::Handoff {
+                    worker: owner,
+                    port,
+                    buf,
+                });
+            }
+        }
+        match fam.frags.get(
+            &FragKey {
+                src,
+                dst,
+                proto: ip.protocol.0,
+                ident: fr.ident,
+            },
+            now,
+        ) {
+            Some(x) => self.forward::<A>(port, buf, pf, &x, now, out),
+            None => self.drop(PathDrop::FragUnknown, buf, out),
+        }
+    }
+
     /// Rewrite as the conn's forwarding method says and send toward the next hop.
     #[allow(clippy::too_many_arguments)]
     fn forward<A: Af>(
@@ -848,7 +907,9 @@ impl<B: Buf> Worker<B> {
         let Some(ip) = pf.ip else {
             return self.drop(PathDrop::Malformed, buf, out);
         };
-        let (l3, l4) = (pf.l3_offset, ip.l4_offset);
+        let l3 = pf.l3_offset;
+        // A non-first fragment has no transport header: addresses only.
+        let l4 = (ip.l4 != L4Summary::NonFirstFragment).then_some(ip.l4_offset);
         let proto = ip.protocol.0;
         if !rewrite::dec_ttl(buf.data_mut(), l3, A::V6) {
             return self.icmp_error::<A>(in_port, buf, pf, IcmpKind::TtlExceeded, out);
@@ -1079,11 +1140,19 @@ fn ip6(a: V6) -> Ipv6Addr {
     }
 }
 
-/// NAT one end of a v4 or v6 packet.
-fn nat<A: Af>(f: &mut [u8], l3: usize, l4: usize, proto: u8, end: End, addr: A, port: u16) -> bool {
+/// NAT one end of a v4 or v6 packet (`l4 = None`: a non-first fragment, addresses only).
+fn nat<A: Af>(
+    f: &mut [u8],
+    l3: usize,
+    l4: Option<usize>,
+    proto: u8,
+    end: End,
+    addr: A,
+    port: u16,
+) -> bool {
     match addr.to_ip() {
-        IpAddr::V4(a) => rewrite::nat4(f, l3, Some(l4), proto, end, u32::from(a), port),
-        IpAddr::V6(a) => rewrite::nat6(f, l3, Some(l4), proto, end, a.octets(), port),
+        IpAddr::V4(a) => rewrite::nat4(f, l3, l4, proto, end, u32::from(a), port),
+        IpAddr::V6(a) => rewrite::nat6(f, l3, l4, proto, end, a.octets(), port),
     }
 }
 
