@@ -27,6 +27,30 @@ enum Cmd {
     /// Run the engine in virtual time on a synthetic scenario.
     #[command(subcommand)]
     Simulate(Scenario),
+    /// Run the whole packet path over a capture, with its timestamps as the clock.
+    Replay(ReplayCli),
+}
+
+#[derive(Args)]
+struct ReplayCli {
+    /// The appliance TOML (ports, neighbors, routes, defense; see docs/config.md).
+    #[arg(long)]
+    config: std::path::PathBuf,
+    /// Rules in ipvsadm-save syntax (`-A -t VIP:PORT -s wlc ...`, `-a -t ... -r RIP:PORT -g`).
+    #[arg(long)]
+    rules: std::path::PathBuf,
+    /// Input capture (pcap or pcapng; a pcapng interface id names the port a frame enters).
+    #[arg(long)]
+    pcap_in: std::path::PathBuf,
+    /// Output pcapng: one interface per port, then one per port's kernel path.
+    #[arg(long)]
+    pcap_out: std::path::PathBuf,
+    /// Write the Prometheus text of every counter here at the end.
+    #[arg(long)]
+    metrics_out: Option<std::path::PathBuf>,
+    /// Workers (default: the config's `[engine] workers`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    workers: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -101,6 +125,30 @@ fn parse_sched(s: &str) -> Result<SchedKind, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Replay(r) => {
+            let args = rvs_control::replay::ReplayArgs {
+                config: r.config,
+                rules: r.rules,
+                pcap_in: r.pcap_in,
+                pcap_out: r.pcap_out,
+                metrics_out: r.metrics_out,
+                workers: r.workers,
+            };
+            match rvs_control::replay::replay(&args) {
+                Ok(s) => {
+                    let line = format!(
+                        "rvsd replay: {} frames in, {} out, {} to the kernel, {} dropped, {} handed over ({} ring full)\n",
+                        s.frames_in, s.frames_out, s.frames_kernel, s.dropped, s.handoffs, s.ring_full
+                    );
+                    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("rvsd replay: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Cmd::Simulate(Scenario::Synflood(a)) => {
             let p = SynfloodParams {
                 seconds: a.seconds,

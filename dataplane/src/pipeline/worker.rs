@@ -340,8 +340,13 @@ impl<B: Buf> Worker<B> {
     /// holds it, so switches and routers learn the appliance at start and on config change.
     pub fn announce(&mut self, out: &mut impl FnMut(Out<B>)) {
         let pres = Arc::clone(&self.pres);
+        // In address order, so the announcement is the same on every run.
+        let mut vips4: Vec<V4> = self.f4.vips.iter().copied().collect();
+        vips4.sort();
+        let mut vips6: Vec<V6> = self.f6.vips.iter().copied().collect();
+        vips6.sort();
         for (i, p) in pres.ports.iter().enumerate() {
-            for &vip in &self.f4.vips {
+            for &vip in &vips4 {
                 if p.addrs4.iter().any(|&(a, l)| a.mask(l) == vip.mask(l)) {
                     let Some(mut b) = (self.alloc)() else {
                         continue;
@@ -356,7 +361,7 @@ impl<B: Buf> Worker<B> {
                     }
                 }
             }
-            for &vip in &self.f6.vips {
+            for &vip in &vips6 {
                 if let (true, Some(&(src, _))) = (
                     p.addrs6.iter().any(|&(a, l)| a.mask(l) == vip.mask(l)),
                     p.addrs6.first(),
