@@ -401,6 +401,12 @@ impl<A: Family> Shard<A> {
         }
     }
 
+    /// Warm the cache for the inbound lookups of a burst (see [`ConnTable::prefetch_burst`]).
+    #[inline]
+    pub fn prefetch(&self, keys: &[ConnKey<A>]) {
+        self.conns.prefetch_burst(keys);
+    }
+
     /// Handle one packet at `now` (ms): IPVS's ip_vs_in / ip_vs_out for this shard.
     pub fn process(&mut self, pkt: &Packet<A>, now: u64) -> Verdict<A> {
         let key_in = in_key(pkt);
@@ -631,9 +637,12 @@ impl<A: Family> Shard<A> {
     #[inline]
     fn set_deadline(&mut self, slot: u32, deadline: u64) {
         let c = self.conns.get_mut(slot);
-        let filed_later = deadline < c.expires;
+        let earlier = deadline < c.expires;
         c.expires = deadline;
-        if filed_later || !self.wheel.contains(slot) {
+        // Every live conn is filed (conn_new files it; expiry re-files or frees it), so a later
+        // deadline is a plain store: no wheel access, no cache miss on the wheel's links.
+        debug_assert!(self.wheel.contains(slot));
+        if earlier {
             self.wheel.reschedule(slot, deadline);
         }
     }

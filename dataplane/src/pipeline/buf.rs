@@ -51,6 +51,12 @@ impl VecBuf {
         }
     }
 
+    /// Empty again with the full headroom (a recycled buffer, as an mbuf freed and taken).
+    pub fn reset(&mut self) {
+        self.start = HEADROOM;
+        self.end = HEADROOM;
+    }
+
     /// An empty buffer (for frames the appliance builds: ARP replies, ICMP errors).
     pub fn empty() -> Self {
         VecBuf {

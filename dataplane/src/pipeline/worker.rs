@@ -4,6 +4,7 @@
 //! worker, or dropped for the caller to free). Every drop is counted under a [`PathDrop`].
 
 use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -13,8 +14,11 @@ use super::local;
 use super::rewrite::{self, End};
 use super::steer::Steering;
 use crate::addr::{Family, V4, V6};
-use crate::config::{Config, Fwd, ServiceKey, TunCsum, TunKind};
-use crate::conn::{ConnKey, Side};
+use crate::config::{Config, FastHasher, Fwd, ServiceKey, TunCsum, TunKind};
+
+/// A set probed per packet: the fast hasher, not SipHash.
+type FastSet<T> = HashSet<T, BuildHasherDefault<FastHasher>>;
+use crate::conn::{ConnKey, Side, BURST};
 use crate::counters::Cell;
 use crate::l3::{NeighParams, NeighTable, Resolve, Route, RouteTable};
 use crate::proto::{sctp, Proto};
@@ -163,7 +167,7 @@ pub struct Fam<A: Family, B> {
     steer: Steering,
     neigh: NeighTable<A, (u16, B)>,
     /// Addresses the appliance answers ARP/ND and echo for as a VIP.
-    vips: HashSet<A>,
+    vips: FastSet<A>,
     frags: FragTable<A>,
 }
 
@@ -184,8 +188,8 @@ impl<A: Family, B> Fam<A, B> {
     }
 }
 
-fn vips_of<A: Family>(cfg: &Config<A>) -> HashSet<A> {
-    let mut v: HashSet<A> = cfg
+fn vips_of<A: Family>(cfg: &Config<A>) -> FastSet<A> {
+    let mut v: FastSet<A> = cfg
         .services
         .iter()
         .filter_map(|s| match s.key {
@@ -240,7 +244,9 @@ pub struct Worker<B> {
     pub id: u32,
     pub f4: Fam<V4, B>,
     pub f6: Fam<V6, B>,
-    pres: Arc<Presence>,
+    /// Taken out for the duration of a call (a move, not a refcount change), so the path can
+    /// read it while it mutates the rest of the worker.
+    pres: Option<Arc<Presence>>,
     counters: Arc<PathCounters>,
     alloc: Box<dyn FnMut() -> Option<B> + Send>,
     ident: u16,
@@ -268,15 +274,15 @@ impl<B: Buf> Worker<B> {
             id,
             f4: Fam::new(cfg4, &p, workers, now),
             f6: Fam::new(cfg6, &p, workers, now),
-            pres,
+            pres: Some(Arc::clone(&pres)),
             counters: Arc::new(PathCounters::default()),
             alloc,
             ident: 0,
         };
-        for &(ip, mac, port) in &w.pres.static4 {
+        for &(ip, mac, port) in &pres.static4 {
             let _ = w.f4.neigh.add_static(ip, mac, port);
         }
-        for &(ip, mac, port) in &w.pres.static6 {
+        for &(ip, mac, port) in &pres.static6 {
             let _ = w.f6.neigh.add_static(ip, mac, port);
         }
         w
@@ -300,6 +306,16 @@ impl<B: Buf> Worker<B> {
         self.f6.steer = Steering::new(&cfg6, workers);
         self.f6.vips = vips_of(&cfg6);
         self.f6.shard.set_config(cfg6, now);
+    }
+
+    /// Run `f` with the presence borrowed beside `&mut self` (moved out of its slot and back:
+    /// no reference-count traffic per packet). `None` only if called re-entrantly.
+    #[inline]
+    fn enter<R>(&mut self, f: impl FnOnce(&mut Self, &Presence) -> R) -> Option<R> {
+        let pres = self.pres.take()?;
+        let r = f(self, &pres);
+        self.pres = Some(pres);
+        Some(r)
     }
 
     #[inline]
@@ -328,18 +344,25 @@ impl<B: Buf> Worker<B> {
         for b in dead {
             self.drop(PathDrop::NeighFailed, b, out);
         }
-        for (ip, port) in ask4 {
-            self.solicit::<V4>(ip, port, out);
+        if ask4.is_empty() && ask6.is_empty() {
+            return;
         }
-        for (ip, port) in ask6 {
-            self.solicit::<V6>(ip, port, out);
-        }
+        self.enter(|w, pres| {
+            for (ip, port) in ask4 {
+                w.solicit::<V4>(pres, ip, port, out);
+            }
+            for (ip, port) in ask6 {
+                w.solicit::<V6>(pres, ip, port, out);
+            }
+        });
     }
 
     /// Gratuitous ARP (and unsolicited NA) for every VIP on the ports whose connected prefix
     /// holds it, so switches and routers learn the appliance at start and on config change.
     pub fn announce(&mut self, out: &mut impl FnMut(Out<B>)) {
-        let pres = Arc::clone(&self.pres);
+        let Some(pres) = self.pres.clone() else {
+            return;
+        };
         // In address order, so the announcement is the same on every run.
         let mut vips4: Vec<V4> = self.f4.vips.iter().copied().collect();
         vips4.sort();
@@ -396,22 +419,89 @@ impl<B: Buf> Worker<B> {
     /// A frame received on `port`.
     pub fn rx(&mut self, port: u16, buf: B, now: u64, out: &mut impl FnMut(Out<B>)) {
         self.counters.rx.inc();
-        self.input(port, buf, now, false, out);
+        self.enter(|w, pres| w.input(pres, port, buf, now, false, out));
+    }
+
+    /// A burst of frames received on `port` (at most [`BURST`]; more are processed without
+    /// the warm-up): the conn lookups of the whole burst are prefetched first, so the burst
+    /// pays its memory latency once, then each frame goes through [`Self::rx`].
+    pub fn rx_burst(
+        &mut self,
+        port: u16,
+        bufs: &mut [Option<B>],
+        now: u64,
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        let mut k4 = [ConnKey::<V4> {
+            proto: 0,
+            caddr: V4(0),
+            cport: 0,
+            addr: V4(0),
+            port: 0,
+            template: false,
+        }; BURST];
+        let mut k6 = [ConnKey::<V6> {
+            proto: 0,
+            caddr: V6::default(),
+            cport: 0,
+            addr: V6::default(),
+            port: 0,
+            template: false,
+        }; BURST];
+        let (mut n4, mut n6) = (0, 0);
+        for b in bufs.iter().take(BURST).flatten() {
+            // A frame to a VIP looks up its conn by the client side as sent; anything else may
+            // be a reply, whose client is the destination.
+            match flow_hint(b.data()) {
+                Some(Hint::V4(k)) => {
+                    k4[n4] = if self.f4.vips.contains(&k.addr) {
+                        k
+                    } else {
+                        reply_key(k)
+                    };
+                    n4 += 1;
+                }
+                Some(Hint::V6(k)) => {
+                    k6[n6] = if self.f6.vips.contains(&k.addr) {
+                        k
+                    } else {
+                        reply_key(k)
+                    };
+                    n6 += 1;
+                }
+                None => {}
+            }
+        }
+        self.f4.shard.prefetch(&k4[..n4]);
+        self.f6.shard.prefetch(&k6[..n6]);
+        for b in bufs.iter_mut() {
+            if let Some(b) = b.take() {
+                self.rx(port, b, now, out);
+            }
+        }
     }
 
     /// A frame another worker handed over (it belongs to this worker's shard).
     pub fn rx_handoff(&mut self, port: u16, buf: B, now: u64, out: &mut impl FnMut(Out<B>)) {
         self.counters.handoff_in.inc();
-        self.input(port, buf, now, true, out);
+        self.enter(|w, pres| w.input(pres, port, buf, now, true, out));
     }
 
-    fn input(&mut self, port: u16, buf: B, now: u64, handed: bool, out: &mut impl FnMut(Out<B>)) {
+    fn input(
+        &mut self,
+        pres: &Presence,
+        port: u16,
+        buf: B,
+        now: u64,
+        handed: bool,
+        out: &mut impl FnMut(Out<B>),
+    ) {
         let pf = match wire::parse_frame(buf.data()) {
             Ok(pf) => pf,
             Err(wire::Error::Truncated) => return self.drop(PathDrop::Truncated, buf, out),
             Err(wire::Error::Malformed(_)) => return self.drop(PathDrop::Malformed, buf, out),
         };
-        let Some(me) = self.pres.ports.get(port as usize) else {
+        let Some(me) = pres.ports.get(port as usize) else {
             return self.drop(PathDrop::Malformed, buf, out);
         };
         let dst = pf.dst_mac.octets();
@@ -419,9 +509,9 @@ impl<B: Buf> Worker<B> {
             return self.drop(PathDrop::NotForUs, buf, out);
         }
         match pf.ethertype {
-            EtherType::ARP => self.arp(port, buf, &pf, now, out),
-            EtherType::IPV4 => self.ip::<V4>(port, buf, &pf, now, handed, out),
-            EtherType::IPV6 => self.ip::<V6>(port, buf, &pf, now, handed, out),
+            EtherType::ARP => self.arp(pres, port, buf, &pf, now, out),
+            EtherType::IPV4 => self.ip::<V4>(pres, port, buf, &pf, now, handed, out),
+            EtherType::IPV6 => self.ip::<V6>(pres, port, buf, &pf, now, handed, out),
             _ => {
                 self.counters.kernel.inc();
                 out(Out::Kernel { port, buf });
@@ -431,6 +521,7 @@ impl<B: Buf> Worker<B> {
 
     fn arp(
         &mut self,
+        pres: &Presence,
         port: u16,
         mut buf: B,
         pf: &ParsedFrame,
@@ -441,7 +532,6 @@ impl<B: Buf> Worker<B> {
             return self.drop(PathDrop::Malformed, buf, out);
         };
         let (op, sha, spa, tpa) = (a.operation(), a.sha().octets(), a.spa(), a.tpa());
-        let pres = Arc::clone(&self.pres);
         let me = &pres.ports[port as usize];
         let tpa_v = V4(u32::from(tpa));
         let ours = me.addrs4.iter().any(|&(x, _)| x == tpa_v) || self.f4.vips.contains(&tpa_v);
@@ -451,7 +541,7 @@ impl<B: Buf> Worker<B> {
             .neigh
             .learn(spa_v, sha, port, now, &mut |p, mac| ready.push((p, mac)));
         for ((p, b), mac) in ready {
-            self.send_resolved(p, b, mac, out);
+            self.send_resolved(pres, p, b, mac, out);
         }
         if !ours {
             return self.drop(PathDrop::ArpNotOurs, buf, out);
@@ -474,6 +564,7 @@ impl<B: Buf> Worker<B> {
     #[allow(clippy::too_many_arguments)]
     fn ip<A: Af>(
         &mut self,
+        pres: &Presence,
         port: u16,
         mut buf: B,
         pf: &ParsedFrame,
@@ -489,7 +580,6 @@ impl<B: Buf> Worker<B> {
         };
         // Strip Ethernet padding: the frame ends where the IP packet does.
         buf.trim(pf.l3_offset + ip.ip_len);
-        let pres = Arc::clone(&self.pres);
         let local = pres
             .ports
             .iter()
@@ -514,23 +604,23 @@ impl<B: Buf> Worker<B> {
                     return;
                 }
                 if A::V6 && (s.msg_type == 135 || s.msg_type == 136) {
-                    return self.ndp(port, buf, pf, ip.l4_offset, now, out);
+                    return self.ndp(pres, port, buf, pf, ip.l4_offset, now, out);
                 }
                 if local && !s.is_error {
                     self.counters.kernel.inc();
                     return out(Out::Kernel { port, buf });
                 }
                 if s.is_error {
-                    return self.icmp_related::<A>(port, buf, pf, s, now, handed, out);
+                    return self.icmp_related::<A>(pres, port, buf, pf, s, now, handed, out);
                 }
                 self.counters.kernel.inc();
                 out(Out::Kernel { port, buf })
             }
             L4Summary::Tcp { .. } | L4Summary::Udp { .. } | L4Summary::Sctp { .. } if !local => {
-                self.lb::<A>(port, buf, pf, src, dst, now, handed, out)
+                self.lb::<A>(pres, port, buf, pf, src, dst, now, handed, out)
             }
             L4Summary::NonFirstFragment if !local => {
-                self.fragment::<A>(port, buf, pf, src, dst, vip, now, handed, out)
+                self.fragment::<A>(pres, port, buf, pf, src, dst, vip, now, handed, out)
             }
             _ => {
                 self.counters.kernel.inc();
@@ -541,6 +631,7 @@ impl<B: Buf> Worker<B> {
 
     fn ndp(
         &mut self,
+        pres: &Presence,
         port: u16,
         mut buf: B,
         pf: &ParsedFrame,
@@ -586,7 +677,7 @@ impl<B: Buf> Worker<B> {
                         ready.push((p, mac))
                     });
                 for ((p, b), mac) in ready {
-                    self.send_resolved(p, b, mac, out);
+                    self.send_resolved(pres, p, b, mac, out);
                 }
             }
         }
@@ -594,7 +685,6 @@ impl<B: Buf> Worker<B> {
             return out(Out::Drop(buf));
         }
         let t = v6(target);
-        let pres = Arc::clone(&self.pres);
         let me = &pres.ports[port as usize];
         let ours = me.addrs6.iter().any(|&(a, _)| a == t) || self.f6.vips.contains(&t);
         if !ours {
@@ -627,6 +717,7 @@ impl<B: Buf> Worker<B> {
     #[allow(clippy::too_many_arguments)]
     fn lb<A: Af>(
         &mut self,
+        pres: &Presence,
         port: u16,
         buf: B,
         pf: &ParsedFrame,
@@ -690,7 +781,7 @@ impl<B: Buf> Worker<B> {
                         now,
                     );
                 }
-                self.forward::<A>(port, buf, pf, &x, now, out)
+                self.forward::<A>(pres, port, buf, pf, &x, now, out)
             }
             Verdict::Drop(_) => self.drop(PathDrop::Engine, buf, out),
             Verdict::NotOurs => {
@@ -708,6 +799,7 @@ impl<B: Buf> Worker<B> {
     #[allow(clippy::too_many_arguments)]
     fn icmp_related<A: Af>(
         &mut self,
+        pres: &Presence,
         port: u16,
         mut buf: B,
         pf: &ParsedFrame,
@@ -803,25 +895,24 @@ impl<B: Buf> Worker<B> {
         if !rewrite::dec_ttl(buf.data_mut(), l3, A::V6) {
             return self.drop(PathDrop::TtlExceeded, buf, out);
         }
-        let pres = Arc::clone(&self.pres);
         if x.reply {
             let Some((p, nh)) = A::routes(&pres).next_hop(x.caddr) else {
                 return self.drop(PathDrop::NoRoute, buf, out);
             };
-            return self.send::<A>(p, nh, buf, now, out);
+            return self.send::<A>(pres, p, nh, buf, now, out);
         }
         match x.fwd {
             Fwd::Masq => {
                 let Some((p, nh)) = A::routes(&pres).next_hop(x.daddr) else {
                     return self.drop(PathDrop::NoRoute, buf, out);
                 };
-                self.send::<A>(p, nh, buf, now, out)
+                self.send::<A>(pres, p, nh, buf, now, out)
             }
             Fwd::Droute => {
                 let Some(r) = A::routes(&pres).lookup(x.daddr) else {
                     return self.drop(PathDrop::NoRoute, buf, out);
                 };
-                self.send::<A>(r.port, x.daddr, buf, now, out)
+                self.send::<A>(pres, r.port, x.daddr, buf, now, out)
             }
             Fwd::Tunnel => {
                 let Some((p, nh)) = A::routes(&pres).next_hop(x.daddr) else {
@@ -845,7 +936,7 @@ impl<B: Buf> Worker<B> {
                     u16::MAX,
                     self.ident,
                 ) {
-                    Ok(()) => self.send::<A>(p, nh, buf, now, out),
+                    Ok(()) => self.send::<A>(pres, p, nh, buf, now, out),
                     Err(_) => self.drop(PathDrop::NoHeadroom, buf, out),
                 }
             }
@@ -856,6 +947,7 @@ impl<B: Buf> Worker<B> {
     #[allow(clippy::too_many_arguments)]
     fn fragment<A: Af>(
         &mut self,
+        pres: &Presence,
         port: u16,
         buf: B,
         pf: &ParsedFrame,
@@ -893,7 +985,7 @@ impl<B: Buf> Worker<B> {
             },
             now,
         ) {
-            Some(x) => self.forward::<A>(port, buf, pf, &x, now, out),
+            Some(x) => self.forward::<A>(pres, port, buf, pf, &x, now, out),
             None => self.drop(PathDrop::FragUnknown, buf, out),
         }
     }
@@ -902,6 +994,7 @@ impl<B: Buf> Worker<B> {
     #[allow(clippy::too_many_arguments)]
     fn forward<A: Af>(
         &mut self,
+        pres: &Presence,
         in_port: u16,
         mut buf: B,
         pf: &ParsedFrame,
@@ -917,9 +1010,8 @@ impl<B: Buf> Worker<B> {
         let l4 = (ip.l4 != L4Summary::NonFirstFragment).then_some(ip.l4_offset);
         let proto = ip.protocol.0;
         if !rewrite::dec_ttl(buf.data_mut(), l3, A::V6) {
-            return self.icmp_error::<A>(in_port, buf, pf, IcmpKind::TtlExceeded, out);
+            return self.icmp_error::<A>(pres, in_port, buf, pf, IcmpKind::TtlExceeded, out);
         }
-        let pres = Arc::clone(&self.pres);
         if x.reply {
             // NAT reply: the source becomes the VIP; route toward the client.
             if !nat::<A>(buf.data_mut(), l3, l4, proto, End::Src, x.vaddr, x.vport) {
@@ -928,7 +1020,7 @@ impl<B: Buf> Worker<B> {
             let Some((p, nh)) = A::routes(&pres).next_hop(x.caddr) else {
                 return self.drop(PathDrop::NoRoute, buf, out);
             };
-            return self.send::<A>(p, nh, buf, now, out);
+            return self.send::<A>(pres, p, nh, buf, now, out);
         }
         match x.fwd {
             Fwd::Masq => {
@@ -938,14 +1030,14 @@ impl<B: Buf> Worker<B> {
                 let Some((p, nh)) = A::routes(&pres).next_hop(x.daddr) else {
                     return self.drop(PathDrop::NoRoute, buf, out);
                 };
-                self.send::<A>(p, nh, buf, now, out)
+                self.send::<A>(pres, p, nh, buf, now, out)
             }
             Fwd::Droute => {
                 // IPVS's KNOWN_NH: the frame goes to the dest's own MAC, on the port of its route.
                 let Some(r) = A::routes(&pres).lookup(x.daddr) else {
                     return self.drop(PathDrop::NoRoute, buf, out);
                 };
-                self.send::<A>(r.port, x.daddr, buf, now, out)
+                self.send::<A>(pres, r.port, x.daddr, buf, now, out)
             }
             Fwd::Tunnel => {
                 let Some((p, nh)) = A::routes(&pres).next_hop(x.daddr) else {
@@ -963,9 +1055,9 @@ impl<B: Buf> Worker<B> {
                 match encap::<A, B>(
                     &mut buf, l3, ip.ip_len, outer_src, x.daddr, x.tun, mtu, self.ident,
                 ) {
-                    Ok(()) => self.send::<A>(p, nh, buf, now, out),
+                    Ok(()) => self.send::<A>(pres, p, nh, buf, now, out),
                     Err(EncapError::TooBig(mtu)) => {
-                        self.icmp_error::<A>(in_port, buf, pf, IcmpKind::TooBig(mtu), out)
+                        self.icmp_error::<A>(pres, in_port, buf, pf, IcmpKind::TooBig(mtu), out)
                     }
                     Err(EncapError::NoHeadroom) => self.drop(PathDrop::NoHeadroom, buf, out),
                 }
@@ -974,12 +1066,20 @@ impl<B: Buf> Worker<B> {
     }
 
     /// Resolve the next hop's MAC and transmit (or hold until resolved).
-    fn send<A: Af>(&mut self, port: u16, nh: A, buf: B, now: u64, out: &mut impl FnMut(Out<B>)) {
+    fn send<A: Af>(
+        &mut self,
+        pres: &Presence,
+        port: u16,
+        nh: A,
+        buf: B,
+        now: u64,
+        out: &mut impl FnMut(Out<B>),
+    ) {
         match A::fam(self).neigh.resolve(nh, port, (port, buf), now) {
-            Resolve::Ready(mac, (p, b)) => self.send_resolved(p, b, mac, out),
+            Resolve::Ready(mac, (p, b)) => self.send_resolved(pres, p, b, mac, out),
             Resolve::Held { solicit } => {
                 if solicit {
-                    self.solicit::<A>(nh, port, out);
+                    self.solicit::<A>(pres, nh, port, out);
                 }
             }
             Resolve::Dropped((_, b), why) => {
@@ -992,8 +1092,15 @@ impl<B: Buf> Worker<B> {
         }
     }
 
-    fn send_resolved(&mut self, port: u16, mut buf: B, mac: [u8; 6], out: &mut impl FnMut(Out<B>)) {
-        let src = self.pres.ports.get(port as usize).map_or([0; 6], |p| p.mac);
+    fn send_resolved(
+        &mut self,
+        pres: &Presence,
+        port: u16,
+        mut buf: B,
+        mac: [u8; 6],
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        let src = pres.ports.get(port as usize).map_or([0; 6], |p| p.mac);
         if !rewrite::set_macs(buf.data_mut(), mac, src) {
             return self.drop(PathDrop::Malformed, buf, out);
         }
@@ -1002,8 +1109,7 @@ impl<B: Buf> Worker<B> {
     }
 
     /// An ARP request or neighbor solicitation for `ip` on `port`.
-    fn solicit<A: Af>(&mut self, ip: A, port: u16, out: &mut impl FnMut(Out<B>)) {
-        let pres = Arc::clone(&self.pres);
+    fn solicit<A: Af>(&mut self, pres: &Presence, ip: A, port: u16, out: &mut impl FnMut(Out<B>)) {
         let Some(p) = pres.ports.get(port as usize) else {
             return;
         };
@@ -1038,6 +1144,7 @@ impl<B: Buf> Worker<B> {
     /// Send an ICMP error about `buf` back to its source, then drop `buf`.
     fn icmp_error<A: Af>(
         &mut self,
+        pres: &Presence,
         port: u16,
         buf: B,
         pf: &ParsedFrame,
@@ -1048,7 +1155,6 @@ impl<B: Buf> Worker<B> {
             IcmpKind::TtlExceeded => PathDrop::TtlExceeded,
             IcmpKind::TooBig(_) => PathDrop::FragNeeded,
         };
-        let pres = Arc::clone(&self.pres);
         let (Some(ip), Some(p)) = (pf.ip, pres.ports.get(port as usize)) else {
             return self.drop(reason, buf, out);
         };
@@ -1093,6 +1199,72 @@ enum IcmpKind {
     TtlExceeded,
     /// Fragmentation needed / packet too big, with the MTU to report.
     TooBig(u16),
+}
+
+/// The lookup key of a reply: its client is the destination (the index hashes the client).
+#[inline]
+fn reply_key<A: Family>(k: ConnKey<A>) -> ConnKey<A> {
+    ConnKey {
+        proto: k.proto,
+        caddr: k.addr,
+        cport: k.port,
+        addr: k.caddr,
+        port: k.cport,
+        template: false,
+    }
+}
+
+enum Hint {
+    V4(ConnKey<V4>),
+    V6(ConnKey<V6>),
+}
+
+/// The inbound lookup key of an untagged, unfragmented TCP/UDP/SCTP frame, read at fixed
+/// offsets for the prefetch pass only (anything else simply is not prefetched).
+#[inline]
+fn flow_hint(f: &[u8]) -> Option<Hint> {
+    let be16 = |at: usize| Some(u16::from_be_bytes([*f.get(at)?, *f.get(at + 1)?]));
+    let ports = |l4: usize, proto: u8| -> Option<(u16, u16)> {
+        matches!(proto, 6 | 17 | 132).then_some(())?;
+        Some((be16(l4)?, be16(l4 + 2)?))
+    };
+    match be16(12)? {
+        0x0800 => {
+            let ihl = usize::from(*f.get(14)? & 0x0f) * 4;
+            if be16(20)? & 0x3fff != 0 {
+                return None;
+            }
+            let proto = *f.get(23)?;
+            let (sp, dp) = ports(14 + ihl, proto)?;
+            let a = |at: usize| Some(V4(u32::from_be_bytes(f.get(at..at + 4)?.try_into().ok()?)));
+            Some(Hint::V4(ConnKey {
+                proto,
+                caddr: a(26)?,
+                cport: sp,
+                addr: a(30)?,
+                port: dp,
+                template: false,
+            }))
+        }
+        0x86dd => {
+            let proto = *f.get(20)?;
+            let (sp, dp) = ports(54, proto)?;
+            let a = |at: usize| {
+                Some(v6(Ipv6Addr::from(
+                    <[u8; 16]>::try_from(f.get(at..at + 16)?).ok()?,
+                )))
+            };
+            Some(Hint::V6(ConnKey {
+                proto,
+                caddr: a(22)?,
+                cport: sp,
+                addr: a(38)?,
+                port: dp,
+                template: false,
+            }))
+        }
+        _ => None,
+    }
 }
 
 /// The VLAN tag bytes of a received frame (at most two tags), to answer on the same VLAN.
