@@ -487,6 +487,7 @@ impl<B: Buf> Worker<B> {
         self.enter(|w, pres| w.input(pres, port, buf, now, true, out));
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn input(
         &mut self,
         pres: &Presence,
@@ -519,6 +520,7 @@ impl<B: Buf> Worker<B> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn arp(
         &mut self,
         pres: &Presence,
@@ -629,6 +631,7 @@ impl<B: Buf> Worker<B> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn ndp(
         &mut self,
         pres: &Presence,
@@ -896,26 +899,26 @@ impl<B: Buf> Worker<B> {
             return self.drop(PathDrop::TtlExceeded, buf, out);
         }
         if x.reply {
-            let Some((p, nh)) = A::routes(&pres).next_hop(x.caddr) else {
+            let Some((p, nh)) = A::routes(pres).next_hop(x.caddr) else {
                 return self.drop(PathDrop::NoRoute, buf, out);
             };
             return self.send::<A>(pres, p, nh, buf, now, out);
         }
         match x.fwd {
             Fwd::Masq => {
-                let Some((p, nh)) = A::routes(&pres).next_hop(x.daddr) else {
+                let Some((p, nh)) = A::routes(pres).next_hop(x.daddr) else {
                     return self.drop(PathDrop::NoRoute, buf, out);
                 };
                 self.send::<A>(pres, p, nh, buf, now, out)
             }
             Fwd::Droute => {
-                let Some(r) = A::routes(&pres).lookup(x.daddr) else {
+                let Some(r) = A::routes(pres).lookup(x.daddr) else {
                     return self.drop(PathDrop::NoRoute, buf, out);
                 };
                 self.send::<A>(pres, r.port, x.daddr, buf, now, out)
             }
             Fwd::Tunnel => {
-                let Some((p, nh)) = A::routes(&pres).next_hop(x.daddr) else {
+                let Some((p, nh)) = A::routes(pres).next_hop(x.daddr) else {
                     return self.drop(PathDrop::NoRoute, buf, out);
                 };
                 let Some(&(outer_src, _)) = pres
@@ -1017,7 +1020,7 @@ impl<B: Buf> Worker<B> {
             if !nat::<A>(buf.data_mut(), l3, l4, proto, End::Src, x.vaddr, x.vport) {
                 return self.drop(PathDrop::Rewrite, buf, out);
             }
-            let Some((p, nh)) = A::routes(&pres).next_hop(x.caddr) else {
+            let Some((p, nh)) = A::routes(pres).next_hop(x.caddr) else {
                 return self.drop(PathDrop::NoRoute, buf, out);
             };
             return self.send::<A>(pres, p, nh, buf, now, out);
@@ -1027,20 +1030,20 @@ impl<B: Buf> Worker<B> {
                 if !nat::<A>(buf.data_mut(), l3, l4, proto, End::Dst, x.daddr, x.dport) {
                     return self.drop(PathDrop::Rewrite, buf, out);
                 }
-                let Some((p, nh)) = A::routes(&pres).next_hop(x.daddr) else {
+                let Some((p, nh)) = A::routes(pres).next_hop(x.daddr) else {
                     return self.drop(PathDrop::NoRoute, buf, out);
                 };
                 self.send::<A>(pres, p, nh, buf, now, out)
             }
             Fwd::Droute => {
                 // IPVS's KNOWN_NH: the frame goes to the dest's own MAC, on the port of its route.
-                let Some(r) = A::routes(&pres).lookup(x.daddr) else {
+                let Some(r) = A::routes(pres).lookup(x.daddr) else {
                     return self.drop(PathDrop::NoRoute, buf, out);
                 };
                 self.send::<A>(pres, r.port, x.daddr, buf, now, out)
             }
             Fwd::Tunnel => {
-                let Some((p, nh)) = A::routes(&pres).next_hop(x.daddr) else {
+                let Some((p, nh)) = A::routes(pres).next_hop(x.daddr) else {
                     return self.drop(PathDrop::NoRoute, buf, out);
                 };
                 let Some(&(outer_src, _)) = pres
@@ -1066,6 +1069,7 @@ impl<B: Buf> Worker<B> {
     }
 
     /// Resolve the next hop's MAC and transmit (or hold until resolved).
+    #[allow(clippy::too_many_arguments)]
     fn send<A: Af>(
         &mut self,
         pres: &Presence,
@@ -1092,6 +1096,7 @@ impl<B: Buf> Worker<B> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn send_resolved(
         &mut self,
         pres: &Presence,
@@ -1142,6 +1147,7 @@ impl<B: Buf> Worker<B> {
     }
 
     /// Send an ICMP error about `buf` back to its source, then drop `buf`.
+    #[allow(clippy::too_many_arguments)]
     fn icmp_error<A: Af>(
         &mut self,
         pres: &Presence,
