@@ -58,6 +58,12 @@ const RULES: &str = "\
 -a -u 10.0.0.102:53 -r 172.16.0.3:53 -i -w 1
 -A -t [fd00::100]:80 -s rr
 -a -t [fd00::100]:80 -r [fd00::2]:80 -g -w 1
+-A -u 10.0.0.103:53 -s rr
+-a -u 10.0.0.103:53 -r 172.16.0.2:53 -i --tun-type gue --tun-port 6080 -w 1
+-A -u 10.0.0.104:53 -s rr
+-a -u 10.0.0.104:53 -r 172.16.0.3:53 -i --tun-type gre -w 1
+-A -u 10.0.0.105:53 -s rr
+-a -u 10.0.0.105:53 -r 172.16.0.2:5353 -m -w 1
 ";
 
 fn tmp(name: &str) -> PathBuf {
@@ -134,6 +140,100 @@ fn input() -> Vec<Vec<u8>> {
     f.push(ack);
     // TCP to the appliance itself: the kernel's (exception path).
     f.push(syn([10, 0, 0, 9], 5555, [10, 0, 0, 1], 22));
+    f.extend(more_input());
+    f
+}
+
+/// GUE and GRE tunnels, VLAN, fragments, an ICMP error, ARP and IPv6 ND.
+fn more_input() -> Vec<Vec<u8>> {
+    let udp = |dst: [u8; 4], payload: &[u8]| {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
+            .ipv4([192, 168, 5, 5], dst, 64)
+            .udp(5353, 53)
+            .write(&mut v, payload)
+            .unwrap();
+        v
+    };
+    let mut f = vec![udp([10, 0, 0, 103], b"gue"), udp([10, 0, 0, 104], b"gre")];
+    // A VLAN-tagged SYN to the DR service.
+    let mut tagged = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
+        .single_vlan(etherparse::VlanId::try_new(7).unwrap())
+        .ipv4([192, 168, 6, 6], [10, 0, 0, 100], 64)
+        .tcp(6000, 80, 1, 100)
+        .syn()
+        .write(&mut tagged, b"")
+        .unwrap();
+    f.push(tagged);
+    // A UDP datagram in two fragments through NAT.
+    let whole = udp([10, 0, 0, 105], &[9u8; 100]);
+    let ip = etherparse::Ipv4HeaderSlice::from_slice(&whole[14..]).unwrap();
+    let payload = whole[34..].to_vec();
+    for (data, off, more) in [(&payload[..56], 0usize, true), (&payload[56..], 56, false)] {
+        let mut h = ip.to_header();
+        h.identification = 777;
+        h.dont_fragment = false;
+        h.more_fragments = more;
+        h.fragment_offset = etherparse::IpFragOffset::try_new((off / 8) as u16).unwrap();
+        h.set_payload_len(data.len()).unwrap();
+        h.header_checksum = h.calc_header_checksum();
+        let mut fr = whole[..14].to_vec();
+        h.write(&mut fr).unwrap();
+        fr.extend_from_slice(data);
+        f.push(fr);
+    }
+    // The NAT dest's port is closed: its ICMP error goes back to the client as the VIP's.
+    let mut quote = Vec::new();
+    PacketBuilder::ipv4([192, 168, 3, 3], [172, 16, 0, 2], 63)
+        .tcp(2000, 8080, 1, 64240)
+        .syn()
+        .write(&mut quote, b"")
+        .unwrap();
+    let mut err = Vec::new();
+    let unreach = etherparse::Icmpv4Type::Unknown {
+        type_u8: 3,
+        code_u8: 3,
+        bytes5to8: [0; 4],
+    };
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0x22], LB_MAC)
+        .ipv4([172, 16, 0, 2], [192, 168, 3, 3], 64)
+        .icmpv4(unreach)
+        .write(&mut err, &quote[..28])
+        .unwrap();
+    f.push(err);
+    // ARP for a VIP, and an IPv6 neighbor solicitation for the v6 VIP.
+    let mut arp = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, [0xff; 6])
+        .arp(
+            etherparse::ArpPacket::new(
+                etherparse::ArpHardwareId::ETHERNET,
+                etherparse::EtherType::IPV4,
+                etherparse::ArpOperation::REQUEST,
+                &CLIENT_MAC,
+                &[10, 0, 0, 9],
+                &[0; 6],
+                &[10, 0, 0, 101],
+            )
+            .unwrap(),
+        )
+        .write(&mut arp)
+        .unwrap();
+    f.push(arp);
+    let vip6: std::net::Ipv6Addr = "fd00::100".parse().unwrap();
+    let (sn, sn_mac) = rvs_dataplane::pipeline::local::solicited_node(vip6);
+    let mut b = rvs_dataplane::pipeline::buf::VecBuf::empty();
+    rvs_dataplane::pipeline::local::ndp(
+        &mut b,
+        false,
+        sn_mac,
+        CLIENT_MAC,
+        "fd00::9".parse().unwrap(),
+        sn,
+        vip6,
+        0,
+    );
+    f.push(rvs_dataplane::pipeline::buf::Buf::data(&b).to_vec());
     f
 }
 
@@ -249,15 +349,15 @@ fn replay_forwards_answers_and_counts_as_ipvs_would() {
         .filter(|(p, _)| *p == 1)
         .map(|(_, f)| f)
         .collect();
-    // 3 gratuitous ARPs and 1 unsolicited NA (the VIPs) + 4 persistent SYNs + NAT in and out
-    // + tunnel + v6 + echo.
-    assert_eq!(tx.len(), 4 + 4 + 2 + 1 + 1 + 1, "{} frames", tx.len());
+    // 6 gratuitous ARPs and 1 unsolicited NA (the VIPs) + 4 persistent SYNs + NAT in and out
+    // + tunnel + v6 + echo; then GUE, GRE, VLAN, 2 fragments, the ICMP error, ARP and NA.
+    assert_eq!(tx.len(), 7 + 4 + 2 + 1 + 1 + 1 + 8, "{} frames", tx.len());
     assert_eq!(
         kernel.len(),
         1,
         "the SSH SYN to the appliance goes to the kernel"
     );
-    let syns = &tx[4..8];
+    let syns = &tx[7..11];
     assert_eq!(dst_mac(syns[0]), dst_mac(syns[1]), "same /24, same dest");
     assert_eq!(dst_mac(syns[0]), dst_mac(syns[3]), "persistence holds");
     assert_ne!(
@@ -266,7 +366,7 @@ fn replay_forwards_answers_and_counts_as_ipvs_would() {
         "rr moved on for the other group"
     );
     // NAT: to 172.16.0.2:8080, and the reply back as the VIP toward the gateway.
-    let p = SlicedPacket::from_ethernet(tx[8]).unwrap();
+    let p = SlicedPacket::from_ethernet(tx[11]).unwrap();
     let (Some(NetSlice::Ipv4(ip)), Some(TransportSlice::Tcp(t))) = (&p.net, &p.transport) else {
         panic!()
     };
@@ -274,7 +374,7 @@ fn replay_forwards_answers_and_counts_as_ipvs_would() {
         (ip.header().destination(), t.destination_port()),
         ([172, 16, 0, 2], 8080)
     );
-    let p = SlicedPacket::from_ethernet(tx[9]).unwrap();
+    let p = SlicedPacket::from_ethernet(tx[12]).unwrap();
     let (Some(NetSlice::Ipv4(ip)), Some(TransportSlice::Tcp(t))) = (&p.net, &p.transport) else {
         panic!()
     };
@@ -282,9 +382,9 @@ fn replay_forwards_answers_and_counts_as_ipvs_would() {
         (ip.header().source(), t.source_port()),
         ([10, 0, 0, 101], 80)
     );
-    assert_eq!(dst_mac(tx[9]), [2, 0, 0, 0, 0, 0xfe]);
+    assert_eq!(dst_mac(tx[12]), [2, 0, 0, 0, 0, 0xfe]);
     // IPIP.
-    let p = SlicedPacket::from_ethernet(tx[10]).unwrap();
+    let p = SlicedPacket::from_ethernet(tx[13]).unwrap();
     let Some(NetSlice::Ipv4(ip)) = &p.net else {
         panic!()
     };
@@ -292,10 +392,42 @@ fn replay_forwards_answers_and_counts_as_ipvs_would() {
         (ip.header().protocol(), ip.header().destination()),
         (etherparse::IpNumber::IPV4, [172, 16, 0, 3])
     );
+    // GUE to the configured port, GRE.
+    let p = SlicedPacket::from_ethernet(tx[16]).unwrap();
+    let Some(TransportSlice::Udp(u)) = &p.transport else {
+        panic!("GUE is UDP")
+    };
+    assert_eq!(u.destination_port(), 6080);
+    let p = SlicedPacket::from_ethernet(tx[17]).unwrap();
+    let Some(NetSlice::Ipv4(ip)) = &p.net else {
+        panic!()
+    };
+    assert_eq!(ip.header().protocol(), etherparse::IpNumber::GRE);
+    // VLAN kept; both fragments to the NAT dest; the ICMP error from the VIP.
+    let p = SlicedPacket::from_ethernet(tx[18]).unwrap();
+    assert!(!p.link_exts.is_empty(), "the VLAN tag is kept");
+    for f in &tx[19..21] {
+        let h = etherparse::Ipv4HeaderSlice::from_slice(&f[14..]).unwrap();
+        assert_eq!(h.destination(), [172, 16, 0, 2]);
+    }
+    let p = SlicedPacket::from_ethernet(tx[21]).unwrap();
+    let (Some(NetSlice::Ipv4(ip)), Some(TransportSlice::Icmpv4(_))) = (&p.net, &p.transport) else {
+        panic!()
+    };
+    assert_eq!(ip.header().source(), [10, 0, 0, 101]);
+    assert!(matches!(
+        SlicedPacket::from_ethernet(tx[22]).unwrap().net,
+        Some(NetSlice::Arp(_))
+    ));
+    let p = SlicedPacket::from_ethernet(tx[23]).unwrap();
+    let Some(TransportSlice::Icmpv6(na)) = &p.transport else {
+        panic!()
+    };
+    assert_eq!(na.type_u8(), 136);
     // Metrics: engine and path counters, by worker and family.
     for line in [
-        "rvs_conns_created_total{worker=\"0\",family=\"ipv4\"} 6",
-        "rvs_templates{worker=\"0\",family=\"ipv4\"} 2",
+        "rvs_conns_created_total{worker=\"0\",family=\"ipv4\"} 10",
+        "rvs_templates{worker=\"0\",family=\"ipv4\"} 3",
         "rvs_drops_total{worker=\"0\",family=\"ipv4\",reason=\"no_conn_not_start\"} 1",
         "rvs_echo_replies_total{worker=\"0\"} 1",
         "rvs_conns_created_total{worker=\"0\",family=\"ipv6\"} 1",
@@ -334,9 +466,29 @@ fn one_two_and_four_workers_forward_the_same_frames() {
         let mut v: Vec<(u16, Vec<u8>)> = v
             .into_iter()
             .map(|(p, mut f)| {
+                let l3 = if f.get(12..14) == Some(&[0x81, 0][..]) {
+                    18
+                } else {
+                    14
+                };
+                let v4 = f.get(l3 - 2..l3) == Some(&[8, 0][..]);
                 // DR frames to the persistent service: the dest MAC is the scheduler's pick.
-                if dests.contains(&dst_mac(&f)) && f.get(30..34) == Some(&[10, 0, 0, 100][..]) {
+                if v4
+                    && dests.contains(&dst_mac(&f))
+                    && f.get(l3 + 16..l3 + 20) == Some(&[10, 0, 0, 100][..])
+                {
                     f[0..6].fill(0);
+                }
+                // Tunnel headers carry a per-worker IP id (and GUE a source port made from it).
+                if v4
+                    && matches!(f.get(l3 + 9), Some(4 | 17 | 47))
+                    && f.get(l3 + 12..l3 + 16) == Some(&[10, 0, 0, 1][..])
+                {
+                    f[l3 + 4..l3 + 6].fill(0);
+                    f[l3 + 10..l3 + 12].fill(0);
+                    if f[l3 + 9] == 17 {
+                        f[l3 + 20..l3 + 22].fill(0);
+                    }
                 }
                 (p, f)
             })
