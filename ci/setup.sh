@@ -6,6 +6,11 @@ need=()
 command -v cargo >/dev/null || { echo "setup: cargo (Rust toolchain) is required" >&2; exit 1; }
 command -v cc >/dev/null || need+=(gcc)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+# DPDK 22.11 (Debian) for dataplane/dpdk-sys: headers and libs, the PMD plugins, dpdk-testpmd,
+# and libclang for bindgen.
+if ! pkg-config --exists libdpdk 2>/dev/null || ! command -v dpdk-testpmd >/dev/null; then
+  need+=(dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive

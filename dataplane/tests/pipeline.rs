@@ -826,3 +826,102 @@ fn later_fragments_follow_the_first_and_early_ones_are_counted() {
     // The first still carries the port rewrite.
     assert_eq!(u16::from_be_bytes([out[0][36], out[0][37]]), 53);
 }
+
+#[test]
+fn ipv6_tunnel_and_packet_too_big() {
+    let mut w = worker(Config::default(), service6(Fwd::Tunnel), 0, 1);
+    let c6: Ipv6Addr = "2001:db8::7".parse().unwrap();
+    let vip6: Ipv6Addr = "fd00::100".parse().unwrap();
+    let frame = |payload: &[u8]| {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
+            .ipv6(c6.octets(), vip6.octets(), 64)
+            .tcp(40000, 80, 1, 100)
+            .syn()
+            .write(&mut v, payload)
+            .unwrap();
+        v
+    };
+    let small = frame(b"x");
+    let out = tx(run(&mut w, std::slice::from_ref(&small), 1));
+    let p = SlicedPacket::from_ethernet(&out[0]).unwrap();
+    let Some(NetSlice::Ipv6(outer)) = &p.net else {
+        panic!()
+    };
+    assert_eq!(outer.header().next_header(), IpNumber::IPV6);
+    assert_eq!(
+        outer.header().source(),
+        "fd00::1".parse::<Ipv6Addr>().unwrap().octets()
+    );
+    assert_eq!(
+        outer.header().destination(),
+        "fd00::11".parse::<Ipv6Addr>().unwrap().octets()
+    );
+    let inner = etherparse::Ipv6HeaderSlice::from_slice(&out[0][54..]).unwrap();
+    assert_eq!(inner.hop_limit(), 63);
+    assert_eq!(&out[0][54 + 40..], &small[54..], "inner payload untouched");
+    // 40 + 20 + 1450 = 1510 bytes inner: with the 40-byte outer header it exceeds 1500.
+    let out = tx(run(&mut w, &[frame(&[0u8; 1450])], 2));
+    assert_eq!(out.len(), 1);
+    let p = SlicedPacket::from_ethernet(&out[0]).unwrap();
+    let (Some(NetSlice::Ipv6(ip)), Some(TransportSlice::Icmpv6(icmp))) = (&p.net, &p.transport)
+    else {
+        panic!("ICMPv6")
+    };
+    assert_eq!(icmp.type_u8(), 2, "packet too big");
+    assert_eq!(u32::from_be_bytes(icmp.bytes5to8()), 1460);
+    assert_eq!(ip.header().destination(), c6.octets());
+    let want = icmp
+        .icmp_type()
+        .calc_checksum(
+            ip.header().source(),
+            ip.header().destination(),
+            icmp.payload(),
+        )
+        .unwrap();
+    assert_eq!(icmp.checksum(), want);
+    assert_eq!(w.counters().drops_of(PathDrop::FragNeeded), 1);
+}
+
+#[test]
+fn ipv6_later_fragments_follow_the_first() {
+    let mut w = worker(Config::default(), service6(Fwd::Droute), 0, 1);
+    let c6: Ipv6Addr = "2001:db8::7".parse().unwrap();
+    let vip6: Ipv6Addr = "fd00::100".parse().unwrap();
+    let mut whole = Vec::new();
+    PacketBuilder::ipv6(c6.octets(), vip6.octets(), 64)
+        .tcp(40000, 80, 1, 100)
+        .syn()
+        .write(&mut whole, &[5u8; 100])
+        .unwrap();
+    let tcp = &whole[40..];
+    let frag = |data: &[u8], offset: usize, more: bool| {
+        let mut f = Vec::new();
+        f.extend_from_slice(&LB_MAC);
+        f.extend_from_slice(&CLIENT_MAC);
+        f.extend_from_slice(&[0x86, 0xdd]);
+        f.extend_from_slice(&[0x60, 0, 0, 0]);
+        f.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[44, 64]);
+        f.extend_from_slice(&c6.octets());
+        f.extend_from_slice(&vip6.octets());
+        let off = ((offset / 8) as u16) << 3 | u16::from(more);
+        f.extend_from_slice(&[6, 0]);
+        f.extend_from_slice(&off.to_be_bytes());
+        f.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+        f.extend_from_slice(data);
+        f
+    };
+    let (first, second) = (frag(&tcp[..64], 0, true), frag(&tcp[64..], 64, false));
+    assert!(
+        tx(run(&mut w, std::slice::from_ref(&second), 1)).is_empty(),
+        "before its first: dropped"
+    );
+    let out = tx(run(&mut w, &[first, second], 2));
+    assert_eq!(out.len(), 2);
+    for f in &out {
+        assert_eq!(eth_dst(f), RS1_MAC);
+        assert_eq!(f[14 + 7], 63, "hop limit");
+    }
+    assert_eq!(w.counters().drops_of(PathDrop::FragUnknown), 1);
+}

@@ -6,7 +6,9 @@ use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use rvs_dataplane::addr::{V4, V6};
-use rvs_dataplane::config::{Config, DestConfig, Fwd, Persistence, ServiceConfig, ServiceKey, Sysctl};
+use rvs_dataplane::config::{
+    Config, DestConfig, Fwd, Persistence, ServiceConfig, ServiceKey, Sysctl,
+};
 use rvs_dataplane::l3::Route;
 use rvs_dataplane::pipeline::buf::VecBuf;
 use rvs_dataplane::pipeline::worker::{PortInfo, Presence, Worker};
@@ -18,18 +20,72 @@ use std::sync::Mutex;
 fn worker() -> Worker<VecBuf> {
     let vip = V4(0x0a00_0064);
     let svc = |proto, fwd| {
-        let mut s = ServiceConfig::new(ServiceKey::Addr { proto, vaddr: vip, vport: 80 }, SchedKind::Wlc);
-        s.persistence = Some(Persistence { timeout_ms: 300_000, prefix: 24 });
-        s.dests = vec![DestConfig { addr: V4(0x0a00_000b), port: 80, weight: 1, fwd, ..Default::default() }];
+        let mut s = ServiceConfig::new(
+            ServiceKey::Addr {
+                proto,
+                vaddr: vip,
+                vport: 80,
+            },
+            SchedKind::Wlc,
+        );
+        s.persistence = Some(Persistence {
+            timeout_ms: 300_000,
+            prefix: 24,
+        });
+        s.dests = vec![DestConfig {
+            addr: V4(0x0a00_000b),
+            port: 80,
+            weight: 1,
+            fwd,
+            ..Default::default()
+        }];
         s.rebuild_tables();
         s
     };
-    let cfg = Config::new(vec![svc(Proto::Tcp, Fwd::Masq), svc(Proto::Udp, Fwd::Tunnel), svc(Proto::Sctp, Fwd::Droute)], Sysctl::default())
-        .expect("valid");
-    let port = PortInfo { name: "p0".into(), mac: [2, 0, 0, 0, 0, 1], addrs4: vec![(V4(0x0a00_0001), 24)], addrs6: vec![], mtu: 1500 };
-    let pres = Presence::new(vec![port], &[(V4(0), 0, Route { port: 0, via: Some(V4(0x0a00_00fe)) })], &[], vec![], vec![])
-        .expect("valid");
-    Worker::new(0, 2, ShardParams { capacity: 4096, ..ShardParams::default() }, Arc::new(cfg), Arc::new(Config::<V6>::default()), Arc::new(pres), Box::new(|| Some(VecBuf::empty())), 0)
+    let cfg = Config::new(
+        vec![
+            svc(Proto::Tcp, Fwd::Masq),
+            svc(Proto::Udp, Fwd::Tunnel),
+            svc(Proto::Sctp, Fwd::Droute),
+        ],
+        Sysctl::default(),
+    )
+    .expect("valid");
+    let port = PortInfo {
+        name: "p0".into(),
+        mac: [2, 0, 0, 0, 0, 1],
+        addrs4: vec![(V4(0x0a00_0001), 24)],
+        addrs6: vec![],
+        mtu: 1500,
+    };
+    let pres = Presence::new(
+        vec![port],
+        &[(
+            V4(0),
+            0,
+            Route {
+                port: 0,
+                via: Some(V4(0x0a00_00fe)),
+            },
+        )],
+        &[],
+        vec![],
+        vec![],
+    )
+    .expect("valid");
+    Worker::new(
+        0,
+        2,
+        ShardParams {
+            capacity: 4096,
+            ..ShardParams::default()
+        },
+        Arc::new(cfg),
+        Arc::new(Config::<V6>::default()),
+        Arc::new(pres),
+        Box::new(|| Some(VecBuf::empty())),
+        0,
+    )
 }
 
 static W: OnceLock<Mutex<(Worker<VecBuf>, u64)>> = OnceLock::new();
