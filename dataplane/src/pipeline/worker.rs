@@ -898,52 +898,8 @@ impl<B: Buf> Worker<B> {
         if !rewrite::dec_ttl(buf.data_mut(), l3, A::V6) {
             return self.drop(PathDrop::TtlExceeded, buf, out);
         }
-        if x.reply {
-            let Some((p, nh)) = A::routes(pres).next_hop(x.caddr) else {
-                return self.drop(PathDrop::NoRoute, buf, out);
-            };
-            return self.send::<A>(pres, p, nh, buf, now, out);
-        }
-        match x.fwd {
-            Fwd::Masq => {
-                let Some((p, nh)) = A::routes(pres).next_hop(x.daddr) else {
-                    return self.drop(PathDrop::NoRoute, buf, out);
-                };
-                self.send::<A>(pres, p, nh, buf, now, out)
-            }
-            Fwd::Droute => {
-                let Some(r) = A::routes(pres).lookup(x.daddr) else {
-                    return self.drop(PathDrop::NoRoute, buf, out);
-                };
-                self.send::<A>(pres, r.port, x.daddr, buf, now, out)
-            }
-            Fwd::Tunnel => {
-                let Some((p, nh)) = A::routes(pres).next_hop(x.daddr) else {
-                    return self.drop(PathDrop::NoRoute, buf, out);
-                };
-                let Some(&(outer_src, _)) = pres
-                    .ports
-                    .get(p as usize)
-                    .and_then(|pi| A::port_addrs(pi).first())
-                else {
-                    return self.drop(PathDrop::NoSourceAddr, buf, out);
-                };
-                self.ident = self.ident.wrapping_add(1);
-                match encap::<A, B>(
-                    &mut buf,
-                    l3,
-                    ip.ip_len,
-                    outer_src,
-                    x.daddr,
-                    x.tun,
-                    u16::MAX,
-                    self.ident,
-                ) {
-                    Ok(()) => self.send::<A>(pres, p, nh, buf, now, out),
-                    Err(_) => self.drop(PathDrop::NoHeadroom, buf, out),
-                }
-            }
-        }
+        // No MTU check: an ICMP error is never answered with another.
+        self.deliver::<A>(pres, port, buf, pf, &x, now, false, out)
     }
 
     /// A fragment other than the first: forwarded as its datagram's first fragment was.
@@ -1015,56 +971,75 @@ impl<B: Buf> Worker<B> {
         if !rewrite::dec_ttl(buf.data_mut(), l3, A::V6) {
             return self.icmp_error::<A>(pres, in_port, buf, pf, IcmpKind::TtlExceeded, out);
         }
-        if x.reply {
-            // NAT reply: the source becomes the VIP; route toward the client.
-            if !nat::<A>(buf.data_mut(), l3, l4, proto, End::Src, x.vaddr, x.vport) {
-                return self.drop(PathDrop::Rewrite, buf, out);
-            }
-            let Some((p, nh)) = A::routes(pres).next_hop(x.caddr) else {
-                return self.drop(PathDrop::NoRoute, buf, out);
-            };
+        let (end, addr, port) = match (x.reply, x.fwd) {
+            // NAT reply: the source becomes the VIP.
+            (true, _) => (End::Src, x.vaddr, x.vport),
+            (false, Fwd::Masq) => (End::Dst, x.daddr, x.dport),
+            _ => return self.deliver::<A>(pres, in_port, buf, pf, x, now, true, out),
+        };
+        if !nat::<A>(buf.data_mut(), l3, l4, proto, end, addr, port) {
+            return self.drop(PathDrop::Rewrite, buf, out);
+        }
+        self.deliver::<A>(pres, in_port, buf, pf, x, now, true, out)
+    }
+
+    /// Route a rewritten frame as its conn says and send it: replies toward the client; DR to
+    /// the dest's own MAC on its route's port (IPVS's KNOWN_NH); NAT to the dest's next hop;
+    /// TUN encapsulated from the egress port's address (with `check_mtu`, a DF packet that
+    /// would not fit gets the client fragmentation needed / packet too big instead).
+    #[allow(clippy::too_many_arguments)]
+    fn deliver<A: Af>(
+        &mut self,
+        pres: &Presence,
+        in_port: u16,
+        mut buf: B,
+        pf: &ParsedFrame,
+        x: &Xmit<A>,
+        now: u64,
+        check_mtu: bool,
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        let routes = A::routes(pres);
+        let (p, nh) = match (x.reply, x.fwd) {
+            (true, _) => match routes.next_hop(x.caddr) {
+                Some(r) => r,
+                None => return self.drop(PathDrop::NoRoute, buf, out),
+            },
+            (false, Fwd::Droute) => match routes.lookup(x.daddr) {
+                Some(r) => (r.port, x.daddr),
+                None => return self.drop(PathDrop::NoRoute, buf, out),
+            },
+            (false, _) => match routes.next_hop(x.daddr) {
+                Some(r) => r,
+                None => return self.drop(PathDrop::NoRoute, buf, out),
+            },
+        };
+        if x.reply || x.fwd != Fwd::Tunnel {
             return self.send::<A>(pres, p, nh, buf, now, out);
         }
-        match x.fwd {
-            Fwd::Masq => {
-                if !nat::<A>(buf.data_mut(), l3, l4, proto, End::Dst, x.daddr, x.dport) {
-                    return self.drop(PathDrop::Rewrite, buf, out);
-                }
-                let Some((p, nh)) = A::routes(pres).next_hop(x.daddr) else {
-                    return self.drop(PathDrop::NoRoute, buf, out);
-                };
-                self.send::<A>(pres, p, nh, buf, now, out)
+        let (Some(ip), Some(pi)) = (pf.ip, pres.ports.get(p as usize)) else {
+            return self.drop(PathDrop::Malformed, buf, out);
+        };
+        let Some(&(outer_src, _)) = A::port_addrs(pi).first() else {
+            return self.drop(PathDrop::NoSourceAddr, buf, out);
+        };
+        let mtu = if check_mtu { pi.mtu } else { u16::MAX };
+        self.ident = self.ident.wrapping_add(1);
+        match encap::<A, B>(
+            &mut buf,
+            pf.l3_offset,
+            ip.ip_len,
+            outer_src,
+            x.daddr,
+            x.tun,
+            mtu,
+            self.ident,
+        ) {
+            Ok(()) => self.send::<A>(pres, p, nh, buf, now, out),
+            Err(EncapError::TooBig(mtu)) => {
+                self.icmp_error::<A>(pres, in_port, buf, pf, IcmpKind::TooBig(mtu), out)
             }
-            Fwd::Droute => {
-                // IPVS's KNOWN_NH: the frame goes to the dest's own MAC, on the port of its route.
-                let Some(r) = A::routes(pres).lookup(x.daddr) else {
-                    return self.drop(PathDrop::NoRoute, buf, out);
-                };
-                self.send::<A>(pres, r.port, x.daddr, buf, now, out)
-            }
-            Fwd::Tunnel => {
-                let Some((p, nh)) = A::routes(pres).next_hop(x.daddr) else {
-                    return self.drop(PathDrop::NoRoute, buf, out);
-                };
-                let Some(&(outer_src, _)) = pres
-                    .ports
-                    .get(p as usize)
-                    .and_then(|pi| A::port_addrs(pi).first())
-                else {
-                    return self.drop(PathDrop::NoSourceAddr, buf, out);
-                };
-                let mtu = pres.ports[p as usize].mtu;
-                self.ident = self.ident.wrapping_add(1);
-                match encap::<A, B>(
-                    &mut buf, l3, ip.ip_len, outer_src, x.daddr, x.tun, mtu, self.ident,
-                ) {
-                    Ok(()) => self.send::<A>(pres, p, nh, buf, now, out),
-                    Err(EncapError::TooBig(mtu)) => {
-                        self.icmp_error::<A>(pres, in_port, buf, pf, IcmpKind::TooBig(mtu), out)
-                    }
-                    Err(EncapError::NoHeadroom) => self.drop(PathDrop::NoHeadroom, buf, out),
-                }
-            }
+            Err(EncapError::NoHeadroom) => self.drop(PathDrop::NoHeadroom, buf, out),
         }
     }
 
