@@ -114,12 +114,12 @@ fn client(i: u32) -> ([u8; 4], u16) {
     (a.to_be_bytes(), 1024 + (i % 60_000) as u16)
 }
 
-/// Run `frames` through the worker in bursts of 32, reusing one buffer per slot.
 thread_local! {
     /// Buffers reused across runs (as an mbuf pool): allocated once, not per measurement.
     static POOL: std::cell::RefCell<Vec<VecBuf>> = std::cell::RefCell::new((0..32).map(|_| VecBuf::empty()).collect());
 }
 
+/// Run `frames` through the worker in bursts of 32, reusing pooled buffers.
 fn pump(w: &mut Worker<VecBuf>, frames: &[Frame64], iters: u64, now: &mut u64) -> Duration {
     POOL.with(|p| pump_with(&mut p.borrow_mut(), w, frames, iters, now))
 }
