@@ -3,6 +3,7 @@
 //! cells at render time (a scrape), never pushed.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, TextEncoder};
@@ -135,17 +136,39 @@ impl Families {
     }
 }
 
+/// One worker's counter blocks, readable from any thread (a scrape holds these, not the
+/// workers).
+#[derive(Clone)]
+pub struct WorkerCounters {
+    pub id: u32,
+    pub path: Arc<PathCounters>,
+    pub v4: Arc<Counters>,
+    pub v6: Arc<Counters>,
+}
+
+impl WorkerCounters {
+    pub fn of<B: Buf>(w: &Worker<B>) -> Self {
+        WorkerCounters {
+            id: w.id,
+            path: w.counters(),
+            v4: w.f4.shard.counters(),
+            v6: w.f6.shard.counters(),
+        }
+    }
+}
+
 /// The Prometheus text of every worker's counters.
 pub fn render<B: Buf>(workers: &[Worker<B>]) -> String {
+    render_counters(&workers.iter().map(WorkerCounters::of).collect::<Vec<_>>())
+}
+
+/// The Prometheus text of the given counter blocks.
+pub fn render_counters(workers: &[WorkerCounters]) -> String {
     let mut f = Families::default();
     for w in workers {
         let id = w.id.to_string();
-        f.path(&[label("worker", &id)], &w.counters());
-        let shards: [(&str, std::sync::Arc<Counters>); 2] = [
-            ("ipv4", w.f4.shard.counters()),
-            ("ipv6", w.f6.shard.counters()),
-        ];
-        for (fam, c) in shards {
+        f.path(&[label("worker", &id)], &w.path);
+        for (fam, c) in [("ipv4", &w.v4), ("ipv6", &w.v6)] {
             f.samples(&[label("worker", &id), label("family", fam)], c.samples());
         }
     }

@@ -236,13 +236,15 @@ pub fn presence(cfg: &AppConfig) -> Result<Presence, String> {
     Presence::new(ports, &r4, &r6, s4, s6)
 }
 
-/// Build the workers of an appliance config and rule set.
-pub fn workers(
+/// Build the workers of an appliance config and rule set, `alloc(worker)` giving each its
+/// buffer source for the frames it builds itself.
+pub fn workers<B: Buf>(
     cfg: &AppConfig,
     rules: &RuleSet,
     n: u32,
     t0: u64,
-) -> Result<Vec<Worker<VecBuf>>, String> {
+    alloc: impl Fn(u32) -> Box<dyn FnMut() -> Option<B> + Send>,
+) -> Result<Vec<Worker<B>>, String> {
     let (c4, c6) = rules.to_configs(cfg.sysctl()).map_err(|e| e.to_string())?;
     let c4 = Arc::new(
         c4.with_fwmark_rules(cfg.fwmark_rules_v4())
@@ -268,7 +270,7 @@ pub fn workers(
                 Arc::clone(&c4),
                 Arc::clone(&c6),
                 Arc::clone(&pres),
-                Box::new(|| Some(VecBuf::empty())),
+                alloc(id),
                 t0,
             )
         })
@@ -295,7 +297,7 @@ pub fn replay(args: &ReplayArgs) -> Result<ReplaySummary, String> {
     let frames = read_capture(&args.pcap_in)?;
     let n = args.workers.unwrap_or(cfg.engine.workers).max(1);
     let t0 = frames.first().map_or(0, |f| f.ts.as_millis() as u64);
-    let mut ws = workers(&cfg, &rules, n, t0)?;
+    let mut ws = workers(&cfg, &rules, n, t0, |_| Box::new(|| Some(VecBuf::empty())))?;
     let names: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
     let mut out = CaptureWriter::create(&args.pcap_out, &names)?;
     let rings: Vec<ArrayQueue<(u16, VecBuf)>> = (0..n).map(|_| ArrayQueue::new(RING)).collect();
