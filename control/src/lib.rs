@@ -6,8 +6,10 @@
 //!   sizing, firewall-mark match rules).
 //! - [`replay`]: `rvsd replay`, the packet path over a capture in virtual time.
 //! - [`metrics`]: the Prometheus text of every counter.
+//! - [`run`]: `rvsd run`, the appliance on DPDK.
 
 pub mod appconfig;
 pub mod metrics;
 pub mod replay;
 pub mod rules;
+pub mod run;

@@ -6,6 +6,8 @@ pub mod config;
 pub mod conn;
 pub mod counters;
 pub mod defense;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod l3;
 pub mod mem;
 pub mod pipeline;

@@ -29,6 +29,30 @@ enum Cmd {
     Simulate(Scenario),
     /// Run the whole packet path over a capture, with its timestamps as the clock.
     Replay(ReplayCli),
+    /// Run the appliance on DPDK: `rvsd run --config appliance.toml [--rules r] -- <EAL args>`.
+    Run(RunCli),
+}
+
+#[derive(Args)]
+struct RunCli {
+    /// The appliance TOML (see docs/config.md).
+    #[arg(long)]
+    config: std::path::PathBuf,
+    /// Rules in ipvsadm-save syntax.
+    #[arg(long)]
+    rules: Option<std::path::PathBuf>,
+    /// Write the Prometheus text of every counter here when stopping.
+    #[arg(long)]
+    metrics_out: Option<std::path::PathBuf>,
+    /// Stop after this many ms without a received frame (capture-driven tests, benchmarks).
+    #[arg(long)]
+    idle_exit_ms: Option<u64>,
+    /// Stop after this many ms in any case.
+    #[arg(long)]
+    max_ms: Option<u64>,
+    /// EAL arguments, after `--` (hugepages by default; `--no-huge -m 1024` in labs).
+    #[arg(last = true)]
+    eal: Vec<String>,
 }
 
 #[derive(Args)]
@@ -125,6 +149,35 @@ fn parse_sched(s: &str) -> Result<SchedKind, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Run(r) => {
+            let args = rvs_control::run::RunArgs {
+                config: r.config,
+                rules: r.rules,
+                eal: r.eal,
+                metrics_out: r.metrics_out,
+                idle_exit_ms: r.idle_exit_ms,
+                max_ms: r.max_ms,
+            };
+            match rvs_control::run::run(&args) {
+                Ok(s) => {
+                    let line = format!(
+                        "rvsd run: {:.2} s, {} frames in, {} out ({:.3} Mpps out), {} tx dropped, {} to the kernel (dropped)\n",
+                        s.seconds,
+                        s.rx,
+                        s.tx,
+                        s.tx as f64 / s.seconds.max(1e-9) / 1e6,
+                        s.tx_dropped,
+                        s.kernel_dropped
+                    );
+                    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("rvsd run: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Cmd::Replay(r) => {
             let args = rvs_control::replay::ReplayArgs {
                 config: r.config,

@@ -1,0 +1,130 @@
+//! `rvsd run` on the real EAL (`--no-huge --no-pci`, one worker lcore): the replay story fed
+//! through a `net_pcap` port gives the same frames out as `rvsd replay` does. One EAL per
+//! process, so this file holds one test.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use pcap_file::pcap::{PcapHeader, PcapReader, PcapWriter};
+use pcap_file::DataLink;
+use rvs_control::replay::{read_capture, replay, CaptureWriter, ReplayArgs};
+use rvs_control::run::{run, RunArgs};
+
+fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+    let f = std::fs::File::create(path).unwrap();
+    let header = PcapHeader {
+        datalink: DataLink::ETHERNET,
+        ..Default::default()
+    };
+    let mut w = PcapWriter::with_header(f, header).unwrap();
+    for (i, fr) in frames.iter().enumerate() {
+        let p = pcap_file::pcap::PcapPacket::new(
+            Duration::from_millis(1_000_000 + 10 * i as u64),
+            fr.len() as u32,
+            fr,
+        );
+        w.write_packet(&p).unwrap();
+    }
+}
+
+fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
+    let mut r = PcapReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut v = Vec::new();
+    while let Some(p) = r.next_packet() {
+        v.push(p.unwrap().data.into_owned());
+    }
+    v
+}
+
+#[test]
+fn dpdk_run_on_net_pcap_forwards_as_replay_does() {
+    let frames = input();
+    let (cfg, rules) = (tmp("run.toml"), tmp("run.ipvsadm"));
+    std::fs::write(&cfg, CONFIG).unwrap();
+    std::fs::write(&rules, RULES).unwrap();
+    // What replay says the appliance sends on port 0.
+    let pin_ng = tmp("run-in.pcapng");
+    let mut w = CaptureWriter::create(&pin_ng, &["p0".to_string()]).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        w.write(
+            Duration::from_millis(1_000_000 + 10 * i as u64),
+            0,
+            false,
+            f,
+        )
+        .unwrap();
+    }
+    w.finish().unwrap();
+    let rout = tmp("run-replay-out.pcapng");
+    let args = ReplayArgs {
+        config: cfg.clone(),
+        rules: rules.clone(),
+        pcap_in: pin_ng,
+        pcap_out: rout.clone(),
+        metrics_out: None,
+        workers: Some(1),
+    };
+    replay(&args).unwrap();
+    let want: Vec<Vec<u8>> = read_capture(&rout)
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.port == 0)
+        .map(|f| f.data)
+        .collect();
+
+    // The same frames through DPDK: net_pcap rx file in, tx file out.
+    let (pin, pout, metrics) = (tmp("run-in.pcap"), tmp("run-out.pcap"), tmp("run.prom"));
+    write_pcap(&pin, &frames);
+    let prefix = format!("rvs-run-{}", std::process::id());
+    let vdev = format!(
+        "net_pcap0,rx_pcap={},tx_pcap={}",
+        pin.display(),
+        pout.display()
+    );
+    let eal: Vec<String> = [
+        "--no-huge",
+        "-m",
+        "512",
+        "--no-pci",
+        "-l",
+        "0-1",
+        "--file-prefix",
+        &prefix,
+        "--vdev",
+        &vdev,
+        "--log-level",
+        "lib.eal:error",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let summary = run(&RunArgs {
+        config: cfg,
+        rules: Some(rules),
+        eal,
+        metrics_out: Some(metrics.clone()),
+        idle_exit_ms: Some(500),
+        max_ms: Some(20_000),
+    })
+    .expect("rvsd run");
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+    assert_eq!(
+        summary.rx,
+        frames.len() as u64,
+        "every frame of the capture was received"
+    );
+    assert_eq!(
+        summary.kernel_dropped, 1,
+        "the SSH SYN to the appliance (no exception path yet)"
+    );
+    let got = read_pcap(&pout);
+    assert_eq!(got.len(), want.len(), "{summary:?}");
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "frame {i}: rvsd run and rvsd replay disagree");
+    }
+    let m = std::fs::read_to_string(metrics).unwrap();
+    assert!(m.contains("rvs_tx_frames_total{worker=\"0\"}"), "{m}");
+}

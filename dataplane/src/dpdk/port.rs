@@ -1,0 +1,457 @@
+//! Ethernet ports: lookup, configuration (queues, RSS, checksum offloads), bursts, counters.
+
+use std::collections::HashSet;
+use std::ffi::{c_char, c_int, c_uint, CStr, CString};
+use std::ptr;
+use std::sync::Mutex;
+
+use dpdk_sys as sys;
+
+use super::eal::{ensure_running, live_dec, live_inc};
+use super::{DpdkError, Mbuf, Mempool};
+
+/// ENOTSUP on Linux: an optional feature (promiscuous mode on a vdev) the PMD lacks.
+const ENOTSUP: c_int = 95;
+
+/// Port ids held by a [`Port`]: one owner per port, so one poller per queue.
+static CLAIMED: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+
+/// How [`Port::configure`] sets a port up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortOpts {
+    /// Spread rx over the queues by RSS (IP/TCP/UDP hash fields, as far as the PMD supports
+    /// them; the PMD's default key). Ignored by a device without RSS.
+    pub rss: bool,
+    /// Promiscuous mode (PMDs without it, as `net_null`, are accepted as they are).
+    pub promiscuous: bool,
+    /// Descriptors per rx and per tx queue.
+    pub nb_desc: u16,
+}
+
+impl Default for PortOpts {
+    fn default() -> Self {
+        PortOpts {
+            rss: true,
+            promiscuous: true,
+            nb_desc: 1024,
+        }
+    }
+}
+
+/// The checksum offloads enabled on a port (those the PMD offers); the engine computes the
+/// others in software.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Offloads {
+    pub rx_ipv4_cksum: bool,
+    pub rx_tcp_cksum: bool,
+    pub rx_udp_cksum: bool,
+    pub tx_ipv4_cksum: bool,
+    pub tx_tcp_cksum: bool,
+    pub tx_udp_cksum: bool,
+    /// RSS hash fields in use (`RTE_ETH_RSS_*`), 0 without RSS.
+    pub rss_hf: u64,
+}
+
+/// `rte_eth_stats`, the port totals.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub ibytes: u64,
+    pub obytes: u64,
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    pub rx_nombuf: u64,
+}
+
+/// A configured ethdev port; dropping it stops and closes it.
+///
+/// `Send` but not `Sync`: an rx or tx queue must be polled by one thread at a time, and a
+/// port id is held by at most one `Port`.
+#[derive(Debug)]
+pub struct Port {
+    id: u16,
+    rxq: u16,
+    txq: u16,
+    opts: PortOpts,
+    offloads: Offloads,
+    started: bool,
+    /// The rx queues' pool: it must outlive the port's queues.
+    _pool: Mempool,
+    /// `!Sync` (and `Send` by the impl below).
+    _not_sync: std::marker::PhantomData<std::cell::Cell<()>>,
+}
+
+// SAFETY: the queues may be polled from any one thread at a time (not Sync), and ethdev's
+// control calls are valid from any thread.
+unsafe impl Send for Port {}
+
+impl Port {
+    /// Ports the EAL probed (`rte_eth_dev_count_avail`).
+    pub fn count() -> u16 {
+        if ensure_running().is_err() {
+            return 0;
+        }
+        // SAFETY: the EAL is running; this reads the ethdev table.
+        unsafe { sys::rte_eth_dev_count_avail() }
+    }
+
+    /// The port id of a device name (`net_ring0`, `0000:3b:00.0`).
+    pub fn by_name(name: &str) -> Option<u16> {
+        ensure_running().ok()?;
+        let cname = CString::new(name).ok()?;
+        let mut id = u16::MAX;
+        // SAFETY: the EAL is running; cname is NUL-terminated and id a valid u16 to write.
+        let rc = unsafe { sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
+        (rc == 0).then_some(id)
+    }
+
+    /// The device name of a port.
+    pub fn name(port: u16) -> Option<String> {
+        ensure_running().ok()?;
+        let mut buf = [0 as c_char; sys::RTE_ETH_NAME_MAX_LEN as usize];
+        // SAFETY: buf is RTE_ETH_NAME_MAX_LEN bytes, as the function requires; invalid port
+        // ids are reported by the return code.
+        let rc = unsafe { sys::rte_eth_dev_get_name_by_port(port, buf.as_mut_ptr()) };
+        if rc != 0 {
+            return None;
+        }
+        // SAFETY: on success buf holds a NUL-terminated string.
+        Some(
+            unsafe { CStr::from_ptr(buf.as_ptr()) }
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
+
+    /// The port's MAC address.
+    pub fn mac(port: u16) -> Option<[u8; 6]> {
+        ensure_running().ok()?;
+        let mut mac = sys::rte_ether_addr::default();
+        // SAFETY: mac is a valid rte_ether_addr to write; bad ids give an error code.
+        let rc = unsafe { sys::rte_eth_macaddr_get(port, &mut mac) };
+        (rc == 0).then_some(mac.addr_bytes)
+    }
+
+    /// The port's NUMA socket (-1: unknown or any).
+    pub fn socket(port: u16) -> i32 {
+        if ensure_running().is_err() {
+            return -1;
+        }
+        // SAFETY: the EAL is running; bad ids give -1.
+        unsafe { sys::rte_eth_dev_socket_id(port) }
+    }
+
+    fn info(port: u16) -> Result<sys::rte_eth_dev_info, DpdkError> {
+        let mut info = sys::rte_eth_dev_info::default();
+        // SAFETY: info is a valid struct to fill; bad ids give an error code.
+        let rc = unsafe { sys::rte_eth_dev_info_get(port, &mut info) };
+        if rc != 0 {
+            return Err(DpdkError::rc("rte_eth_dev_info_get", rc));
+        }
+        Ok(info)
+    }
+
+    /// Configure `port` with `rxq` rx queues (fed from `pool`) and `txq` tx queues of
+    /// `opts.nb_desc` descriptors each; RSS when asked and the device has it; the IPv4, TCP
+    /// and UDP checksum offloads the device offers (see [`Port::offloads`]). The port is
+    /// left stopped: call [`Port::start`].
+    #[cold]
+    pub fn configure(
+        port: u16,
+        rxq: u16,
+        txq: u16,
+        pool: &Mempool,
+        opts: PortOpts,
+    ) -> Result<Port, DpdkError> {
+        const CALL: &str = "rte_eth_dev_configure";
+        ensure_running()?;
+        let info = Self::info(port)?;
+        if rxq == 0 || txq == 0 || rxq > info.max_rx_queues || txq > info.max_tx_queues {
+            return Err(DpdkError::invalid(
+                CALL,
+                format!(
+                    "port {port}: {rxq} rx / {txq} tx queues (device max {} / {})",
+                    info.max_rx_queues, info.max_tx_queues
+                ),
+            ));
+        }
+        {
+            let mut claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
+            if !claimed.get_or_insert_with(HashSet::new).insert(port) {
+                return Err(DpdkError::invalid(
+                    CALL,
+                    format!("port {port} already in use"),
+                ));
+            }
+        }
+        // From here on, dropping `p` releases the claim (and stops/closes what was set up).
+        live_inc();
+        let mut p = Port {
+            id: port,
+            rxq,
+            txq,
+            opts,
+            offloads: Offloads::default(),
+            started: false,
+            _pool: pool.clone(),
+            _not_sync: std::marker::PhantomData,
+        };
+
+        let mut conf = sys::rte_eth_conf::default();
+        if opts.rss && info.flow_type_rss_offloads != 0 {
+            let hf = (sys::RTE_ETH_RSS_IP | sys::RTE_ETH_RSS_TCP | sys::RTE_ETH_RSS_UDP)
+                & info.flow_type_rss_offloads;
+            if hf != 0 {
+                conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode::RTE_ETH_MQ_RX_RSS;
+                conf.rx_adv_conf.rss_conf.rss_key = ptr::null_mut();
+                conf.rx_adv_conf.rss_conf.rss_hf = hf;
+                p.offloads.rss_hf = hf;
+            }
+        }
+        let rx_want = sys::RTE_ETH_RX_OFFLOAD_IPV4_CKSUM
+            | sys::RTE_ETH_RX_OFFLOAD_TCP_CKSUM
+            | sys::RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+        let tx_want = sys::RTE_ETH_TX_OFFLOAD_IPV4_CKSUM
+            | sys::RTE_ETH_TX_OFFLOAD_TCP_CKSUM
+            | sys::RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+        conf.rxmode.offloads = rx_want & info.rx_offload_capa;
+        conf.txmode.offloads = tx_want & info.tx_offload_capa;
+        let (rx, tx) = (conf.rxmode.offloads, conf.txmode.offloads);
+        p.offloads.rx_ipv4_cksum = rx & sys::RTE_ETH_RX_OFFLOAD_IPV4_CKSUM != 0;
+        p.offloads.rx_tcp_cksum = rx & sys::RTE_ETH_RX_OFFLOAD_TCP_CKSUM != 0;
+        p.offloads.rx_udp_cksum = rx & sys::RTE_ETH_RX_OFFLOAD_UDP_CKSUM != 0;
+        p.offloads.tx_ipv4_cksum = tx & sys::RTE_ETH_TX_OFFLOAD_IPV4_CKSUM != 0;
+        p.offloads.tx_tcp_cksum = tx & sys::RTE_ETH_TX_OFFLOAD_TCP_CKSUM != 0;
+        p.offloads.tx_udp_cksum = tx & sys::RTE_ETH_TX_OFFLOAD_UDP_CKSUM != 0;
+
+        // SAFETY: the port is ours (claimed) and stopped; conf is a valid config.
+        let rc = unsafe { sys::rte_eth_dev_configure(port, rxq, txq, &conf) };
+        if rc != 0 {
+            return Err(DpdkError::rc(CALL, rc));
+        }
+        // SOCKET_ID_ANY (-1) becomes the unsigned "any" the queue setup expects.
+        let socket = Self::socket(port) as c_uint;
+        for q in 0..rxq {
+            // SAFETY: the port is configured and stopped; a NULL rxconf means the PMD's
+            // defaults (port-level offloads apply to every queue); the pool outlives the
+            // queue (the port holds a clone).
+            let rc = unsafe {
+                sys::rte_eth_rx_queue_setup(
+                    port,
+                    q,
+                    opts.nb_desc,
+                    socket,
+                    ptr::null(),
+                    pool.as_ptr(),
+                )
+            };
+            if rc != 0 {
+                return Err(DpdkError::rc("rte_eth_rx_queue_setup", rc));
+            }
+        }
+        for q in 0..txq {
+            // SAFETY: as the rx queues, without a pool.
+            let rc =
+                unsafe { sys::rte_eth_tx_queue_setup(port, q, opts.nb_desc, socket, ptr::null()) };
+            if rc != 0 {
+                return Err(DpdkError::rc("rte_eth_tx_queue_setup", rc));
+            }
+        }
+        Ok(p)
+    }
+
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    pub fn rx_queues(&self) -> u16 {
+        self.rxq
+    }
+
+    pub fn tx_queues(&self) -> u16 {
+        self.txq
+    }
+
+    /// The offloads and RSS fields enabled at [`Port::configure`].
+    pub fn offloads(&self) -> Offloads {
+        self.offloads
+    }
+
+    /// `rte_eth_dev_start`, then promiscuous mode if asked (ENOTSUP tolerated).
+    #[cold]
+    pub fn start(&mut self) -> Result<(), DpdkError> {
+        if self.started {
+            return Ok(());
+        }
+        // SAFETY: the port is configured with all its queues set up.
+        let rc = unsafe { sys::rte_eth_dev_start(self.id) };
+        if rc != 0 {
+            return Err(DpdkError::rc("rte_eth_dev_start", rc));
+        }
+        self.started = true;
+        if self.opts.promiscuous {
+            // SAFETY: the port is started.
+            let rc = unsafe { sys::rte_eth_promiscuous_enable(self.id) };
+            if rc != 0 && rc != -ENOTSUP {
+                return Err(DpdkError::rc("rte_eth_promiscuous_enable", rc));
+            }
+        }
+        Ok(())
+    }
+
+    /// `rte_eth_dev_stop` (flushes what the PMD buffered, e.g. `net_pcap`'s tx file).
+    #[cold]
+    pub fn stop(&mut self) -> Result<(), DpdkError> {
+        if !self.started {
+            return Ok(());
+        }
+        // SAFETY: the port is started; &mut self means no burst is running on it.
+        let rc = unsafe { sys::rte_eth_dev_stop(self.id) };
+        if rc != 0 {
+            return Err(DpdkError::rc("rte_eth_dev_stop", rc));
+        }
+        self.started = false;
+        Ok(())
+    }
+
+    /// Link status now (`rte_eth_link_get_nowait`).
+    pub fn link_up(&self) -> bool {
+        let mut link = sys::rte_eth_link::default();
+        // SAFETY: the port is configured; link is a valid struct to fill.
+        let rc = unsafe { sys::rte_eth_link_get_nowait(self.id, &mut link) };
+        rc == 0 && link.link_status() == sys::RTE_ETH_LINK_UP as u16
+    }
+
+    /// Receive up to `max` frames from `queue`, appended to `out` (which grows only when it
+    /// lacks the capacity). Returns how many; 0 as well for a stopped port or a bad queue.
+    #[inline]
+    pub fn rx_burst(&self, queue: u16, out: &mut Vec<Mbuf>, max: u16) -> usize {
+        if !self.started || queue >= self.rxq {
+            return 0;
+        }
+        out.reserve(usize::from(max));
+        let len = out.len();
+        // SAFETY: the port is started and queue valid; only this thread polls it (Port is
+        // !Sync and the sole owner of the id). Mbuf is repr(transparent) over a non-null
+        // rte_mbuf pointer, and out has room for max more: the PMD writes n <= max valid,
+        // non-null mbuf pointers there, which become ours.
+        unsafe {
+            let slots = out.as_mut_ptr().add(len).cast::<*mut sys::rte_mbuf>();
+            let n = sys::rvs_rx_burst(self.id, queue, slots, max);
+            out.set_len(len + usize::from(n));
+            usize::from(n)
+        }
+    }
+
+    /// Send from the front of `bufs` on `queue`; the mbufs the PMD took are removed, the
+    /// unsent ones stay in `bufs` (in order) for the caller to retry or drop. Returns how
+    /// many were sent.
+    #[inline]
+    pub fn tx_burst(&self, queue: u16, bufs: &mut Vec<Mbuf>) -> usize {
+        if !self.started || queue >= self.txq || bufs.is_empty() {
+            return 0;
+        }
+        let len = bufs.len();
+        let n = u16::try_from(len).unwrap_or(u16::MAX);
+        // SAFETY: the port is started, queue valid and polled by this thread only. The
+        // first n entries are owned mbufs; the PMD takes ownership of the first `sent`.
+        // Those are forgotten (set_len first, so nothing is dropped twice even on unwind)
+        // and the rest moved to the front.
+        unsafe {
+            let base = bufs.as_mut_ptr();
+            let sent = usize::from(sys::rvs_tx_burst(
+                self.id,
+                queue,
+                base.cast::<*mut sys::rte_mbuf>(),
+                n,
+            ));
+            bufs.set_len(0);
+            ptr::copy(base.add(sent), base, len - sent);
+            bufs.set_len(len - sent);
+            sent
+        }
+    }
+
+    /// The port totals (`rte_eth_stats_get`).
+    pub fn stats(&self) -> Result<PortStats, DpdkError> {
+        let mut s = sys::rte_eth_stats::default();
+        // SAFETY: the port is configured; s is a valid struct to fill.
+        let rc = unsafe { sys::rte_eth_stats_get(self.id, &mut s) };
+        if rc != 0 {
+            return Err(DpdkError::rc("rte_eth_stats_get", rc));
+        }
+        Ok(PortStats {
+            ipackets: s.ipackets,
+            opackets: s.opackets,
+            ibytes: s.ibytes,
+            obytes: s.obytes,
+            imissed: s.imissed,
+            ierrors: s.ierrors,
+            oerrors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+        })
+    }
+
+    /// The PMD's extended counters, by name (`rte_eth_xstats_get` and `_get_names`).
+    pub fn xstats(&self) -> Result<Vec<(String, u64)>, DpdkError> {
+        // SAFETY: a NULL table of size 0 asks for the count.
+        let n = unsafe { sys::rte_eth_xstats_get(self.id, ptr::null_mut(), 0) };
+        if n < 0 {
+            return Err(DpdkError::rc("rte_eth_xstats_get", n));
+        }
+        let cap = n as usize;
+        let mut vals = vec![sys::rte_eth_xstat::default(); cap];
+        let mut names = vec![sys::rte_eth_xstat_name::default(); cap];
+        // SAFETY: both tables hold cap entries, as passed.
+        let (nv, nn) = unsafe {
+            (
+                sys::rte_eth_xstats_get(self.id, vals.as_mut_ptr(), cap as c_uint),
+                sys::rte_eth_xstats_get_names(self.id, names.as_mut_ptr(), cap as c_uint),
+            )
+        };
+        if nv < 0 || nn < 0 || nv as usize > cap || nn as usize > cap {
+            return Err(DpdkError::rc("rte_eth_xstats_get", nv.min(nn).min(-1)));
+        }
+        let names: Vec<String> = names[..nn as usize]
+            .iter()
+            .map(|nm| {
+                // SAFETY: DPDK writes NUL-terminated names into the fixed-size array (the
+                // default is all zeros, so an unwritten one is empty).
+                unsafe { CStr::from_ptr(nm.name.as_ptr()) }
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        Ok(vals[..nv as usize]
+            .iter()
+            .filter_map(|x| {
+                names
+                    .get(usize::try_from(x.id).ok()?)
+                    .map(|nm| (nm.clone(), x.value))
+            })
+            .collect())
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            eprintln!("rvs: port {}: {e}", self.id);
+        }
+        // SAFETY: the port is stopped (or never started) and ours; nothing uses it after.
+        let rc = unsafe { sys::rte_eth_dev_close(self.id) };
+        if rc != 0 {
+            eprintln!(
+                "rvs: port {}: {}",
+                self.id,
+                DpdkError::rc("rte_eth_dev_close", rc)
+            );
+        }
+        if let Some(set) = CLAIMED.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            set.remove(&self.id);
+        }
+        live_dec();
+    }
+}
