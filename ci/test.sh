@@ -18,4 +18,6 @@ cargo bench --workspace --locked --no-run
 echo "== simulate synflood (smoke: the seed's numbers, short run)"
 cargo run --release --locked -q -p rvs-control --bin rvsd -- simulate synflood --json \
   --seconds 180 --rate 2000 --capacity 262144 --persistence 300 --legit 50 --drop-entry 3 >/dev/null
+echo "== demo (smoke: the DPDK EAL on net_pcap, no hugepages)"
+./target/release/rvsd demo --clients 200 --flood 2000 >/dev/null
 echo "ci/test.sh: all green"

@@ -9,6 +9,7 @@
 //! - [`run`]: `rvsd run`, the appliance on DPDK.
 
 pub mod appconfig;
+pub mod lab;
 pub mod metrics;
 pub mod replay;
 pub mod rules;
