@@ -99,6 +99,17 @@ pub fn lab_capture(clients: u32, flood: u32, seed: u64) -> Vec<Vec<u8>> {
     out
 }
 
+/// ACKs of `flows` distinct flows (client address and port vary) to the lab VIP: with
+/// `sloppy_tcp` the first pass creates the conns and every later pass is established traffic.
+pub fn established_mix(flows: u32) -> Vec<Vec<u8>> {
+    (0..flows)
+        .map(|i| {
+            let a = Ipv4Addr::from(0x0b00_0000 | (i.wrapping_mul(0x9E37_79B1) >> 8));
+            tcp_frame(a, 1024 + (i % 60_000) as u16, VIP, 80, 0x10)
+        })
+        .collect()
+}
+
 /// Write a classic pcap (what DPDK's net_pcap reads).
 pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) -> Result<(), String> {
     let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -170,6 +181,7 @@ pub fn demo(
         metrics_out: Some(metrics.clone()),
         idle_exit_ms: Some(300),
         max_ms: Some(60_000),
+        mbufs: None,
     };
     let res = run(&args);
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
@@ -191,6 +203,7 @@ mod tests {
     fn lab_frames_parse_with_valid_checksums() {
         let frames = lab_capture(8, 16, 1);
         assert_eq!(frames.len(), 8 * 3 + 16);
+        assert_eq!(lab_capture(0, 5, 1).len(), 5, "a flood without clients");
         for f in &frames {
             let pf = rvs_dataplane::wire::parse_frame(f).unwrap();
             let ip = rvs_dataplane::wire::ipv4::Packet::new_checked(&f[14..]).unwrap();

@@ -31,10 +31,24 @@ enum Cmd {
     Replay(ReplayCli),
     /// Run the appliance on DPDK: `rvsd run --config appliance.toml [--rules r] -- <EAL args>`.
     Run(RunCli),
+    /// Write a benchmark capture: `established` (ACKs of N distinct flows to 10.0.0.100:80)
+    /// or `synflood` (SYNs from N random sources), 54-byte TCP frames to 02:00:00:00:00:01.
+    LabPcap(LabPcapCli),
     /// The main job on the embedded lab default: DPDK with virtual devices (net_pcap), no
     /// NIC, no hugepages; generated client traffic and a SYN burst through a persistent DR
     /// service.
     Demo(DemoCli),
+}
+
+#[derive(Args)]
+struct LabPcapCli {
+    /// established | synflood
+    #[arg(long)]
+    kind: String,
+    #[arg(long, default_value_t = 1_000_000)]
+    flows: u32,
+    #[arg(long)]
+    out: std::path::PathBuf,
 }
 
 #[derive(Args)]
@@ -67,6 +81,9 @@ struct RunCli {
     /// Stop after this many ms in any case.
     #[arg(long)]
     max_ms: Option<u64>,
+    /// Mbufs in the pool (a net_pcap port with infinite_rx=1 holds the whole capture).
+    #[arg(long)]
+    mbufs: Option<u32>,
     /// EAL arguments, after `--` (hugepages by default; `--no-huge -m 1024` in labs).
     #[arg(last = true)]
     eal: Vec<String>,
@@ -166,6 +183,23 @@ fn parse_sched(s: &str) -> Result<SchedKind, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::LabPcap(l) => {
+            let frames = match l.kind.as_str() {
+                "established" => rvs_control::lab::established_mix(l.flows),
+                "synflood" => rvs_control::lab::lab_capture(0, l.flows, 11),
+                other => {
+                    eprintln!("rvsd lab-pcap: --kind {other}: want established or synflood");
+                    return ExitCode::from(2);
+                }
+            };
+            match rvs_control::lab::write_pcap(&l.out, &frames) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rvsd lab-pcap: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Cmd::Demo(d) => match rvs_control::lab::demo(d.clients, d.flood, &d.eal) {
             Ok((s, files)) => {
                 let m = std::fs::read_to_string(&files.metrics).unwrap_or_default();
@@ -215,6 +249,7 @@ fn main() -> ExitCode {
                 metrics_out: r.metrics_out,
                 idle_exit_ms: r.idle_exit_ms,
                 max_ms: r.max_ms,
+                mbufs: r.mbufs,
             };
             match rvs_control::run::run(&args) {
                 Ok(s) => {
