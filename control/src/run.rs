@@ -44,6 +44,9 @@ pub struct RunSummary {
     pub tx_dropped: u64,
     pub kernel_dropped: u64,
     pub seconds: f64,
+    /// From the first received frame to the stop (the rate's denominator: a net_pcap port
+    /// with infinite_rx spends its first seconds loading the capture).
+    pub active_seconds: f64,
 }
 
 /// Per-worker loop counters the driver itself keeps (the path counts the rest).
@@ -53,6 +56,8 @@ struct LoopCounters {
     tx: AtomicU64,
     tx_dropped: AtomicU64,
     kernel_dropped: AtomicU64,
+    first_rx_ms: AtomicU64,
+    last_ms: AtomicU64,
 }
 
 fn ms(tsc: u64, hz: u64) -> u64 {
@@ -160,8 +165,10 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
         std::fs::write(path, metrics::render_counters(&counters))
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
+    let (first, last) = (loops.first_rx_ms.load(Relaxed), loops.last_ms.load(Relaxed));
     let sum = RunSummary {
         seconds,
+        active_seconds: if first > 0 { last.saturating_sub(first) as f64 / 1000.0 } else { 0.0 },
         rx: loops.rx.load(Relaxed),
         tx: loops.tx.load(Relaxed),
         tx_dropped: loops.tx_dropped.load(Relaxed),
@@ -216,6 +223,9 @@ fn worker_loop(
             if got == 0 {
                 continue;
             }
+            if rxc == 0 {
+                me.first_rx_ms.store(now.max(1), Relaxed);
+            }
             rxc += got as u64;
             last_rx.store(now, Relaxed);
             for (slot, m) in slots.iter_mut().zip(rx.drain(..)) {
@@ -237,6 +247,7 @@ fn worker_loop(
         me.tx.store(txc, Relaxed);
         me.tx_dropped.store(txd, Relaxed);
         me.kernel_dropped.store(kernel.get(), Relaxed);
+        me.last_ms.store(now, Relaxed);
     }
     0
 }

@@ -254,11 +254,11 @@ fn main() -> ExitCode {
             match rvs_control::run::run(&args) {
                 Ok(s) => {
                     let line = format!(
-                        "rvsd run: {:.2} s, {} frames in, {} out ({:.3} Mpps out), {} tx dropped, {} to the kernel (dropped)\n",
+                        "rvsd run: {:.2} s, {} frames in, {} out ({:.3} Mpps out since the first frame), {} tx dropped, {} to the kernel (dropped)\n",
                         s.seconds,
                         s.rx,
                         s.tx,
-                        s.tx as f64 / s.seconds.max(1e-9) / 1e6,
+                        s.tx as f64 / s.active_seconds.max(1e-9) / 1e6,
                         s.tx_dropped,
                         s.kernel_dropped
                     );
