@@ -99,7 +99,13 @@ pub fn lab_capture(clients: u32, flood: u32, seed: u64) -> Vec<Vec<u8>> {
     // Whatever is left (all of it when there are no clients).
     for _ in 0..left {
         let src = Ipv4Addr::from(0xcb00_0000 | (rng.next_u32() >> 8));
-        out.push(tcp_frame(src, 1024 + rng.below(60_000) as u16, VIP, 80, SYN));
+        out.push(tcp_frame(
+            src,
+            1024 + rng.below(60_000) as u16,
+            VIP,
+            80,
+            SYN,
+        ));
     }
     out
 }

@@ -168,7 +168,11 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
     let (first, last) = (loops.first_rx_ms.load(Relaxed), loops.last_ms.load(Relaxed));
     let sum = RunSummary {
         seconds,
-        active_seconds: if first > 0 { last.saturating_sub(first) as f64 / 1000.0 } else { 0.0 },
+        active_seconds: if first > 0 {
+            last.saturating_sub(first) as f64 / 1000.0
+        } else {
+            0.0
+        },
         rx: loops.rx.load(Relaxed),
         tx: loops.tx.load(Relaxed),
         tx_dropped: loops.tx_dropped.load(Relaxed),
