@@ -36,7 +36,7 @@ rvs() { # $1 = mix -> Mpps out (from the first received frame to the stop)
   local log="$W/rvs.log"
   # shellcheck disable=SC2046
   ./target/release/rvsd run --config ci/bench/appliance.toml --rules ci/bench/rules.ipvsadm \
-    --max-ms $((SECS * 1000)) --mbufs "$MBUFS" -- $(eal "$1" rvs) >"$log" 2>&1 || { cat "$log" >&2; return 1; }
+    --max-ms $((SECS * 1000)) --mbufs "$MBUFS" --no-exception -- $(eal "$1" rvs) >"$log" 2>&1 || { cat "$log" >&2; return 1; }
   sed -n 's/.*(\([0-9.]*\) Mpps out.*/\1/p' "$log"
 }
 

@@ -193,6 +193,7 @@ pub fn demo(
         idle_exit_ms: Some(300),
         max_ms: Some(60_000),
         mbufs: None,
+        exception: false,
     };
     let res = run(&args);
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));

@@ -34,6 +34,9 @@ pub struct RunArgs {
     /// Mbufs in the pool (default: enough for every port's descriptors). A `net_pcap` port
     /// with `infinite_rx=1` keeps the whole capture in mbufs: size the pool for it.
     pub mbufs: Option<u32>,
+    /// The exception path: a kernel interface (`net_tap`, named `rvs<i>`, the port's MAC and
+    /// addresses) per port, carrying what the engine hands to the kernel and back out.
+    pub exception: bool,
 }
 
 /// What the run did, summed over workers.
@@ -76,6 +79,16 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
     let mut argv = vec!["rvsd".to_string()];
     argv.extend(cfg.engine.eal_args.iter().cloned());
     argv.extend(args.eal.iter().cloned());
+    if args.exception {
+        for (i, p) in cfg.ports.iter().enumerate() {
+            let m = p.mac;
+            argv.push("--vdev".into());
+            argv.push(format!(
+                "net_tap{i},iface=rvs{i},mac={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            ));
+        }
+    }
     if cfg.engine.workers > 1 {
         return Err(format!(
             "[engine] workers = {}: rvsd run drives one worker lcore in this version (per-queue port handles come next); rvsd replay --workers runs several",
@@ -123,6 +136,44 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
         p.start().map_err(|e| e.to_string())?;
         ports.push(p);
     }
+    // The kernel side of every port: its tap, up, with the port's addresses.
+    let mut taps = Vec::new();
+    if args.exception {
+        for (i, p) in cfg.ports.iter().enumerate() {
+            let id = Port::by_name(&format!("net_tap{i}"))
+                .ok_or_else(|| format!("port {}: no net_tap{i}", p.name))?;
+            let opts = PortOpts {
+                rss: false,
+                promiscuous: false,
+                nb_desc: 512,
+            };
+            let mut t = Port::configure(id, 1, 1, &pool, opts).map_err(|e| e.to_string())?;
+            t.start().map_err(|e| e.to_string())?;
+            taps.push(t);
+            let iface = format!("rvs{i}");
+            let mut cmds = vec![vec![
+                "link".to_string(),
+                "set".into(),
+                iface.clone(),
+                "up".into(),
+            ]];
+            for (a, len) in &p.addrs {
+                cmds.push(vec![
+                    "addr".into(),
+                    "replace".into(),
+                    format!("{a}/{len}"),
+                    "dev".into(),
+                    iface.clone(),
+                ]);
+            }
+            for c in cmds {
+                match std::process::Command::new("ip").args(&c).status() {
+                    Ok(s) if s.success() => {}
+                    other => eprintln!("rvsd run: warning: ip {}: {other:?}", c.join(" ")),
+                }
+            }
+        }
+    }
     let hz = eal.tsc_hz();
     let t0 = ms(dpdk::rdtsc(), hz);
     let mut workers = replay::workers::<Mbuf>(&cfg, &rules, n, t0, |_| {
@@ -141,7 +192,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
         // The worker owns the ports (one poller per queue); they stop and close when it ends.
         eal.launch(
             lcore,
-            Box::new(move || worker_loop(w, ports, &loops, stop, &last_rx, hz)),
+            Box::new(move || worker_loop(w, ports, taps, &loops, stop, &last_rx, hz)),
         )
         .map_err(|e| e.to_string())?;
     }
@@ -189,9 +240,11 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
 }
 
 /// One worker's run-to-completion loop.
+#[allow(clippy::too_many_arguments)]
 fn worker_loop(
     mut w: Worker<Mbuf>,
     ports: Vec<Port>,
+    taps: Vec<Port>,
     me: &LoopCounters,
     stop: &AtomicBool,
     last_rx: &AtomicU64,
@@ -204,15 +257,28 @@ fn worker_loop(
         .map(|_| Vec::with_capacity(4 * usize::from(BURST)))
         .collect();
     let kernel = std::cell::Cell::new(0u64);
+    let n_ports = ports.len();
+    let has_taps = !taps.is_empty();
+    // tx[0..n] are the ports, tx[n..2n] their kernel interfaces.
+    tx.extend(
+        taps.iter()
+            .map(|_| Vec::with_capacity(4 * usize::from(BURST))),
+    );
     let emit = |o: Out<Mbuf>, tx: &mut Vec<Vec<Mbuf>>| match o {
         Out::Tx { port, buf } => {
             if let Some(t) = tx.get_mut(usize::from(port)) {
                 t.push(buf);
             }
         }
-        // The exception path (a kernel interface per port) comes with its own slice; until
-        // then such frames are counted and freed.
-        Out::Kernel { .. } => kernel.set(kernel.get() + 1),
+        // To the port's kernel interface; without one, counted and freed.
+        Out::Kernel { port, buf } => {
+            kernel.set(kernel.get() + 1);
+            if has_taps {
+                if let Some(t) = tx.get_mut(n_ports + usize::from(port)) {
+                    t.push(buf);
+                }
+            }
+        }
         // One worker: nothing is handed over; frames are freed as they drop.
         Out::Handoff { .. } | Out::Drop(_) => {}
     };
@@ -237,7 +303,14 @@ fn worker_loop(
             }
             w.rx_burst(pi as u16, &mut slots[..got], now, &mut |o| emit(o, &mut tx));
         }
-        for (pi, port) in ports.iter().enumerate() {
+        // What the kernel sends out of a port's interface goes out of the port as it is.
+        for (pi, tap) in taps.iter().enumerate() {
+            rx.clear();
+            if tap.rx_burst(0, &mut rx, BURST) > 0 {
+                tx[pi].append(&mut rx);
+            }
+        }
+        for (pi, port) in ports.iter().chain(taps.iter()).enumerate() {
             let t = &mut tx[pi];
             if t.is_empty() {
                 continue;

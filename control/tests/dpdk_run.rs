@@ -109,6 +109,7 @@ fn dpdk_run_on_net_pcap_forwards_as_replay_does() {
         idle_exit_ms: Some(500),
         max_ms: Some(20_000),
         mbufs: None,
+        exception: false,
     })
     .expect("rvsd run");
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));

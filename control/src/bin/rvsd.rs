@@ -84,6 +84,10 @@ struct RunCli {
     /// Mbufs in the pool (a net_pcap port with infinite_rx=1 holds the whole capture).
     #[arg(long)]
     mbufs: Option<u32>,
+    /// No kernel interfaces (net_tap) for the exception path: frames for the kernel are
+    /// counted and dropped.
+    #[arg(long)]
+    no_exception: bool,
     /// EAL arguments, after `--` (hugepages by default; `--no-huge -m 1024` in labs).
     #[arg(last = true)]
     eal: Vec<String>,
@@ -250,6 +254,7 @@ fn main() -> ExitCode {
                 idle_exit_ms: r.idle_exit_ms,
                 max_ms: r.max_ms,
                 mbufs: r.mbufs,
+                exception: !r.no_exception,
             };
             match rvs_control::run::run(&args) {
                 Ok(s) => {

@@ -1,0 +1,106 @@
+//! The exception path on the real EAL: a SYN to the appliance's own address (SSH) is handed
+//! to the port's kernel interface (`net_tap`, `rvs0`, which `rvsd run` brings up with the
+//! port's MAC and addresses); the kernel answers it, and what the kernel sends out of `rvs0`
+//! (first its ARP request for the client, to send the RST) goes out of the port.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
+use pcap_file::DataLink;
+use rvs_control::run::{run, RunArgs};
+
+fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = PcapWriter::with_header(
+        f,
+        PcapHeader {
+            datalink: DataLink::ETHERNET,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for fr in frames {
+        w.write_packet(&PcapPacket::new(Duration::ZERO, fr.len() as u32, fr))
+            .unwrap();
+    }
+}
+
+#[test]
+fn frames_for_the_kernel_reach_it_and_its_answers_leave_by_the_port() {
+    if !Path::new("/dev/net/tun").exists() {
+        panic!("/dev/net/tun is needed for the exception path (net_tap)");
+    }
+    let (cfg, rules, pin, pout) = (
+        tmp("exc.toml"),
+        tmp("exc.ipvsadm"),
+        tmp("exc-in.pcap"),
+        tmp("exc-out.pcap"),
+    );
+    std::fs::write(&cfg, CONFIG).unwrap();
+    std::fs::write(&rules, RULES).unwrap();
+    // Several SYNs to 10.0.0.1:22, so one arrives once the kernel side is up.
+    let ssh: Vec<Vec<u8>> = (0..50u16)
+        .map(|i| syn([10, 0, 0, 9], 40000 + i, [10, 0, 0, 1], 22))
+        .collect();
+    write_pcap(&pin, &ssh);
+    let prefix = format!("rvs-exc-{}", std::process::id());
+    let vdev = format!(
+        "net_pcap0,rx_pcap={},tx_pcap={}",
+        pin.display(),
+        pout.display()
+    );
+    let eal: Vec<String> = [
+        "--no-huge",
+        "-m",
+        "512",
+        "--no-pci",
+        "-l",
+        "0-1",
+        "--file-prefix",
+        &prefix,
+        "--vdev",
+        &vdev,
+        "--log-level",
+        "lib.eal:error",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let s = run(&RunArgs {
+        config: cfg,
+        rules: Some(rules),
+        eal,
+        metrics_out: None,
+        idle_exit_ms: Some(1500),
+        max_ms: Some(20_000),
+        mbufs: None,
+        exception: true,
+    })
+    .expect("rvsd run");
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+    assert_eq!(
+        s.kernel_dropped, 50,
+        "every SYN to the appliance went to the kernel side"
+    );
+    let mut r = PcapReader::new(std::fs::File::open(&pout).unwrap()).unwrap();
+    let mut kernel_arp = 0;
+    while let Some(p) = r.next_packet() {
+        let f = p.unwrap().data.into_owned();
+        // ARP request (op 1) from 10.0.0.1 for 10.0.0.9: the kernel wants to answer the SYN.
+        if f.get(12..14) == Some(&[8, 6][..])
+            && f.get(20..22) == Some(&[0, 1][..])
+            && f.get(28..32) == Some(&[10, 0, 0, 1][..])
+            && f.get(38..42) == Some(&[10, 0, 0, 9][..])
+        {
+            kernel_arp += 1;
+        }
+    }
+    assert!(
+        kernel_arp > 0,
+        "the kernel's ARP request for the client left by the port"
+    );
+}
