@@ -45,7 +45,8 @@ pub struct RunSummary {
     pub rx: u64,
     pub tx: u64,
     pub tx_dropped: u64,
-    pub kernel_dropped: u64,
+    /// Frames for the kernel: sent to its interface, or dropped without the exception path.
+    pub kernel: u64,
     pub seconds: f64,
     /// From the first received frame to the stop (the rate's denominator: a net_pcap port
     /// with infinite_rx spends its first seconds loading the capture).
@@ -58,7 +59,7 @@ struct LoopCounters {
     rx: AtomicU64,
     tx: AtomicU64,
     tx_dropped: AtomicU64,
-    kernel_dropped: AtomicU64,
+    kernel: AtomicU64,
     first_rx_ms: AtomicU64,
     last_ms: AtomicU64,
 }
@@ -227,7 +228,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
         rx: loops.rx.load(Relaxed),
         tx: loops.tx.load(Relaxed),
         tx_dropped: loops.tx_dropped.load(Relaxed),
-        kernel_dropped: loops.kernel_dropped.load(Relaxed),
+        kernel: loops.kernel.load(Relaxed),
     };
     // The worker dropped the ports and its buffers; now the pool, then the EAL. A PMD that
     // still holds mbufs (net_pcap's infinite_rx keeps its capture in them) leaves the pool
@@ -323,7 +324,7 @@ fn worker_loop(
         me.rx.store(rxc, Relaxed);
         me.tx.store(txc, Relaxed);
         me.tx_dropped.store(txd, Relaxed);
-        me.kernel_dropped.store(kernel.get(), Relaxed);
+        me.kernel.store(kernel.get(), Relaxed);
         me.last_ms.store(now, Relaxed);
     }
     0

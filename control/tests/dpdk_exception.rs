@@ -83,7 +83,7 @@ fn frames_for_the_kernel_reach_it_and_its_answers_leave_by_the_port() {
     .expect("rvsd run");
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
     assert_eq!(
-        s.kernel_dropped, 50,
+        s.kernel, 50,
         "every SYN to the appliance went to the kernel side"
     );
     let mut r = PcapReader::new(std::fs::File::open(&pout).unwrap()).unwrap();

@@ -220,7 +220,7 @@ fn main() -> ExitCode {
                     s.tx,
                     s.seconds,
                     s.tx_dropped,
-                    s.kernel_dropped
+                    s.kernel
                 );
                 for name in [
                     "rvs_conns_created_total",
@@ -259,13 +259,13 @@ fn main() -> ExitCode {
             match rvs_control::run::run(&args) {
                 Ok(s) => {
                     let line = format!(
-                        "rvsd run: {:.2} s, {} frames in, {} out ({:.3} Mpps out since the first frame), {} tx dropped, {} to the kernel (dropped)\n",
+                        "rvsd run: {:.2} s, {} frames in, {} out ({:.3} Mpps out since the first frame), {} tx dropped, {} to the kernel\n",
                         s.seconds,
                         s.rx,
                         s.tx,
                         s.tx as f64 / s.active_seconds.max(1e-9) / 1e6,
                         s.tx_dropped,
-                        s.kernel_dropped
+                        s.kernel
                     );
                     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
                     ExitCode::SUCCESS
