@@ -120,7 +120,7 @@ fn dpdk_run_on_net_pcap_forwards_as_replay_does() {
     );
     assert_eq!(
         summary.kernel, 1,
-        "the SSH SYN to the appliance (no exception path yet)"
+        "the SSH SYN to the appliance (the exception path is off in this test)"
     );
     let got = read_pcap(&pout);
     assert_eq!(got.len(), want.len(), "{summary:?}");
