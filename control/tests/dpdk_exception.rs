@@ -6,28 +6,10 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
 use common::*;
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
-use pcap_file::DataLink;
+use pcap_file::pcap::PcapReader;
 use rvs_control::run::{run, RunArgs};
-
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let f = std::fs::File::create(path).unwrap();
-    let mut w = PcapWriter::with_header(
-        f,
-        PcapHeader {
-            datalink: DataLink::ETHERNET,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    for fr in frames {
-        w.write_packet(&PcapPacket::new(Duration::ZERO, fr.len() as u32, fr))
-            .unwrap();
-    }
-}
 
 #[test]
 fn frames_for_the_kernel_reach_it_and_its_answers_leave_by_the_port() {
@@ -46,7 +28,7 @@ fn frames_for_the_kernel_reach_it_and_its_answers_leave_by_the_port() {
     let ssh: Vec<Vec<u8>> = (0..50u16)
         .map(|i| syn([10, 0, 0, 9], 40000 + i, [10, 0, 0, 1], 22))
         .collect();
-    write_pcap(&pin, &ssh);
+    rvs_control::lab::write_pcap(&pin, &ssh).unwrap();
     let prefix = format!("rvs-exc-{}", std::process::id());
     let vdev = format!(
         "net_pcap0,rx_pcap={},tx_pcap={}",

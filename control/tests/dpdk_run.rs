@@ -8,27 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use pcap_file::pcap::{PcapHeader, PcapReader, PcapWriter};
-use pcap_file::DataLink;
+use pcap_file::pcap::PcapReader;
 use rvs_control::replay::{read_capture, replay, CaptureWriter, ReplayArgs};
 use rvs_control::run::{run, RunArgs};
-
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let f = std::fs::File::create(path).unwrap();
-    let header = PcapHeader {
-        datalink: DataLink::ETHERNET,
-        ..Default::default()
-    };
-    let mut w = PcapWriter::with_header(f, header).unwrap();
-    for (i, fr) in frames.iter().enumerate() {
-        let p = pcap_file::pcap::PcapPacket::new(
-            Duration::from_millis(1_000_000 + 10 * i as u64),
-            fr.len() as u32,
-            fr,
-        );
-        w.write_packet(&p).unwrap();
-    }
-}
 
 fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     let mut r = PcapReader::new(std::fs::File::open(path).unwrap()).unwrap();
@@ -77,7 +59,7 @@ fn dpdk_run_on_net_pcap_forwards_as_replay_does() {
 
     // The same frames through DPDK: net_pcap rx file in, tx file out.
     let (pin, pout, metrics) = (tmp("run-in.pcap"), tmp("run-out.pcap"), tmp("run.prom"));
-    write_pcap(&pin, &frames);
+    rvs_control::lab::write_pcap(&pin, &frames).unwrap();
     let prefix = format!("rvs-run-{}", std::process::id());
     let vdev = format!(
         "net_pcap0,rx_pcap={},tx_pcap={}",

@@ -385,15 +385,11 @@ impl<B: Buf> Worker<B> {
                 }
             }
             for &vip in &vips6 {
-                if let (true, Some(&(src, _))) = (
-                    p.addrs6.iter().any(|&(a, l)| a.mask(l) == vip.mask(l)),
-                    p.addrs6.first(),
-                ) {
+                if p.addrs6.iter().any(|&(a, l)| a.mask(l) == vip.mask(l)) {
                     let Some(mut b) = (self.alloc)() else {
                         continue;
                     };
                     let all_nodes: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
-                    let _ = src;
                     let t = ip6(vip);
                     if local::ndp(
                         &mut b,
@@ -1373,10 +1369,10 @@ fn encap<A: Af, B: Buf>(
     f.copy_within(hdr..hdr + l3, 0);
     let total = ip_len + hdr;
     let o = &mut f[l3..l3 + hdr];
-    let (outer_proto, rest) = match tun.kind {
-        TunKind::Ipip => (inner_proto, 0usize),
-        TunKind::Gue => (17, 12),
-        TunKind::Gre => (47, extra),
+    let outer_proto = match tun.kind {
+        TunKind::Ipip => inner_proto,
+        TunKind::Gue => 17,
+        TunKind::Gre => 47,
     };
     match (src.to_ip(), dst.to_ip()) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
@@ -1405,7 +1401,6 @@ fn encap<A: Af, B: Buf>(
         }
         _ => return Err(EncapError::NoHeadroom),
     }
-    let _ = rest;
     let t = &mut o[outer_ip..];
     match tun.kind {
         TunKind::Ipip => {}
