@@ -432,6 +432,32 @@ impl<A: Family> ConnTable<A> {
         }
     }
 
+    /// The index bucket a key's lookup starts at: stage 1 of a staged lookup, for a caller
+    /// that spreads a burst's memory latency over its own work (see the worker's `rx_burst`).
+    #[inline]
+    pub fn bucket_of(&self, k: &ConnKey<A>) -> usize {
+        tag_of(self.key_hash(k)) as usize & self.mask
+    }
+
+    /// Bring index bucket `b` toward the cache.
+    #[inline]
+    pub fn prefetch_bucket(&self, b: usize) {
+        if let Some(e) = self.index.get(b) {
+            prefetch_read(e);
+        }
+    }
+
+    /// Bring the entry bucket `b` names (the likely match) toward the cache; call it a few
+    /// packets after [`ConnTable::prefetch_bucket`], when the bucket has arrived.
+    #[inline]
+    pub fn prefetch_entry(&self, b: usize) {
+        if let Some(&e) = self.index.get(b) {
+            if let Some(c) = self.slab.get((e as u32).wrapping_sub(1) as usize) {
+                prefetch_read(c);
+            }
+        }
+    }
+
     /// The slot stored in index bucket `b`, if any (for the drop_entry scan).
     #[inline]
     pub fn bucket_slot(&self, b: usize) -> Option<u32> {

@@ -267,8 +267,15 @@ pub struct NeighTable<A: Family, P> {
     live: u32,
     /// Latest `now` seen, for operator calls that take none.
     clock: u64,
+    /// Direct-mapped memo of recently resolved addresses -> entry, checked against the
+    /// entry before use (a freed or reused entry fails the check), so `resolve` skips the
+    /// index probe for the few next hops a worker sends to.
+    hints: [u32; HINTS],
     pub stats: NeighStats,
 }
+
+/// Slots of the resolve memo (a power of two).
+const HINTS: usize = 64;
 
 impl<A: Family, P> NeighTable<A, P> {
     /// Allocate everything the table will ever use. Zero parameters that would stall it
@@ -303,6 +310,7 @@ impl<A: Family, P> NeighTable<A, P> {
             pool: (0..cap * usize::from(params.hold)).map(|_| None).collect(),
             live: 0,
             clock: 0,
+            hints: [u32::MAX; HINTS],
             stats: NeighStats::default(),
         };
         for l in 0..LISTS {
@@ -332,8 +340,17 @@ impl<A: Family, P> NeighTable<A, P> {
     #[inline]
     pub fn resolve(&mut self, ip: A, port: u16, pkt: P, now: u64) -> Resolve<P> {
         self.clock = self.clock.max(now);
-        let Some(slot) = self.find(ip) else {
-            return self.miss(ip, port, pkt, now);
+        let h = (ip.fold() ^ ip.fold() >> 29) as usize & (HINTS - 1);
+        let hinted = self.hints[h];
+        let slot = match self.entries.get(hinted as usize) {
+            Some(e) if e.ip == ip && e.state.is_some() => hinted,
+            _ => {
+                let Some(slot) = self.find(ip) else {
+                    return self.miss(ip, port, pkt, now);
+                };
+                self.hints[h] = slot;
+                slot
+            }
         };
         let e = &mut self.entries[slot as usize];
         e.used = now;

@@ -169,6 +169,46 @@ pub struct Fam<A: Family, B> {
     /// Addresses the appliance answers ARP/ND and echo for as a VIP.
     vips: FastSet<A>,
     frags: FragTable<A>,
+    /// Direct-mapped memo of route lookups (address -> its route), valid for as long as the
+    /// worker's presence, which never changes after [`Worker::new`].
+    routes: Box<[RouteMemo<A>]>,
+}
+
+/// Slots of a family's route memo (a power of two).
+const ROUTE_MEMO: usize = 256;
+
+/// A route memo slot: an address and its lookup's answer.
+type RouteMemo<A> = Option<(A, Option<Route<A>>)>;
+
+impl<A: Family, B> Fam<A, B> {
+    /// The route of `dst`, from the memo or the table.
+    #[inline]
+    fn route(&mut self, table: &RouteTable<A>, dst: A) -> Option<Route<A>> {
+        let f = dst.fold();
+        let i = (f ^ f >> 29) as usize & (ROUTE_MEMO - 1);
+        match self.routes[i] {
+            Some((a, r)) if a == dst => r,
+            _ => {
+                let r = table.lookup(dst);
+                self.routes[i] = Some((dst, r));
+                r
+            }
+        }
+    }
+
+    /// Egress port and next hop of a conn's packet (IPVS's route lookups): a reply toward
+    /// the client's next hop; DR to the dest itself on its route's port (KNOWN_NH); NAT and
+    /// TUN to the dest's next hop.
+    #[inline]
+    fn egress(&mut self, table: &RouteTable<A>, x: &Xmit<A>) -> Option<(u16, A)> {
+        let to = if x.reply { x.caddr } else { x.daddr };
+        let r = self.route(table, to)?;
+        let nh = match (x.reply, x.fwd) {
+            (false, Fwd::Droute) => to,
+            _ => r.via.unwrap_or(to),
+        };
+        Some((r.port, nh))
+    }
 }
 
 impl<A: Family, B> Fam<A, B> {
@@ -184,6 +224,7 @@ impl<A: Family, B> Fam<A, B> {
             }),
             vips,
             frags: FragTable::new(1024, FRAG_TIMEOUT_MS),
+            routes: vec![None; ROUTE_MEMO].into_boxed_slice(),
         }
     }
 }
@@ -428,52 +469,104 @@ impl<B: Buf> Worker<B> {
         now: u64,
         out: &mut impl FnMut(Out<B>),
     ) {
-        let mut k4 = [ConnKey::<V4> {
-            proto: 0,
-            caddr: V4(0),
-            cport: 0,
-            addr: V4(0),
-            port: 0,
-            template: false,
-        }; BURST];
-        let mut k6 = [ConnKey::<V6> {
-            proto: 0,
-            caddr: V6::default(),
-            cport: 0,
-            addr: V6::default(),
-            port: 0,
-            template: false,
-        }; BURST];
-        let (mut n4, mut n6) = (0, 0);
-        for b in bufs.iter().take(BURST).flatten() {
-            // A frame to a VIP looks up its conn by the client side as sent; anything else may
-            // be a reply, whose client is the destination.
-            match flow_hint(b.data()) {
-                Some(Hint::V4(k)) => {
-                    k4[n4] = if self.f4.vips.contains(&k.addr) {
-                        k
-                    } else {
-                        reply_key(k)
-                    };
-                    n4 += 1;
+        for chunk in bufs.chunks_mut(BURST) {
+            self.enter(|w, pres| w.burst(pres, port, chunk, now, out));
+        }
+    }
+
+    /// A burst in three stages, [`STAGE`] frames apart, so that a frame's two dependent
+    /// memory reads (its conn's index bucket, then the entry it names) are in flight while
+    /// the frames before it are processed: (1) classify and prefetch the bucket, (2) prefetch
+    /// the entry, (3) process. Frames leave in arrival order.
+    fn burst(
+        &mut self,
+        pres: &Presence,
+        port: u16,
+        bufs: &mut [Option<B>],
+        now: u64,
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        let n = bufs.len().min(BURST);
+        let mut plan = [Plan::Empty; BURST];
+        let mac = pres.ports.get(usize::from(port)).map(|p| p.mac);
+        for i in 0..n + 2 * STAGE {
+            if let Some(b) = bufs.get(i).and_then(Option::as_ref) {
+                plan[i] = self.plan(b.data(), mac);
+                match plan[i] {
+                    Plan::Fast { bucket, .. } | Plan::General(Some((false, bucket))) => {
+                        self.f4.shard.table().prefetch_bucket(bucket)
+                    }
+                    Plan::General(Some((true, bucket))) => {
+                        self.f6.shard.table().prefetch_bucket(bucket)
+                    }
+                    _ => {}
                 }
-                Some(Hint::V6(k)) => {
-                    k6[n6] = if self.f6.vips.contains(&k.addr) {
-                        k
-                    } else {
-                        reply_key(k)
-                    };
-                    n6 += 1;
+            }
+            if let Some(j) = i.checked_sub(STAGE).filter(|&j| j < n) {
+                match plan[j] {
+                    Plan::Fast { bucket, .. } | Plan::General(Some((false, bucket))) => {
+                        self.f4.shard.table().prefetch_entry(bucket)
+                    }
+                    Plan::General(Some((true, bucket))) => {
+                        self.f6.shard.table().prefetch_entry(bucket)
+                    }
+                    _ => {}
                 }
-                None => {}
+            }
+            let Some(k) = i.checked_sub(2 * STAGE).filter(|&k| k < n) else {
+                continue;
+            };
+            let Some(b) = bufs[k].take() else {
+                continue;
+            };
+            self.counters.rx.inc();
+            match plan[k] {
+                Plan::Fast { f, .. } => self.lb_fast(pres, port, b, &f, now, out),
+                _ => self.input(pres, port, b, now, false, out),
             }
         }
-        self.f4.shard.prefetch(&k4[..n4]);
-        self.f6.shard.prefetch(&k6[..n6]);
-        for b in bufs.iter_mut() {
-            if let Some(b) = b.take() {
-                self.rx(port, b, now, out);
+    }
+
+    /// Stage 1 for one frame: the fast path's summary of it, or the index bucket its conn
+    /// would be in for the general path (a frame to a VIP is keyed by its client as sent;
+    /// anything else may be a reply, whose client is the destination).
+    #[inline]
+    fn plan(&self, f: &[u8], mac: Option<[u8; 6]>) -> Plan {
+        if let Some(fast) = wire::fast::classify4(f).filter(|_| mac.is_some_and(|m| f[..6] == m)) {
+            let k = ConnKey {
+                proto: fast.proto,
+                caddr: V4(fast.saddr),
+                cport: fast.sport,
+                addr: V4(fast.daddr),
+                port: fast.dport,
+                template: false,
+            };
+            let k = if self.f4.vips.contains(&k.addr) {
+                k
+            } else {
+                reply_key(k)
+            };
+            let bucket = self.f4.shard.table().bucket_of(&k);
+            return Plan::Fast { f: fast, bucket };
+        }
+        match flow_hint(f) {
+            Some(Hint::V4(k)) => {
+                let k = if self.f4.vips.contains(&k.addr) {
+                    k
+                } else {
+                    reply_key(k)
+                };
+                Plan::General(Some((false, self.f4.shard.table().bucket_of(&k))))
             }
+            Some(Hint::V6(k)) => {
+                let k = if self.f6.vips.contains(&k.addr) {
+                    k
+                } else {
+                    reply_key(k)
+                };
+                Plan::General(Some((true, self.f6.shard.table().bucket_of(&k))))
+            }
+            None => Plan::General(None),
         }
     }
 
@@ -751,13 +844,9 @@ impl<B: Buf> Worker<B> {
             }
             _ => {}
         }
-        let id = self.id;
-        let fam = A::fam(self);
-        if !handed && fam.steer.workers() > 1 {
-            let to_service = Proto::from_u8(proto)
-                .is_some_and(|p| fam.shard.config().find_service(0, p, dst, dport).is_some());
-            let owner = fam.steer.owner(if to_service { src } else { dst });
-            if owner != id {
+        if !handed {
+            let owner = owner_of(A::fam(self), proto, src, dst, dport);
+            if owner != self.id {
                 self.counters.handoff_out.inc();
                 return out(Out::Handoff {
                     worker: owner,
@@ -766,6 +855,7 @@ impl<B: Buf> Worker<B> {
                 });
             }
         }
+        let fam = A::fam(self);
         match fam.shard.process(&pkt, now) {
             Verdict::Xmit(x) => {
                 if let Some(fr) = ip.fragment {
@@ -787,6 +877,96 @@ impl<B: Buf> Worker<B> {
                 self.counters.kernel.inc();
                 out(Out::Kernel { port, buf })
             }
+        }
+    }
+
+    /// [`Worker::lb`] for a frame the fast classifier summarised (untagged IPv4 TCP/UDP to
+    /// our MAC, no options, not a fragment): the same steps and verdicts, without building a
+    /// [`ParsedFrame`]. A local destination takes the general path (to the kernel).
+    #[inline]
+    fn lb_fast(
+        &mut self,
+        pres: &Presence,
+        port: u16,
+        mut buf: B,
+        f: &wire::fast::Fast4,
+        now: u64,
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        let (src, dst) = (V4(f.saddr), V4(f.daddr));
+        if pres
+            .ports
+            .iter()
+            .any(|p| p.addrs4.iter().any(|&(a, _)| a == dst))
+        {
+            return self.input(pres, port, buf, now, false, out);
+        }
+        buf.trim(wire::fast::Fast4::L3 + usize::from(f.ip_len));
+        let pkt = Packet {
+            proto: f.proto,
+            saddr: src,
+            sport: f.sport,
+            daddr: dst,
+            dport: f.dport,
+            tcp_flags: f.tcp_flags,
+            ..Packet::default()
+        };
+        let owner = owner_of(&self.f4, f.proto, src, dst, f.dport);
+        if owner != self.id {
+            self.counters.handoff_out.inc();
+            return out(Out::Handoff {
+                worker: owner,
+                port,
+                buf,
+            });
+        }
+        match self.f4.shard.process(&pkt, now) {
+            Verdict::Xmit(x) => self.forward_fast(pres, port, buf, f.proto, &x, now, out),
+            Verdict::Drop(_) => self.drop(PathDrop::Engine, buf, out),
+            Verdict::NotOurs => {
+                self.counters.kernel.inc();
+                out(Out::Kernel { port, buf })
+            }
+        }
+    }
+
+    /// [`Worker::forward`] for a fast-path frame (header offsets known): DR and NAT both
+    /// ways in place; tunnels and TTL expiry go through the general code with the frame
+    /// parsed, as they build new headers or an ICMP error.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn forward_fast(
+        &mut self,
+        pres: &Presence,
+        in_port: u16,
+        mut buf: B,
+        proto: u8,
+        x: &Xmit<V4>,
+        now: u64,
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        use wire::fast::Fast4;
+        let tunnel = !x.reply && x.fwd == Fwd::Tunnel;
+        if tunnel || !rewrite::dec_ttl(buf.data_mut(), Fast4::L3, false) {
+            let Ok(pf) = wire::parse_frame(buf.data()) else {
+                return self.drop(PathDrop::Malformed, buf, out);
+            };
+            return self.forward::<V4>(pres, in_port, buf, &pf, x, now, out);
+        }
+        let nat = match (x.reply, x.fwd) {
+            (true, _) => Some((End::Src, x.vaddr, x.vport)),
+            (false, Fwd::Masq) => Some((End::Dst, x.daddr, x.dport)),
+            _ => None,
+        };
+        if let Some((end, addr, port)) = nat {
+            let (l3, l4) = (Fast4::L3, Some(Fast4::L4));
+            if !rewrite::nat4(buf.data_mut(), l3, l4, proto, end, addr.0, port) {
+                return self.drop(PathDrop::Rewrite, buf, out);
+            }
+        }
+        match self.f4.egress(&pres.routes4, x) {
+            Some((p, nh)) => self.send::<V4>(pres, p, nh, buf, now, out),
+            None => self.drop(PathDrop::NoRoute, buf, out),
         }
     }
 
@@ -995,20 +1175,8 @@ impl<B: Buf> Worker<B> {
         check_mtu: bool,
         out: &mut impl FnMut(Out<B>),
     ) {
-        let routes = A::routes(pres);
-        let (p, nh) = match (x.reply, x.fwd) {
-            (true, _) => match routes.next_hop(x.caddr) {
-                Some(r) => r,
-                None => return self.drop(PathDrop::NoRoute, buf, out),
-            },
-            (false, Fwd::Droute) => match routes.lookup(x.daddr) {
-                Some(r) => (r.port, x.daddr),
-                None => return self.drop(PathDrop::NoRoute, buf, out),
-            },
-            (false, _) => match routes.next_hop(x.daddr) {
-                Some(r) => r,
-                None => return self.drop(PathDrop::NoRoute, buf, out),
-            },
+        let Some((p, nh)) = A::fam(self).egress(A::routes(pres), x) else {
+            return self.drop(PathDrop::NoRoute, buf, out);
         };
         if x.reply || x.fwd != Fwd::Tunnel {
             return self.send::<A>(pres, p, nh, buf, now, out);
@@ -1176,6 +1344,36 @@ enum IcmpKind {
     TtlExceeded,
     /// Fragmentation needed / packet too big, with the MTU to report.
     TooBig(u16),
+}
+
+/// How many frames apart the stages of [`Worker::burst`] run: enough for a bucket to arrive
+/// from memory while that many frames are processed, few enough that a short burst still
+/// overlaps its misses.
+const STAGE: usize = 12;
+
+/// Stage 1's decision for a frame of a burst.
+#[derive(Clone, Copy)]
+enum Plan {
+    Empty,
+    /// The fast path, with the index bucket of its conn.
+    Fast {
+        f: wire::fast::Fast4,
+        bucket: usize,
+    },
+    /// The general path; the bucket (v6?, index) when the frame's flow could be read.
+    General(Option<(bool, usize)>),
+}
+
+/// The worker whose shard owns a flow: steering by the client, which is the source of a
+/// packet to a service and the destination of anything else (a reply).
+#[inline]
+fn owner_of<A: Family, B>(fam: &Fam<A, B>, proto: u8, src: A, dst: A, dport: u16) -> u32 {
+    if fam.steer.workers() == 1 {
+        return 0;
+    }
+    let to_service = Proto::from_u8(proto)
+        .is_some_and(|p| fam.shard.config().find_service(0, p, dst, dport).is_some());
+    fam.steer.owner(if to_service { src } else { dst })
 }
 
 /// The lookup key of a reply: its client is the destination (the index hashes the client).

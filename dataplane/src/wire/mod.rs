@@ -23,6 +23,7 @@
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod fast;
 pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;

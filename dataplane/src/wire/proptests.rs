@@ -5,6 +5,8 @@
 //!   field for field by our views and `parse_frame`, and our checksums equal etherparse's;
 //! - RFC 1624 incremental updates equal a full recomputation for random rewrites of
 //!   addresses and ports, the 0x0000/0xffff corners and UDP's zero rule included;
+//! - the fast path's `classify4`, whenever it accepts a frame (built or mangled), agrees
+//!   with `parse_frame` field for field, and accepts every plain TCP/UDP IPv4 frame;
 //! - `parse_frame` and every checked view with all its accessors never panic on arbitrary
 //!   bytes, truncations or byte flips of valid frames.
 
@@ -1282,5 +1284,73 @@ proptest! {
                 }
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The fast path's classifier against parse_frame.
+
+/// `classify4`'s answer, if any, must be what `parse_frame` says of the same bytes.
+fn fast_agrees(frame: &[u8]) -> Result<(), TestCaseError> {
+    let Some(f) = fast::classify4(frame) else {
+        return Ok(());
+    };
+    let p = parse_frame(frame);
+    prop_assert!(
+        p.is_ok(),
+        "classify4 accepted what parse_frame refuses: {:?}",
+        p
+    );
+    let p = p.unwrap();
+    prop_assert_eq!(p.vlan.count, 0);
+    prop_assert_eq!(p.l3_offset, fast::Fast4::L3);
+    let ip = p.ip.unwrap();
+    prop_assert_eq!(ip.src, IpAddr::V4(Ipv4Addr::from(f.saddr)));
+    prop_assert_eq!(ip.dst, IpAddr::V4(Ipv4Addr::from(f.daddr)));
+    prop_assert_eq!(ip.protocol.0, f.proto);
+    prop_assert_eq!(ip.ttl, f.ttl);
+    prop_assert_eq!(ip.ip_len, usize::from(f.ip_len));
+    prop_assert_eq!(ip.l4_offset, fast::Fast4::L4);
+    prop_assert!(ip.fragment.is_none());
+    prop_assert_eq!(ip.l4.ports(), Some((f.sport, f.dport)));
+    let flags = match ip.l4 {
+        L4Summary::Tcp { flags, .. } => flags.0,
+        _ => 0,
+    };
+    prop_assert_eq!(flags, f.tcp_flags);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn fast_classifier_agrees_with_parse_frame(
+        s in spec(),
+        flips in vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        cut in any::<prop::sample::Index>(),
+        pad in 0usize..8,
+    ) {
+        let mut frame = build(&s);
+        let plain = fast::classify4(&frame).is_some();
+        let p = parse_frame(&frame).unwrap();
+        let ip = p.ip.unwrap();
+        // Every untagged, option-less, unfragmented TCP/UDP IPv4 frame takes the fast path.
+        let common = p.vlan.count == 0
+            && ip.version == IpVersion::V4
+            && ip.l4_offset == fast::Fast4::L4
+            && ip.fragment.is_none()
+            && matches!(ip.l4, L4Summary::Tcp { .. } | L4Summary::Udp { .. });
+        prop_assert_eq!(plain, common);
+        fast_agrees(&frame)?;
+        frame.resize(frame.len() + pad, 0);
+        fast_agrees(&frame)?;
+        for (at, x) in flips {
+            let i = at.index(frame.len());
+            frame[i] ^= x;
+        }
+        fast_agrees(&frame)?;
+        let n = cut.index(frame.len() + 1);
+        fast_agrees(&frame[..n])?;
     }
 }
