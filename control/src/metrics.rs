@@ -1,6 +1,8 @@
 //! Prometheus exposition of every counter: the engine's per shard (labels `worker`,
-//! `family`) and the packet path's per worker. Counters are read from the workers' lock-free
-//! cells at render time (a scrape), never pushed.
+//! `family`) and the packet path's per worker; for `rvsd run`, also what each worker loop
+//! counts itself (tx queue full, hand-off rings full; label `worker`) and every DPDK port's
+//! counters and xstats (label `port`). Counters are read from the workers' lock-free cells
+//! and the ports at render time (a scrape), never pushed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -162,8 +164,166 @@ pub fn render<B: Buf>(workers: &[Worker<B>]) -> String {
     render_counters(&workers.iter().map(WorkerCounters::of).collect::<Vec<_>>())
 }
 
+/// What a DPDK worker loop counted itself (the packet path counts the rest), as the control
+/// thread read it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoopSample {
+    pub worker: u32,
+    /// Frames the worker's tx queues refused (full): dropped.
+    pub tx_queue_full: u64,
+    /// Frames handed to another worker to send on its tx queue (the device has fewer tx
+    /// queues than workers).
+    pub tx_forwarded: u64,
+    /// Frames for another worker (flow owner) dropped because the ring to it was full.
+    pub handoff_ring_full: u64,
+    /// Frames for another worker's tx queue dropped because the ring to it was full.
+    pub tx_ring_full: u64,
+}
+
+/// One DPDK port's counters (`rte_eth_stats` and the PMD's xstats), read by the control
+/// thread while the workers poll its queues.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortSample {
+    /// The port's name in the config (`p0`), or `p0-kernel` for its exception interface.
+    pub name: String,
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_missed: u64,
+    pub rx_nombuf: u64,
+    pub xstats: Vec<(String, u64)>,
+}
+
+impl Families {
+    fn worker_loop(&mut self, l: &LoopSample) {
+        use MetricKind::Counter as C;
+        let base = [label("worker", &l.worker.to_string())];
+        let rows: [(&'static str, &'static str, u64); 4] = [
+            (
+                "rvs_tx_queue_full_total",
+                "Frames dropped because the tx queue was full.",
+                l.tx_queue_full,
+            ),
+            (
+                "rvs_tx_forwarded_total",
+                "Frames passed to another worker's tx queue (the device has fewer tx queues than workers).",
+                l.tx_forwarded,
+            ),
+            (
+                "rvs_handoff_ring_full_total",
+                "Frames dropped because the ring to the worker owning their flow was full.",
+                l.handoff_ring_full,
+            ),
+            (
+                "rvs_tx_ring_full_total",
+                "Frames dropped because the ring to the worker sending them was full.",
+                l.tx_ring_full,
+            ),
+        ];
+        for (n, h, v) in rows {
+            self.add(n, h, C, base.to_vec(), v);
+        }
+    }
+
+    fn port(&mut self, p: &PortSample) {
+        use MetricKind::{Counter as C, Gauge as G};
+        let base = [label("port", &p.name)];
+        let rows: [(&'static str, &'static str, MetricKind, u64); 10] = [
+            (
+                "rvs_port_rx_queues",
+                "Rx queues configured.",
+                G,
+                u64::from(p.rx_queues),
+            ),
+            (
+                "rvs_port_tx_queues",
+                "Tx queues configured.",
+                G,
+                u64::from(p.tx_queues),
+            ),
+            (
+                "rvs_port_rx_packets_total",
+                "Frames the port received.",
+                C,
+                p.rx_packets,
+            ),
+            (
+                "rvs_port_tx_packets_total",
+                "Frames the port sent.",
+                C,
+                p.tx_packets,
+            ),
+            (
+                "rvs_port_rx_bytes_total",
+                "Bytes the port received.",
+                C,
+                p.rx_bytes,
+            ),
+            (
+                "rvs_port_tx_bytes_total",
+                "Bytes the port sent.",
+                C,
+                p.tx_bytes,
+            ),
+            (
+                "rvs_port_rx_errors_total",
+                "Erroneous frames received.",
+                C,
+                p.rx_errors,
+            ),
+            (
+                "rvs_port_tx_errors_total",
+                "Failed transmissions.",
+                C,
+                p.tx_errors,
+            ),
+            (
+                "rvs_port_rx_missed_total",
+                "Frames the device dropped for lack of rx descriptors (rx queue full).",
+                C,
+                p.rx_missed,
+            ),
+            (
+                "rvs_port_rx_nombuf_total",
+                "Rx mbuf allocation failures.",
+                C,
+                p.rx_nombuf,
+            ),
+        ];
+        for (n, h, k, v) in rows {
+            self.add(n, h, k, base.to_vec(), v);
+        }
+        for (name, v) in &p.xstats {
+            let mut l = base.to_vec();
+            l.push(label("name", name));
+            self.add(
+                "rvs_port_xstats_total",
+                "The port driver's extended counters (rte_eth_xstats), by name.",
+                C,
+                l,
+                *v,
+            );
+        }
+    }
+}
+
 /// The Prometheus text of the given counter blocks.
 pub fn render_counters(workers: &[WorkerCounters]) -> String {
+    render_run(workers, &[], &[])
+}
+
+/// The Prometheus text of a DPDK run: the workers' counter blocks, what their loops counted,
+/// and the ports' counters.
+pub fn render_run(
+    workers: &[WorkerCounters],
+    loops: &[LoopSample],
+    ports: &[PortSample],
+) -> String {
     let mut f = Families::default();
     for w in workers {
         let id = w.id.to_string();
@@ -171,6 +331,12 @@ pub fn render_counters(workers: &[WorkerCounters]) -> String {
         for (fam, c) in [("ipv4", &w.v4), ("ipv6", &w.v6)] {
             f.samples(&[label("worker", &id), label("family", fam)], c.samples());
         }
+    }
+    for l in loops {
+        f.worker_loop(l);
+    }
+    for p in ports {
+        f.port(p);
     }
     let families: Vec<MetricFamily> = f.0.into_values().collect();
     let mut out = Vec::new();

@@ -1,25 +1,59 @@
-//! `rvsd run`: the appliance on real DPDK. The main lcore is the control thread; the worker
-//! lcore runs one run-to-completion loop: rx bursts from every port, the packet path
-//! (`Worker::rx_burst`), tx bursts, and once per loop the timers/defense tick with a TSC clock
-//! (one read per loop, none per packet).
+//! `rvsd run`: the appliance on real DPDK. The main lcore is the control thread; each of the
+//! `[engine] workers` worker lcores runs one run-to-completion loop over its own queues:
+//! rx bursts from every port (`Worker::rx_burst`), the frames other workers handed over
+//! (`Worker::rx_handoff`), tx bursts, and once per loop the timers/defense tick with a TSC
+//! clock (one read per loop, none per packet).
 //!
-//! This slice drives ONE worker lcore: a DPDK queue has one poller, and the wrapper's `Port`
-//! is not yet split into per-worker queue handles (next slice), so `[engine] workers` above 1
-//! is refused here rather than silently ignored. `rvsd replay --workers N` exercises the
-//! multi-worker steering and hand-off on the same packet path.
+//! **Queues.** Every port is configured with `min(workers, device max)` rx and tx queues
+//! (RSS over the rx queues when the PMD has it) and split into per-worker queue handles
+//! (`Port::into_queues`): worker `w` polls rx queue `w` and sends on tx queue `w`, when the
+//! device has them. A device with fewer queues than workers (`net_pcap` has one per
+//! `rx_pcap=` / `tx_pcap=`) degrades instead of failing:
+//! - a worker without an rx queue on a port receives that port's frames only by hand-off;
+//! - a worker without a tx queue on a port hands the frames it sends there to worker
+//!   `w mod txq`, which has one, through the same rings as the hand-offs.
+//!
+//! The exception path (a `net_tap` per port, `rvs<i>`) has one queue pair: worker 0 polls
+//! what the kernel sends (which leaves by the port) and the others' frames for the kernel
+//! reach its tx queue through worker 0, by the rule above.
+//!
+//! **Rings.** One SP/SC `rte_ring` per ordered (src, dst) worker pair carries mbufs, tagged
+//! in the mbuf's `port` field: the rx port of a frame for its flow's owner (`Out::Handoff`,
+//! then `rx_handoff` there), or [`TAG_TX`] | the tx slot of a frame to send on the
+//! receiver's tx queue. A worker collects them per destination during the loop and enqueues
+//! once per destination per loop; a full ring drops (frees) the rest, counted
+//! (`rvs_handoff_ring_full_total`, `rvs_tx_ring_full_total`).
+//!
+//! The hot loop takes no lock, allocates nothing (its vectors are sized at start) and does no
+//! atomic read-modify-write: its counters are plain atomic stores once per loop, which the
+//! control thread reads; the ports' counters (`rte_eth_stats`, xstats) are read by the
+//! control thread through a `PortStatsReader`.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use rvs_dataplane::dpdk::{self, Eal, Mbuf, Mempool, Port, PortOpts};
+use rvs_dataplane::dpdk::{
+    self, ring, Consumer, Eal, Mbuf, Mempool, Port, PortOpts, PortQueue, PortStatsReader, Producer,
+};
 use rvs_dataplane::pipeline::worker::{Out, Worker};
 
-use crate::metrics::{self, WorkerCounters};
+use crate::metrics::{self, LoopSample, PortSample, WorkerCounters};
 use crate::replay;
 use crate::rules::RuleSet;
 
 const BURST: u16 = 32;
+/// Slots of each hand-off ring (it holds one less).
+const RING_SLOTS: u32 = 1024;
+/// At most this many frames taken from each incoming ring per loop.
+const RING_DRAIN: u32 = 4 * BURST as u32;
+/// Descriptors per rx/tx queue of a port, and of a kernel interface.
+const PORT_DESC: u16 = 1024;
+const TAP_DESC: u16 = 512;
+/// A ring item's tag with this bit: "send on tx slot (the low bits)"; without: "received on
+/// port (the tag), hand to `rx_handoff`". Tx slots are the ports, then their kernel
+/// interfaces (`n_ports + port`).
+pub const TAG_TX: u16 = 0x8000;
 
 pub struct RunArgs {
     pub config: PathBuf,
@@ -31,8 +65,9 @@ pub struct RunArgs {
     pub idle_exit_ms: Option<u64>,
     /// Stop after this long in any case.
     pub max_ms: Option<u64>,
-    /// Mbufs in the pool (default: enough for every port's descriptors). A `net_pcap` port
-    /// with `infinite_rx=1` keeps the whole capture in mbufs: size the pool for it.
+    /// Mbufs in the pool (default: enough for every queue's descriptors and the rings). A
+    /// `net_pcap` port with `infinite_rx=1` keeps the whole capture in mbufs: size the pool
+    /// for it.
     pub mbufs: Option<u32>,
     /// The exception path: a kernel interface (`net_tap`, named `rvs<i>`, the port's MAC and
     /// addresses) per port, carrying what the engine hands to the kernel and back out.
@@ -42,30 +77,73 @@ pub struct RunArgs {
 /// What the run did, summed over workers.
 #[derive(Debug, Default, Clone)]
 pub struct RunSummary {
+    pub workers: u32,
+    /// Frames received from the ports (hand-offs between workers not counted again).
     pub rx: u64,
     pub tx: u64,
+    /// Frames a tx queue refused (full): dropped.
     pub tx_dropped: u64,
     /// Frames for the kernel: sent to its interface, or dropped without the exception path.
     pub kernel: u64,
+    /// Frames handed to the worker owning their flow.
+    pub handoffs: u64,
+    /// Frames dropped because a ring between workers was full (hand-offs and forwarded tx).
+    pub ring_full: u64,
     pub seconds: f64,
     /// From the first received frame to the stop (the rate's denominator: a net_pcap port
     /// with infinite_rx spends its first seconds loading the capture).
     pub active_seconds: f64,
 }
 
-/// Per-worker loop counters the driver itself keeps (the path counts the rest).
+/// Per-worker loop counters the driver itself keeps (the path counts the rest). One writer
+/// (the worker, plain stores once per loop), read by the control thread.
 #[derive(Default)]
 struct LoopCounters {
     rx: AtomicU64,
     tx: AtomicU64,
     tx_dropped: AtomicU64,
     kernel: AtomicU64,
+    tx_forwarded: AtomicU64,
+    handoff_ring_full: AtomicU64,
+    tx_ring_full: AtomicU64,
     first_rx_ms: AtomicU64,
+    last_rx_ms: AtomicU64,
     last_ms: AtomicU64,
+}
+
+impl LoopCounters {
+    fn sample(&self, worker: u32) -> LoopSample {
+        LoopSample {
+            worker,
+            tx_queue_full: self.tx_dropped.load(Relaxed),
+            tx_forwarded: self.tx_forwarded.load(Relaxed),
+            handoff_ring_full: self.handoff_ring_full.load(Relaxed),
+            tx_ring_full: self.tx_ring_full.load(Relaxed),
+        }
+    }
+}
+
+/// What one worker lcore drives: its queue handle of every port and kernel interface, where
+/// the tx slots it has no queue for go, and its rings.
+struct WorkerIo {
+    ports: Vec<PortQueue>,
+    taps: Vec<PortQueue>,
+    /// Per tx slot (ports, then taps): `None` = this worker's own tx queue; `Some(w)` =
+    /// worker `w` sends for it.
+    proxy: Vec<Option<u32>>,
+    /// To each worker (`None` for itself).
+    to: Vec<Option<Producer<Mbuf>>>,
+    /// From each other worker.
+    from: Vec<Consumer<Mbuf>>,
 }
 
 fn ms(tsc: u64, hz: u64) -> u64 {
     (u128::from(tsc) * 1000 / u128::from(hz.max(1))) as u64
+}
+
+/// The queues a port gets for `n` workers on a device offering `max` of a direction.
+fn queues_for(n: u32, max: u16) -> u16 {
+    u16::try_from(n).unwrap_or(u16::MAX).min(max).max(1)
 }
 
 pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
@@ -90,18 +168,16 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
             ));
         }
     }
-    if cfg.engine.workers > 1 {
-        return Err(format!(
-            "[engine] workers = {}: rvsd run drives one worker lcore in this version (per-queue port handles come next); rvsd replay --workers runs several",
-            cfg.engine.workers
-        ));
-    }
+    let n = cfg.engine.workers.max(1);
     let mut eal = Eal::init(&argv).map_err(|e| e.to_string())?;
     let lcores = eal.lcores();
-    let Some(&lcore) = lcores.first() else {
-        return Err("no worker lcore: give the EAL at least two (e.g. -l 0-1); the main lcore runs the control thread".into());
-    };
-    let n = 1u32;
+    if lcores.len() < n as usize {
+        return Err(format!(
+            "[engine] workers = {n} needs {n} worker lcore(s) besides the main lcore (the control thread); the EAL offers {} (give it e.g. -l 0-{n})",
+            lcores.len()
+        ));
+    }
+    let lcores = &lcores[..n as usize];
     // Ports in config order, by device name or else EAL probe order.
     let mut port_ids = Vec::new();
     for (i, p) in cfg.ports.iter().enumerate() {
@@ -121,118 +197,219 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
         };
         port_ids.push(id);
     }
-    let nb_desc: u16 = 1024;
-    let mbufs = args
-        .mbufs
-        .unwrap_or((port_ids.len() as u32 * u32::from(nb_desc) * 2 + 4096).max(8191));
-    let pool = Mempool::new("rvs_pool", mbufs, 256, 2048 + 128, -1).map_err(|e| e.to_string())?;
-    let mut ports = Vec::new();
-    for &id in &port_ids {
-        let opts = PortOpts {
-            rss: false,
-            promiscuous: true,
-            nb_desc,
-        };
-        let mut p = Port::configure(id, 1, 1, &pool, opts).map_err(|e| e.to_string())?;
-        p.start().map_err(|e| e.to_string())?;
-        ports.push(p);
-    }
-    // The kernel side of every port: its tap, up, with the port's addresses.
-    let mut taps = Vec::new();
+    let mut tap_ids = Vec::new();
     if args.exception {
         for (i, p) in cfg.ports.iter().enumerate() {
-            let id = Port::by_name(&format!("net_tap{i}"))
-                .ok_or_else(|| format!("port {}: no net_tap{i}", p.name))?;
-            let opts = PortOpts {
-                rss: false,
-                promiscuous: false,
-                nb_desc: 512,
-            };
-            let mut t = Port::configure(id, 1, 1, &pool, opts).map_err(|e| e.to_string())?;
-            t.start().map_err(|e| e.to_string())?;
-            taps.push(t);
-            let iface = format!("rvs{i}");
-            let mut cmds = vec![vec![
-                "link".to_string(),
-                "set".into(),
+            tap_ids.push(
+                Port::by_name(&format!("net_tap{i}"))
+                    .ok_or_else(|| format!("port {}: no net_tap{i}", p.name))?,
+            );
+        }
+    }
+    // Queues per port: one per worker, as far as the device goes.
+    let mut port_queues = Vec::new();
+    for (p, &id) in cfg.ports.iter().zip(&port_ids) {
+        let (max_rx, max_tx) = Port::max_queues(id).map_err(|e| format!("port {}: {e}", p.name))?;
+        port_queues.push((queues_for(n, max_rx), queues_for(n, max_tx)));
+    }
+    let mbufs = args.mbufs.unwrap_or_else(|| {
+        let descs: u32 = port_queues
+            .iter()
+            .map(|&(r, t)| (u32::from(r) + u32::from(t)) * u32::from(PORT_DESC))
+            .sum::<u32>()
+            + tap_ids.len() as u32 * 2 * u32::from(TAP_DESC);
+        let rings = n * (n - 1) * RING_SLOTS;
+        // Per-lcore mempool caches (up to 1.5 x 256 each) and frames in flight.
+        let caches = (n + 1) * 384;
+        (descs + rings + caches + n * 2048 + 4096).max(8191)
+    });
+    let pool = Mempool::new("rvs_pool", mbufs, 256, 2048 + 128, -1).map_err(|e| e.to_string())?;
+    // Configure and start every port, then split it into one queue handle per worker.
+    let mut readers: Vec<(String, PortStatsReader)> = Vec::new();
+    let mut port_q: Vec<Vec<PortQueue>> = Vec::new();
+    for ((p, &id), &(rxq, txq)) in cfg.ports.iter().zip(&port_ids).zip(&port_queues) {
+        let opts = PortOpts {
+            rss: true,
+            promiscuous: true,
+            nb_desc: PORT_DESC,
+        };
+        let mut port = Port::configure(id, rxq, txq, &pool, opts)
+            .map_err(|e| format!("port {}: {e}", p.name))?;
+        port.start().map_err(|e| format!("port {}: {e}", p.name))?;
+        let (reader, qs) = port.into_queues(n as u16);
+        readers.push((p.name.clone(), reader));
+        port_q.push(qs);
+    }
+    // The kernel side of every port: its tap (one queue pair), up, with the port's addresses.
+    let mut tap_q: Vec<Vec<PortQueue>> = Vec::new();
+    for ((i, p), &id) in cfg.ports.iter().enumerate().zip(&tap_ids) {
+        let opts = PortOpts {
+            rss: false,
+            promiscuous: false,
+            nb_desc: TAP_DESC,
+        };
+        let mut t = Port::configure(id, 1, 1, &pool, opts).map_err(|e| e.to_string())?;
+        t.start().map_err(|e| e.to_string())?;
+        let (reader, qs) = t.into_queues(n as u16);
+        readers.push((format!("{}-kernel", p.name), reader));
+        tap_q.push(qs);
+        let iface = format!("rvs{i}");
+        let mut cmds = vec![vec![
+            "link".to_string(),
+            "set".into(),
+            iface.clone(),
+            "up".into(),
+        ]];
+        for (a, len) in &p.addrs {
+            cmds.push(vec![
+                "addr".into(),
+                "replace".into(),
+                format!("{a}/{len}"),
+                "dev".into(),
                 iface.clone(),
-                "up".into(),
-            ]];
-            for (a, len) in &p.addrs {
-                cmds.push(vec![
-                    "addr".into(),
-                    "replace".into(),
-                    format!("{a}/{len}"),
-                    "dev".into(),
-                    iface.clone(),
-                ]);
-            }
-            for c in cmds {
-                match std::process::Command::new("ip").args(&c).status() {
-                    Ok(s) if s.success() => {}
-                    other => eprintln!("rvsd run: warning: ip {}: {other:?}", c.join(" ")),
-                }
+            ]);
+        }
+        for c in cmds {
+            match std::process::Command::new("ip").args(&c).status() {
+                Ok(s) if s.success() => {}
+                other => eprintln!("rvsd run: warning: ip {}: {other:?}", c.join(" ")),
             }
         }
     }
+    // The tx queues of every slot (ports, then taps), for the proxy rule.
+    let slot_txq: Vec<u16> = readers.iter().map(|(_, r)| r.tx_queues()).collect();
+    // One SP/SC ring per ordered pair: to[src][dst], from[dst] gets every src's consumer.
+    let mut to: Vec<Vec<Option<Producer<Mbuf>>>> =
+        (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+    let mut from: Vec<Vec<Consumer<Mbuf>>> = (0..n).map(|_| Vec::new()).collect();
+    for src in 0..n {
+        for dst in 0..n {
+            if src == dst {
+                continue;
+            }
+            let socket = eal.socket_of(lcores[dst as usize]) as i32;
+            let (p, c) = ring::<Mbuf>(&format!("rvs_ho_{src}_{dst}"), RING_SLOTS, socket)
+                .map_err(|e| e.to_string())?;
+            to[src as usize][dst as usize] = Some(p);
+            from[dst as usize].push(c);
+        }
+    }
+    let mut ios: Vec<WorkerIo> = Vec::new();
+    for (w, (to, from)) in to.into_iter().zip(from).enumerate() {
+        let take = |qs: &mut Vec<Vec<PortQueue>>| -> Vec<PortQueue> {
+            // Handles were made in worker order; each worker takes the first that is left.
+            qs.iter_mut().map(|q| q.remove(0)).collect()
+        };
+        let ports = take(&mut port_q);
+        let taps = take(&mut tap_q);
+        let proxy = slot_txq
+            .iter()
+            .map(|&txq| (w as u32 >= u32::from(txq)).then(|| w as u32 % u32::from(txq)))
+            .collect();
+        ios.push(WorkerIo {
+            ports,
+            taps,
+            proxy,
+            to,
+            from,
+        });
+    }
     let hz = eal.tsc_hz();
     let t0 = ms(dpdk::rdtsc(), hz);
-    let mut workers = replay::workers::<Mbuf>(&cfg, &rules, n, t0, |_| {
+    let workers = replay::workers::<Mbuf>(&cfg, &rules, n, t0, |_| {
         let pool = pool.clone();
         Box::new(move || pool.alloc())
     })?;
     let counters: Vec<WorkerCounters> = workers.iter().map(WorkerCounters::of).collect();
-    let loops = Arc::new(LoopCounters::default());
+    let loops: Vec<Arc<LoopCounters>> = (0..n).map(|_| Arc::default()).collect();
+    for l in &loops {
+        l.last_rx_ms.store(t0, Relaxed);
+    }
     let stop = dpdk::install_stop_handler();
-    let last_rx = Arc::new(AtomicU64::new(t0));
-    let Some(w) = workers.pop() else {
-        return Err("no worker".into());
-    };
-    {
-        let (loops, last_rx) = (Arc::clone(&loops), Arc::clone(&last_rx));
-        // The worker owns the ports (one poller per queue); they stop and close when it ends.
-        eal.launch(
-            lcore,
-            Box::new(move || worker_loop(w, ports, taps, &loops, stop, &last_rx, hz)),
-        )
-        .map_err(|e| e.to_string())?;
+    for ((w, io), (&lcore, me)) in workers.into_iter().zip(ios).zip(lcores.iter().zip(&loops)) {
+        let me = Arc::clone(me);
+        // The worker owns its queue handles and ring ends; they go when its loop ends (the
+        // ports close when the last handle or reader goes).
+        let launched = eal.launch(lcore, Box::new(move || worker_loop(w, io, &me, stop, hz)));
+        if let Err(e) = launched {
+            stop.store(true, Relaxed);
+            eal.wait_all();
+            return Err(e.to_string());
+        }
     }
     // The control thread: watch for the stop conditions.
     let start = t0;
     loop {
         std::thread::sleep(std::time::Duration::from_millis(10));
         let now = ms(dpdk::rdtsc(), hz);
+        let last_rx = loops
+            .iter()
+            .map(|l| l.last_rx_ms.load(Relaxed))
+            .max()
+            .unwrap_or(t0);
         let idle = args
             .idle_exit_ms
-            .is_some_and(|i| now.saturating_sub(last_rx.load(Relaxed)) >= i);
+            .is_some_and(|i| now.saturating_sub(last_rx) >= i);
         let over = args.max_ms.is_some_and(|m| now.saturating_sub(start) >= m);
         if stop.load(Relaxed) || idle || over {
             stop.store(true, Relaxed);
             break;
         }
     }
-    eal.wait_all();
+    for (lcore, rc) in eal.wait_all() {
+        if rc != 0 {
+            eprintln!("rvsd run: warning: worker lcore {lcore} ended with {rc}");
+        }
+    }
     let seconds = (ms(dpdk::rdtsc(), hz) - start) as f64 / 1000.0;
     if let Some(path) = &args.metrics_out {
-        std::fs::write(path, metrics::render_counters(&counters))
+        let samples: Vec<LoopSample> = loops
+            .iter()
+            .enumerate()
+            .map(|(i, l)| l.sample(i as u32))
+            .collect();
+        let ports: Vec<PortSample> = readers
+            .iter()
+            .map(|(name, r)| port_sample(name, r))
+            .collect();
+        std::fs::write(path, metrics::render_run(&counters, &samples, &ports))
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    let (first, last) = (loops.first_rx_ms.load(Relaxed), loops.last_ms.load(Relaxed));
+    let sum_of = |f: fn(&LoopCounters) -> &AtomicU64| -> u64 {
+        loops.iter().map(|l| f(l).load(Relaxed)).sum()
+    };
+    let first = loops
+        .iter()
+        .map(|l| l.first_rx_ms.load(Relaxed))
+        .filter(|&f| f > 0)
+        .min()
+        .unwrap_or(0);
+    let last = loops
+        .iter()
+        .map(|l| l.last_ms.load(Relaxed))
+        .max()
+        .unwrap_or(0);
     let sum = RunSummary {
+        workers: n,
         seconds,
         active_seconds: if first > 0 {
             last.saturating_sub(first) as f64 / 1000.0
         } else {
             0.0
         },
-        rx: loops.rx.load(Relaxed),
-        tx: loops.tx.load(Relaxed),
-        tx_dropped: loops.tx_dropped.load(Relaxed),
-        kernel: loops.kernel.load(Relaxed),
+        rx: sum_of(|l| &l.rx),
+        tx: sum_of(|l| &l.tx),
+        tx_dropped: sum_of(|l| &l.tx_dropped),
+        kernel: sum_of(|l| &l.kernel),
+        handoffs: counters.iter().map(|c| c.path.handoff_out.get()).sum(),
+        ring_full: sum_of(|l| &l.handoff_ring_full) + sum_of(|l| &l.tx_ring_full),
     };
-    // The worker dropped the ports and its buffers; now the pool, then the EAL. A PMD that
-    // still holds mbufs (net_pcap's infinite_rx keeps its capture in them) leaves the pool
-    // and the EAL up: the run itself went fine, so that is a warning, not a failure.
+    // The workers dropped their queue handles, rings and buffers; the readers are the last
+    // holders of the ports (dropping them stops and closes the ports, which flushes e.g.
+    // net_pcap's tx file); then the pool, then the EAL. A PMD that still holds mbufs
+    // (net_pcap's infinite_rx keeps its capture in them) leaves the pool and the EAL up:
+    // the run itself went fine, so that is a warning, not a failure.
+    drop(readers);
     drop(pool);
     if let Err(e) = eal.cleanup() {
         eprintln!("rvsd run: warning: {e}");
@@ -240,57 +417,110 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
     Ok(sum)
 }
 
-/// One worker's run-to-completion loop.
-#[allow(clippy::too_many_arguments)]
-fn worker_loop(
-    mut w: Worker<Mbuf>,
-    ports: Vec<Port>,
-    taps: Vec<Port>,
-    me: &LoopCounters,
-    stop: &AtomicBool,
-    last_rx: &AtomicU64,
-    hz: u64,
-) -> i32 {
-    let mut rx: Vec<Mbuf> = Vec::with_capacity(usize::from(BURST));
-    let mut slots: Vec<Option<Mbuf>> = (0..BURST).map(|_| None).collect();
-    let mut tx: Vec<Vec<Mbuf>> = ports
-        .iter()
-        .map(|_| Vec::with_capacity(4 * usize::from(BURST)))
-        .collect();
-    let kernel = std::cell::Cell::new(0u64);
-    let n_ports = ports.len();
-    let has_taps = !taps.is_empty();
-    // tx[0..n] are the ports, tx[n..2n] their kernel interfaces.
-    tx.extend(
-        taps.iter()
-            .map(|_| Vec::with_capacity(4 * usize::from(BURST))),
-    );
-    let emit = |o: Out<Mbuf>, tx: &mut Vec<Vec<Mbuf>>| match o {
-        Out::Tx { port, buf } => {
-            if let Some(t) = tx.get_mut(usize::from(port)) {
-                t.push(buf);
-            }
-        }
-        // To the port's kernel interface; without one, counted and freed.
-        Out::Kernel { port, buf } => {
-            kernel.set(kernel.get() + 1);
-            if has_taps {
-                if let Some(t) = tx.get_mut(n_ports + usize::from(port)) {
+/// A port's counters for the metrics (zeros when the PMD refuses to give them).
+fn port_sample(name: &str, r: &PortStatsReader) -> PortSample {
+    let s = r.stats().unwrap_or_default();
+    PortSample {
+        name: name.to_string(),
+        rx_queues: r.rx_queues(),
+        tx_queues: r.tx_queues(),
+        rx_packets: s.ipackets,
+        tx_packets: s.opackets,
+        rx_bytes: s.ibytes,
+        tx_bytes: s.obytes,
+        rx_errors: s.ierrors,
+        tx_errors: s.oerrors,
+        rx_missed: s.imissed,
+        rx_nombuf: s.rx_nombuf,
+        xstats: r.xstats().unwrap_or_default(),
+    }
+}
+
+/// Where one loop's frames wait before their burst: per tx slot, and per other worker.
+struct Outbox {
+    /// Ports `0..n_ports`, then their kernel interfaces.
+    tx: Vec<Vec<Mbuf>>,
+    /// To each worker's ring, tagged (see [`TAG_TX`]).
+    fwd: Vec<Vec<Mbuf>>,
+    n_ports: usize,
+    taps: bool,
+    kernel: u64,
+}
+
+impl Outbox {
+    #[inline]
+    fn emit(&mut self, o: Out<Mbuf>) {
+        match o {
+            Out::Tx { port, buf } => {
+                if let Some(t) = self.tx.get_mut(usize::from(port)) {
                     t.push(buf);
                 }
             }
+            // To the port's kernel interface; without one, counted and freed.
+            Out::Kernel { port, buf } => {
+                self.kernel += 1;
+                if self.taps && usize::from(port) < self.n_ports {
+                    if let Some(t) = self.tx.get_mut(self.n_ports + usize::from(port)) {
+                        t.push(buf);
+                    }
+                }
+            }
+            Out::Handoff {
+                worker,
+                port,
+                mut buf,
+            } => {
+                if let Some(f) = self.fwd.get_mut(worker as usize) {
+                    buf.set_port(port);
+                    f.push(buf);
+                }
+            }
+            // Frames are freed as they drop (the path counted why).
+            Out::Drop(_) => {}
         }
-        // One worker: nothing is handed over; frames are freed as they drop.
-        Out::Handoff { .. } | Out::Drop(_) => {}
+    }
+}
+
+/// One worker's run-to-completion loop.
+fn worker_loop(
+    mut w: Worker<Mbuf>,
+    mut io: WorkerIo,
+    me: &LoopCounters,
+    stop: &AtomicBool,
+    hz: u64,
+) -> i32 {
+    let burst = usize::from(BURST);
+    let n_ports = io.ports.len();
+    let n_slots = n_ports + io.taps.len();
+    let mut rx: Vec<Mbuf> = Vec::with_capacity(RING_DRAIN as usize);
+    let mut slots: Vec<Option<Mbuf>> = (0..BURST).map(|_| None).collect();
+    let mut ob = Outbox {
+        // Room for a loop's rx bursts and what the other workers may pass in one drain.
+        tx: (0..n_slots)
+            .map(|_| Vec::with_capacity(4 * burst + RING_DRAIN as usize * io.from.len()))
+            .collect(),
+        fwd: io
+            .to
+            .iter()
+            .map(|_| Vec::with_capacity(RING_SLOTS as usize))
+            .collect(),
+        n_ports,
+        taps: !io.taps.is_empty(),
+        kernel: 0,
     };
-    w.announce(&mut |o| emit(o, &mut tx));
-    let (mut rxc, mut txc, mut txd) = (0u64, 0u64, 0u64);
+    // Worker 0 speaks for the box (gratuitous ARP / unsolicited NA for the VIPs).
+    if w.id == 0 {
+        w.announce(&mut |o| ob.emit(o));
+    }
+    let (mut rxc, mut txc, mut txd, mut fwdc, mut ho_full, mut tx_full) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     while !stop.load(Relaxed) {
         let now = ms(dpdk::rdtsc(), hz);
-        w.tick(now, &mut |o| emit(o, &mut tx));
-        for (pi, port) in ports.iter().enumerate() {
+        w.tick(now, &mut |o| ob.emit(o));
+        let mut got_any = false;
+        for (pi, q) in io.ports.iter_mut().enumerate() {
             rx.clear();
-            let got = port.rx_burst(0, &mut rx, BURST);
+            let got = q.rx_burst(&mut rx, BURST);
             if got == 0 {
                 continue;
             }
@@ -298,33 +528,91 @@ fn worker_loop(
                 me.first_rx_ms.store(now.max(1), Relaxed);
             }
             rxc += got as u64;
-            last_rx.store(now, Relaxed);
+            got_any = true;
             for (slot, m) in slots.iter_mut().zip(rx.drain(..)) {
                 *slot = Some(m);
             }
-            w.rx_burst(pi as u16, &mut slots[..got], now, &mut |o| emit(o, &mut tx));
+            w.rx_burst(pi as u16, &mut slots[..got], now, &mut |o| ob.emit(o));
         }
         // What the kernel sends out of a port's interface goes out of the port as it is.
-        for (pi, tap) in taps.iter().enumerate() {
+        for (pi, tap) in io.taps.iter_mut().enumerate() {
             rx.clear();
-            if tap.rx_burst(0, &mut rx, BURST) > 0 {
-                tx[pi].append(&mut rx);
+            if tap.rx_burst(&mut rx, BURST) > 0 {
+                ob.tx[pi].append(&mut rx);
             }
         }
-        for (pi, port) in ports.iter().chain(taps.iter()).enumerate() {
-            let t = &mut tx[pi];
+        // What the other workers passed: frames of this worker's flows, frames to send.
+        for c in io.from.iter_mut() {
+            rx.clear();
+            if c.pop_burst(&mut rx, RING_DRAIN) == 0 {
+                continue;
+            }
+            for m in rx.drain(..) {
+                let tag = m.port();
+                if tag & TAG_TX != 0 {
+                    // A slot out of range cannot happen (the sender shares our layout); it
+                    // would be freed here.
+                    if let Some(t) = ob.tx.get_mut(usize::from(tag & !TAG_TX)) {
+                        t.push(m);
+                    }
+                } else {
+                    w.rx_handoff(tag, m, now, &mut |o| ob.emit(o));
+                }
+            }
+        }
+        // Tx: on this worker's own queue, or to the worker that sends for the slot.
+        for (si, t) in ob.tx.iter_mut().enumerate() {
             if t.is_empty() {
                 continue;
             }
-            txc += port.tx_burst(0, t) as u64;
-            // A full tx queue: drop (and count) rather than stall the loop.
-            txd += t.len() as u64;
-            t.clear();
+            match io.proxy[si] {
+                None => {
+                    let q = if si < n_ports {
+                        &mut io.ports[si]
+                    } else {
+                        &mut io.taps[si - n_ports]
+                    };
+                    txc += q.tx_burst(t) as u64;
+                    // A full tx queue: drop (and count) rather than stall the loop.
+                    txd += t.len() as u64;
+                    t.clear();
+                }
+                Some(p) => {
+                    for m in t.iter_mut() {
+                        m.set_port(TAG_TX | si as u16);
+                    }
+                    fwdc += t.len() as u64;
+                    ob.fwd[p as usize].append(t);
+                }
+            }
+        }
+        // One enqueue per destination; what a full ring refuses is dropped and counted.
+        for (f, p) in ob.fwd.iter_mut().zip(io.to.iter_mut()) {
+            if f.is_empty() {
+                continue;
+            }
+            if let Some(p) = p {
+                p.push_burst(f);
+            }
+            for m in f.drain(..) {
+                if m.port() & TAG_TX != 0 {
+                    tx_full += 1;
+                    fwdc = fwdc.saturating_sub(1);
+                } else {
+                    ho_full += 1;
+                }
+            }
         }
         me.rx.store(rxc, Relaxed);
         me.tx.store(txc, Relaxed);
         me.tx_dropped.store(txd, Relaxed);
-        me.kernel.store(kernel.get(), Relaxed);
+        me.kernel.store(ob.kernel, Relaxed);
+        me.tx_forwarded.store(fwdc, Relaxed);
+        me.handoff_ring_full.store(ho_full, Relaxed);
+        me.tx_ring_full.store(tx_full, Relaxed);
+        if got_any {
+            me.last_rx_ms.store(now, Relaxed);
+        }
         me.last_ms.store(now, Relaxed);
     }
     0

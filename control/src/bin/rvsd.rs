@@ -29,7 +29,8 @@ enum Cmd {
     Simulate(Scenario),
     /// Run the whole packet path over a capture, with its timestamps as the clock.
     Replay(ReplayCli),
-    /// Run the appliance on DPDK: `rvsd run --config appliance.toml [--rules r] -- <EAL args>`.
+    /// Run the appliance on DPDK: `rvsd run --config appliance.toml [--rules r] -- <EAL args>`
+    /// (one worker lcore per `[engine] workers`, besides the main lcore).
     Run(RunCli),
     /// Write a benchmark capture: `established` (ACKs of N distinct flows to 10.0.0.100:80)
     /// or `synflood` (SYNs from N random sources), 54-byte TCP frames to 02:00:00:00:00:01.
@@ -259,13 +260,16 @@ fn main() -> ExitCode {
             match rvs_control::run::run(&args) {
                 Ok(s) => {
                     let line = format!(
-                        "rvsd run: {:.2} s, {} frames in, {} out ({:.3} Mpps out since the first frame), {} tx dropped, {} to the kernel\n",
+                        "rvsd run: {:.2} s, {} frames in, {} out ({:.3} Mpps out since the first frame), {} tx dropped, {} to the kernel, {} worker(s), {} handed over ({} ring full)\n",
                         s.seconds,
                         s.rx,
                         s.tx,
                         s.tx as f64 / s.active_seconds.max(1e-9) / 1e6,
                         s.tx_dropped,
-                        s.kernel
+                        s.kernel,
+                        s.workers,
+                        s.handoffs,
+                        s.ring_full
                     );
                     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
                     ExitCode::SUCCESS

@@ -232,3 +232,25 @@ pub fn more_input() -> Vec<Vec<u8>> {
     f.push(rvs_dataplane::pipeline::buf::Buf::data(&b).to_vec());
     f
 }
+
+/// The frames of a pcap file (what a `net_pcap` port wrote).
+pub fn pcap_frames(path: &std::path::Path) -> Vec<Vec<u8>> {
+    let mut r = pcap_file::pcap::PcapReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut v = Vec::new();
+    while let Some(p) = r.next_packet() {
+        v.push(p.unwrap().data.into_owned());
+    }
+    v
+}
+
+/// The value of one sample in Prometheus text, by its name and labels as written
+/// (`rvs_handoff_in_total{worker="1"}`).
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}

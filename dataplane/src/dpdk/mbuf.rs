@@ -72,6 +72,14 @@ impl Mbuf {
         unsafe { (*self.0.as_ptr()).port }
     }
 
+    /// Overwrite the mbuf's port field. The PMDs read it on rx only (tx takes the queue's
+    /// port), so the shell may use it as a tag while the mbuf travels a hand-off ring.
+    #[inline]
+    pub fn set_port(&mut self, port: u16) {
+        // SAFETY: self owns a valid mbuf, exclusively (&mut self).
+        unsafe { (*self.0.as_ptr()).port = port }
+    }
+
     #[inline]
     fn data_ptr_len(&self) -> (*mut u8, usize) {
         let m = self.0.as_ptr();

@@ -18,7 +18,12 @@
 //!   caller's vector and leaves the rest there.
 //! - **Queues.** A DPDK queue is single-threaded. A [`Port`] is `Send` but not `Sync`, and
 //!   a port id can be configured by only one [`Port`] at a time, so two threads never poll
-//!   the same queue.
+//!   the same queue. [`Port::into_queues`] splits a started port into per-worker
+//!   [`PortQueue`]s (each owns its rx and tx queue index, `Send`, not `Sync`) and a
+//!   [`PortStatsReader`] for the control thread; the port is stopped and closed when the
+//!   last of them is dropped, never under a poller.
+//! - **Rings.** [`ring()`] is SP/SC; `Producer<Mbuf>::push_burst` and
+//!   `Consumer<Mbuf>::pop_burst` move a whole burst in one ring operation.
 //! - **Lcores.** [`Eal::launch`] runs a `Send + 'static` closure on a worker lcore; the EAL
 //!   waits for every worker before it is cleaned up.
 
@@ -36,6 +41,6 @@ pub use error::DpdkError;
 pub use lcore::{lcore_id, rdtsc};
 pub use mbuf::Mbuf;
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM};
-pub use port::{Offloads, Port, PortOpts, PortStats};
+pub use port::{Offloads, Port, PortOpts, PortQueue, PortStats, PortStatsReader};
 pub use ring::{ring, Consumer, Producer, RingItem};
 pub use signal::{install_stop_handler, stop_requested};

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::ffi::{c_char, c_int, c_uint, CStr, CString};
 use std::ptr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use dpdk_sys as sys;
 
@@ -141,6 +141,15 @@ impl Port {
         }
         // SAFETY: the EAL is running; bad ids give -1.
         unsafe { sys::rte_eth_dev_socket_id(port) }
+    }
+
+    /// The most rx and tx queues the device offers (`rte_eth_dev_info_get`), to size a
+    /// configuration before [`Port::configure`] (a `net_pcap` port has one rx queue per
+    /// `rx_pcap=` and one tx queue per `tx_pcap=`; `net_null` has many).
+    pub fn max_queues(port: u16) -> Result<(u16, u16), DpdkError> {
+        ensure_running()?;
+        let info = Self::info(port)?;
+        Ok((info.max_rx_queues, info.max_tx_queues))
     }
 
     fn info(port: u16) -> Result<sys::rte_eth_dev_info, DpdkError> {
@@ -376,63 +385,199 @@ impl Port {
 
     /// The port totals (`rte_eth_stats_get`).
     pub fn stats(&self) -> Result<PortStats, DpdkError> {
-        let mut s = sys::rte_eth_stats::default();
-        // SAFETY: the port is configured; s is a valid struct to fill.
-        let rc = unsafe { sys::rte_eth_stats_get(self.id, &mut s) };
-        if rc != 0 {
-            return Err(DpdkError::rc("rte_eth_stats_get", rc));
-        }
-        Ok(PortStats {
-            ipackets: s.ipackets,
-            opackets: s.opackets,
-            ibytes: s.ibytes,
-            obytes: s.obytes,
-            imissed: s.imissed,
-            ierrors: s.ierrors,
-            oerrors: s.oerrors,
-            rx_nombuf: s.rx_nombuf,
-        })
+        stats_of(self.id)
     }
 
     /// The PMD's extended counters, by name (`rte_eth_xstats_get` and `_get_names`).
     pub fn xstats(&self) -> Result<Vec<(String, u64)>, DpdkError> {
-        // SAFETY: a NULL table of size 0 asks for the count.
-        let n = unsafe { sys::rte_eth_xstats_get(self.id, ptr::null_mut(), 0) };
-        if n < 0 {
-            return Err(DpdkError::rc("rte_eth_xstats_get", n));
-        }
-        let cap = n as usize;
-        let mut vals = vec![sys::rte_eth_xstat::default(); cap];
-        let mut names = vec![sys::rte_eth_xstat_name::default(); cap];
-        // SAFETY: both tables hold cap entries, as passed.
-        let (nv, nn) = unsafe {
-            (
-                sys::rte_eth_xstats_get(self.id, vals.as_mut_ptr(), cap as c_uint),
-                sys::rte_eth_xstats_get_names(self.id, names.as_mut_ptr(), cap as c_uint),
-            )
-        };
-        if nv < 0 || nn < 0 || nv as usize > cap || nn as usize > cap {
-            return Err(DpdkError::rc("rte_eth_xstats_get", nv.min(nn).min(-1)));
-        }
-        let names: Vec<String> = names[..nn as usize]
-            .iter()
-            .map(|nm| {
-                // SAFETY: DPDK writes NUL-terminated names into the fixed-size array (the
-                // default is all zeros, so an unwritten one is empty).
-                unsafe { CStr::from_ptr(nm.name.as_ptr()) }
-                    .to_string_lossy()
-                    .into_owned()
+        xstats_of(self.id)
+    }
+
+    /// Split the port into `n` queue handles, one per worker, and a stats reader for the
+    /// control thread. Handle `q` owns rx queue `q` if `q <` [`Port::rx_queues`] and tx queue
+    /// `q` if `q <` [`Port::tx_queues`] (else it has none of that direction: the caller
+    /// decides who receives or sends for it). Start the port first: a split port cannot be
+    /// stopped; it is stopped and closed when the last handle and reader are dropped.
+    #[cold]
+    pub fn into_queues(self, n: u16) -> (PortStatsReader, Vec<PortQueue>) {
+        let (rxq, txq) = (self.rxq, self.txq);
+        let shared = Arc::new(Shared(self));
+        let queues = (0..n)
+            .map(|q| PortQueue {
+                port: Arc::clone(&shared),
+                rx: (q < rxq).then_some(q),
+                tx: (q < txq).then_some(q),
+                _not_sync: std::marker::PhantomData,
             })
             .collect();
-        Ok(vals[..nv as usize]
-            .iter()
-            .filter_map(|x| {
-                names
-                    .get(usize::try_from(x.id).ok()?)
-                    .map(|nm| (nm.clone(), x.value))
-            })
-            .collect())
+        (
+            PortStatsReader {
+                port: shared,
+                _not_sync: std::marker::PhantomData,
+            },
+            queues,
+        )
     }
+}
+
+/// A port shared by its [`PortQueue`]s and [`PortStatsReader`]; the last one to go stops and
+/// closes it (the `Port`'s drop), so no queue is closed under a poller.
+#[derive(Debug)]
+struct Shared(Port);
+
+// SAFETY: through a Shared, bursts only run from PortQueue, and Port::into_queues gives each
+// queue index to exactly one (!Sync) handle, so every DPDK queue still has one poller at a
+// time; the one reader (!Sync, not Clone) only calls ethdev's control functions (stats,
+// xstats, link), which DPDK allows from a control thread while other lcores poll the
+// queues. Nothing can stop or reconfigure the port through a shared reference (those take
+// &mut Port).
+unsafe impl Sync for Shared {}
+
+/// One worker's share of a started port: at most one rx queue and one tx queue, each polled
+/// by this handle only. `Send` (it moves to its lcore) but not `Sync`.
+#[derive(Debug)]
+pub struct PortQueue {
+    port: Arc<Shared>,
+    rx: Option<u16>,
+    tx: Option<u16>,
+    _not_sync: std::marker::PhantomData<std::cell::Cell<()>>,
+}
+
+impl PortQueue {
+    pub fn port_id(&self) -> u16 {
+        self.port.0.id
+    }
+
+    /// The rx queue this handle polls, if any.
+    pub fn rx_queue(&self) -> Option<u16> {
+        self.rx
+    }
+
+    /// The tx queue this handle sends on, if any.
+    pub fn tx_queue(&self) -> Option<u16> {
+        self.tx
+    }
+
+    /// [`Port::rx_burst`] on this handle's rx queue (0 without one).
+    #[inline]
+    pub fn rx_burst(&mut self, out: &mut Vec<Mbuf>, max: u16) -> usize {
+        match self.rx {
+            Some(q) => self.port.0.rx_burst(q, out, max),
+            None => 0,
+        }
+    }
+
+    /// [`Port::tx_burst`] on this handle's tx queue (nothing sent without one: every frame
+    /// stays in `bufs`).
+    #[inline]
+    pub fn tx_burst(&mut self, bufs: &mut Vec<Mbuf>) -> usize {
+        match self.tx {
+            Some(q) => self.port.0.tx_burst(q, bufs),
+            None => 0,
+        }
+    }
+}
+
+/// The control thread's view of a split port: its counters, read while the workers poll the
+/// queues. It keeps the port open, like a [`PortQueue`]. One per port, `Send` but not `Sync`
+/// (nor `Clone`): the port's control calls come from one thread at a time.
+#[derive(Debug)]
+pub struct PortStatsReader {
+    port: Arc<Shared>,
+    _not_sync: std::marker::PhantomData<std::cell::Cell<()>>,
+}
+
+impl PortStatsReader {
+    pub fn id(&self) -> u16 {
+        self.port.0.id
+    }
+
+    pub fn rx_queues(&self) -> u16 {
+        self.port.0.rxq
+    }
+
+    pub fn tx_queues(&self) -> u16 {
+        self.port.0.txq
+    }
+
+    pub fn offloads(&self) -> Offloads {
+        self.port.0.offloads
+    }
+
+    pub fn link_up(&self) -> bool {
+        self.port.0.link_up()
+    }
+
+    /// The port totals (`rte_eth_stats_get`).
+    pub fn stats(&self) -> Result<PortStats, DpdkError> {
+        stats_of(self.port.0.id)
+    }
+
+    /// The PMD's extended counters, by name.
+    pub fn xstats(&self) -> Result<Vec<(String, u64)>, DpdkError> {
+        xstats_of(self.port.0.id)
+    }
+}
+
+/// `rte_eth_stats_get` of a port held open by the caller (a `Port` or a `Shared`).
+fn stats_of(id: u16) -> Result<PortStats, DpdkError> {
+    let mut s = sys::rte_eth_stats::default();
+    // SAFETY: the caller holds the port open (configured, not closed); s is a valid struct
+    // to fill.
+    let rc = unsafe { sys::rte_eth_stats_get(id, &mut s) };
+    if rc != 0 {
+        return Err(DpdkError::rc("rte_eth_stats_get", rc));
+    }
+    Ok(PortStats {
+        ipackets: s.ipackets,
+        opackets: s.opackets,
+        ibytes: s.ibytes,
+        obytes: s.obytes,
+        imissed: s.imissed,
+        ierrors: s.ierrors,
+        oerrors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
+    })
+}
+
+/// The extended counters of a port held open by the caller.
+fn xstats_of(id: u16) -> Result<Vec<(String, u64)>, DpdkError> {
+    // SAFETY: a NULL table of size 0 asks for the count.
+    let n = unsafe { sys::rte_eth_xstats_get(id, ptr::null_mut(), 0) };
+    if n < 0 {
+        return Err(DpdkError::rc("rte_eth_xstats_get", n));
+    }
+    let cap = n as usize;
+    let mut vals = vec![sys::rte_eth_xstat::default(); cap];
+    let mut names = vec![sys::rte_eth_xstat_name::default(); cap];
+    // SAFETY: both tables hold cap entries, as passed.
+    let (nv, nn) = unsafe {
+        (
+            sys::rte_eth_xstats_get(id, vals.as_mut_ptr(), cap as c_uint),
+            sys::rte_eth_xstats_get_names(id, names.as_mut_ptr(), cap as c_uint),
+        )
+    };
+    if nv < 0 || nn < 0 || nv as usize > cap || nn as usize > cap {
+        return Err(DpdkError::rc("rte_eth_xstats_get", nv.min(nn).min(-1)));
+    }
+    let names: Vec<String> = names[..nn as usize]
+        .iter()
+        .map(|nm| {
+            // SAFETY: DPDK writes NUL-terminated names into the fixed-size array (the
+            // default is all zeros, so an unwritten one is empty).
+            unsafe { CStr::from_ptr(nm.name.as_ptr()) }
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    Ok(vals[..nv as usize]
+        .iter()
+        .filter_map(|x| {
+            names
+                .get(usize::try_from(x.id).ok()?)
+                .map(|nm| (nm.clone(), x.value))
+        })
+        .collect())
 }
 
 impl Drop for Port {

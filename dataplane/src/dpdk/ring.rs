@@ -158,3 +158,57 @@ impl<T: RingItem> Consumer<T> {
             .flatten()
     }
 }
+
+impl Producer<Mbuf> {
+    /// Enqueue as many mbufs from the front of `bufs` as fit, in one ring operation; the
+    /// enqueued ones are removed, the rest stay in `bufs` (in order) for the caller to retry
+    /// or drop. Returns how many were enqueued.
+    #[inline]
+    pub fn push_burst(&mut self, bufs: &mut Vec<Mbuf>) -> usize {
+        let len = bufs.len();
+        if len == 0 {
+            return 0;
+        }
+        let n = c_uint::try_from(len).unwrap_or(c_uint::MAX);
+        // SAFETY: single producer (&mut self). Mbuf is repr(transparent) over a non-null
+        // rte_mbuf pointer, so the first n entries of bufs are n valid object pointers; the
+        // ring takes ownership of the first `sent` (forgotten here: set_len first, so nothing
+        // is dropped twice even on unwind), the rest move to the front.
+        unsafe {
+            let base = bufs.as_mut_ptr();
+            let sent = sys::rvs_ring_enqueue_burst(
+                self.inner.ptr.as_ptr(),
+                base.cast::<*mut c_void>(),
+                n,
+                ptr::null_mut(),
+            ) as usize;
+            bufs.set_len(0);
+            ptr::copy(base.add(sent), base, len - sent);
+            bufs.set_len(len - sent);
+            sent
+        }
+    }
+}
+
+impl Consumer<Mbuf> {
+    /// Dequeue up to `max` mbufs in one ring operation, appended to `out` (which grows only
+    /// when it lacks the capacity). Returns how many.
+    #[inline]
+    pub fn pop_burst(&mut self, out: &mut Vec<Mbuf>, max: u32) -> usize {
+        let want = max as usize;
+        out.reserve(want);
+        let len = out.len();
+        // SAFETY: single consumer (&mut self); out has room for max more pointers, and Mbuf
+        // is repr(transparent) over a non-null rte_mbuf pointer. The ring writes n <= max
+        // pointers there, each enqueued by Producer::push/push_burst from an owned Mbuf
+        // (non-null), whose ownership comes back to us exactly once.
+        unsafe {
+            let slots = out.as_mut_ptr().add(len).cast::<*mut c_void>();
+            let n =
+                sys::rvs_ring_dequeue_burst(self.inner.ptr.as_ptr(), slots, max, ptr::null_mut())
+                    as usize;
+            out.set_len(len + n);
+            n
+        }
+    }
+}

@@ -1349,7 +1349,7 @@ enum IcmpKind {
 /// How many frames apart the stages of [`Worker::burst`] run: enough for a bucket to arrive
 /// from memory while that many frames are processed, few enough that a short burst still
 /// overlaps its misses.
-const STAGE: usize = 12;
+const STAGE: usize = 16;
 
 /// Stage 1's decision for a frame of a burst.
 #[derive(Clone, Copy)]
