@@ -9,6 +9,7 @@
 //! no tombstones, so the table never degrades. Nothing here allocates after [`ConnTable::new`].
 
 use crate::addr::Family;
+use crate::mem::prefetch_read;
 
 /// Most keys [`ConnTable::lookup_burst`] takes at once (an rx burst).
 pub const BURST: usize = 32;
@@ -432,29 +433,41 @@ impl<A: Family> ConnTable<A> {
         }
     }
 
-    /// The index bucket a key's lookup starts at: stage 1 of a staged lookup, for a caller
-    /// that spreads a burst's memory latency over its own work (see the worker's `rx_burst`).
+    /// The index hash of a key: the handle of a staged lookup, for a caller that spreads a
+    /// burst's memory latency over its own work (see the worker's `rx_burst`).
     #[inline]
-    pub fn bucket_of(&self, k: &ConnKey<A>) -> usize {
-        tag_of(self.key_hash(k)) as usize & self.mask
+    pub fn hash_of(&self, k: &ConnKey<A>) -> u64 {
+        self.key_hash(k)
     }
 
-    /// Bring index bucket `b` toward the cache.
+    /// Stage 1 of a staged lookup: bring the key's home bucket toward the cache.
     #[inline]
-    pub fn prefetch_bucket(&self, b: usize) {
-        if let Some(e) = self.index.get(b) {
+    pub fn prefetch_bucket(&self, h: u64) {
+        if let Some(e) = self.index.get(tag_of(h) as usize & self.mask) {
             prefetch_read(e);
         }
     }
 
-    /// Bring the entry bucket `b` names (the likely match) toward the cache; call it a few
-    /// packets after [`ConnTable::prefetch_bucket`], when the bucket has arrived.
+    /// Stage 2, a few packets later when the bucket has arrived: bring toward the cache the
+    /// entry the probe run names with the key's tag (the likely match; a collision in the
+    /// home bucket is skipped as the lookup will skip it).
     #[inline]
-    pub fn prefetch_entry(&self, b: usize) {
-        if let Some(&e) = self.index.get(b) {
-            if let Some(c) = self.slab.get((e as u32).wrapping_sub(1) as usize) {
-                prefetch_read(c);
+    pub fn prefetch_entry(&self, h: u64) {
+        let tag = tag_of(h);
+        let mut i = tag as usize & self.mask;
+        // A probe run rarely leaves the bucket's cache line at load <= 1/2.
+        for _ in 0..8 {
+            let Some(&e) = self.index.get(i) else { return };
+            if e == 0 {
+                return;
             }
+            if (e >> 32) as u32 == tag {
+                if let Some(c) = self.slab.get((e as u32).wrapping_sub(1) as usize) {
+                    prefetch_read(c);
+                }
+                return;
+            }
+            i = (i + 1) & self.mask;
         }
     }
 
@@ -473,20 +486,6 @@ impl<A: Family> ConnTable<A> {
             .filter(|(_, c)| c.next_free == NIL - 1)
             .map(|(i, _)| i as u32)
     }
-}
-
-#[inline(always)]
-fn prefetch_read<T>(p: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetch is a hint; it never faults, whatever the address.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch(
-            p as *const T as *const i8,
-            core::arch::x86_64::_MM_HINT_T0,
-        );
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 #[cfg(test)]

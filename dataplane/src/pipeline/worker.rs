@@ -487,29 +487,31 @@ impl<B: Buf> Worker<B> {
         out: &mut impl FnMut(Out<B>),
     ) {
         let n = bufs.len().min(BURST);
+        // The headers the classifier reads first (a NIC's DMA may have left them in memory).
+        for b in bufs.iter().flatten() {
+            crate::mem::prefetch_read(b.data());
+        }
         let mut plan = [Plan::Empty; BURST];
         let mac = pres.ports.get(usize::from(port)).map(|p| p.mac);
         for i in 0..n + 2 * STAGE {
             if let Some(b) = bufs.get(i).and_then(Option::as_ref) {
                 plan[i] = self.plan(b.data(), mac);
                 match plan[i] {
-                    Plan::Fast { bucket, .. } | Plan::General(Some((false, bucket))) => {
-                        self.f4.shard.table().prefetch_bucket(bucket)
+                    Plan::Fast { hash, .. } | Plan::General(Some((false, hash))) => {
+                        self.f4.shard.table().prefetch_bucket(hash)
                     }
-                    Plan::General(Some((true, bucket))) => {
-                        self.f6.shard.table().prefetch_bucket(bucket)
+                    Plan::General(Some((true, hash))) => {
+                        self.f6.shard.table().prefetch_bucket(hash)
                     }
                     _ => {}
                 }
             }
             if let Some(j) = i.checked_sub(STAGE).filter(|&j| j < n) {
                 match plan[j] {
-                    Plan::Fast { bucket, .. } | Plan::General(Some((false, bucket))) => {
-                        self.f4.shard.table().prefetch_entry(bucket)
+                    Plan::Fast { hash, .. } | Plan::General(Some((false, hash))) => {
+                        self.f4.shard.table().prefetch_entry(hash)
                     }
-                    Plan::General(Some((true, bucket))) => {
-                        self.f6.shard.table().prefetch_entry(bucket)
-                    }
+                    Plan::General(Some((true, hash))) => self.f6.shard.table().prefetch_entry(hash),
                     _ => {}
                 }
             }
@@ -546,8 +548,8 @@ impl<B: Buf> Worker<B> {
             } else {
                 reply_key(k)
             };
-            let bucket = self.f4.shard.table().bucket_of(&k);
-            return Plan::Fast { f: fast, bucket };
+            let hash = self.f4.shard.table().hash_of(&k);
+            return Plan::Fast { f: fast, hash };
         }
         match flow_hint(f) {
             Some(Hint::V4(k)) => {
@@ -556,7 +558,7 @@ impl<B: Buf> Worker<B> {
                 } else {
                     reply_key(k)
                 };
-                Plan::General(Some((false, self.f4.shard.table().bucket_of(&k))))
+                Plan::General(Some((false, self.f4.shard.table().hash_of(&k))))
             }
             Some(Hint::V6(k)) => {
                 let k = if self.f6.vips.contains(&k.addr) {
@@ -564,7 +566,7 @@ impl<B: Buf> Worker<B> {
                 } else {
                     reply_key(k)
                 };
-                Plan::General(Some((true, self.f6.shard.table().bucket_of(&k))))
+                Plan::General(Some((true, self.f6.shard.table().hash_of(&k))))
             }
             None => Plan::General(None),
         }
@@ -1355,13 +1357,13 @@ const STAGE: usize = 16;
 #[derive(Clone, Copy)]
 enum Plan {
     Empty,
-    /// The fast path, with the index bucket of its conn.
+    /// The fast path, with the index hash of its conn.
     Fast {
         f: wire::fast::Fast4,
-        bucket: usize,
+        hash: u64,
     },
-    /// The general path; the bucket (v6?, index) when the frame's flow could be read.
-    General(Option<(bool, usize)>),
+    /// The general path; (v6?, index hash) when the frame's flow could be read.
+    General(Option<(bool, u64)>),
 }
 
 /// The worker whose shard owns a flow: steering by the client, which is the source of a
