@@ -78,6 +78,20 @@ const _: () = assert!(core::mem::size_of::<Conn<crate::addr::V4>>() == 64);
 const _: () = assert!(core::mem::size_of::<Conn<crate::addr::V6>>() == 128);
 
 impl<A: Family> Conn<A> {
+    /// Whether this entry is the conn `k` names, seen from `side`.
+    #[inline]
+    pub fn matches(&self, k: &ConnKey<A>, side: Side) -> bool {
+        let other = match side {
+            Side::In => (self.vaddr, self.vport),
+            Side::Out => (self.daddr, self.dport),
+        };
+        self.caddr == k.caddr
+            && self.cport == k.cport
+            && self.proto == k.proto
+            && other == (k.addr, k.port)
+            && self.is_template() == k.template
+    }
+
     #[inline]
     pub fn is_template(&self) -> bool {
         self.flags & flags::TEMPLATE != 0
@@ -152,6 +166,9 @@ pub fn flow_hash<A: Family>(
     }
     mix(h)
 }
+
+/// No hint for [`ConnTable::lookup_hinted`].
+pub const NO_HINT: u32 = u32::MAX;
 
 /// Preallocated slab + index. Capacity is fixed at creation.
 pub struct ConnTable<A: Family> {
@@ -383,17 +400,7 @@ impl<A: Family> ConnTable<A> {
             }
             if (e >> 32) as u32 == tag {
                 let slot = (e as u32).wrapping_sub(1);
-                let c = &self.slab[slot as usize];
-                let other = match side {
-                    Side::In => (c.vaddr, c.vport),
-                    Side::Out => (c.daddr, c.dport),
-                };
-                if c.caddr == k.caddr
-                    && c.cport == k.cport
-                    && c.proto == k.proto
-                    && other == (k.addr, k.port)
-                    && c.is_template() == k.template
-                {
+                if self.slab[slot as usize].matches(k, side) {
                     return Some(slot);
                 }
             }
@@ -450,24 +457,40 @@ impl<A: Family> ConnTable<A> {
 
     /// Stage 2, a few packets later when the bucket has arrived: bring toward the cache the
     /// entry the probe run names with the key's tag (the likely match; a collision in the
-    /// home bucket is skipped as the lookup will skip it).
+    /// home bucket is skipped as the lookup will skip it), and return its slot as the hint
+    /// for [`ConnTable::lookup_hinted`] ([`NO_HINT`] if none).
     #[inline]
-    pub fn prefetch_entry(&self, h: u64) {
+    pub fn prefetch_entry(&self, h: u64) -> u32 {
         let tag = tag_of(h);
         let mut i = tag as usize & self.mask;
         // A probe run rarely leaves the bucket's cache line at load <= 1/2.
         for _ in 0..8 {
-            let Some(&e) = self.index.get(i) else { return };
+            let Some(&e) = self.index.get(i) else {
+                return NO_HINT;
+            };
             if e == 0 {
-                return;
+                return NO_HINT;
             }
             if (e >> 32) as u32 == tag {
-                if let Some(c) = self.slab.get((e as u32).wrapping_sub(1) as usize) {
+                let slot = (e as u32).wrapping_sub(1);
+                if let Some(c) = self.slab.get(slot as usize) {
                     prefetch_read(c);
                 }
-                return;
+                return slot;
             }
             i = (i + 1) & self.mask;
+        }
+        NO_HINT
+    }
+
+    /// [`ConnTable::lookup`] that first tries `hint` (a slot from an earlier
+    /// [`ConnTable::prefetch_entry`], perhaps stale): keys are unique among hashed entries,
+    /// so a hashed entry with the key is the answer; otherwise the ordinary probe.
+    #[inline]
+    pub fn lookup_hinted(&self, k: &ConnKey<A>, side: Side, hint: u32) -> Option<u32> {
+        match self.slab.get(hint as usize) {
+            Some(c) if c.flags & flags::HASHED != 0 && c.matches(k, side) => Some(hint),
+            _ => self.lookup(k, side),
         }
     }
 
@@ -571,8 +594,15 @@ mod tests {
                 prop_assert_eq!(t.len() as usize, model.len());
             }
             for a in 0..6u32 { for p in 0..64u16 {
+                let k = key_in(&conn(a, p, 80));
+                let want = t.lookup(&k, Side::In);
                 if !model.contains_key(&(a, p)) {
-                    prop_assert_eq!(t.lookup(&key_in(&conn(a, p, 80)), Side::In), None);
+                    prop_assert_eq!(want, None);
+                }
+                // A staged lookup's hint, or any stale slot, gives the plain lookup's answer.
+                let staged = t.prefetch_entry(t.hash_of(&k));
+                for hint in [staged, NO_HINT, 0, 1, 63, 127, 200] {
+                    prop_assert_eq!(t.lookup_hinted(&k, Side::In, hint), want);
                 }
             }}
         }

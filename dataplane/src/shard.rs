@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::addr::Family;
 use crate::config::{Config, Fwd, ServiceKey, TunConfig};
-use crate::conn::{flags, Conn, ConnKey, ConnRef, ConnTable, Side, BURST, NIL};
+use crate::conn::{flags, Conn, ConnKey, ConnRef, ConnTable, Side, BURST, NIL, NO_HINT};
 use crate::counters::{Counters, DropReason, SCTP_BASE, TCP_BASE, UDP_BASE};
 use crate::defense::Defense;
 use crate::proto::{sctp, tcp, Dir, Proto};
@@ -409,9 +409,22 @@ impl<A: Family> Shard<A> {
 
     /// Handle one packet at `now` (ms): IPVS's ip_vs_in / ip_vs_out for this shard.
     pub fn process(&mut self, pkt: &Packet<A>, now: u64) -> Verdict<A> {
+        self.process_hinted(pkt, now, NO_HINT, NO_HINT)
+    }
+
+    /// [`Shard::process`] with the slots an earlier staged lookup named for the inbound and
+    /// the outbound key ([`ConnTable::prefetch_entry`]; [`NO_HINT`] for none): the same
+    /// verdict, without the probes when a hint holds.
+    pub fn process_hinted(
+        &mut self,
+        pkt: &Packet<A>,
+        now: u64,
+        hint_in: u32,
+        hint_out: u32,
+    ) -> Verdict<A> {
         let key_in = in_key(pkt);
         let mut resched = false;
-        if let Some(slot) = self.conns.lookup(&key_in, Side::In) {
+        if let Some(slot) = self.conns.lookup_hinted(&key_in, Side::In, hint_in) {
             match self.check_existing(slot, pkt, now) {
                 Ok(()) => {
                     self.counters.packets_in.inc();
@@ -435,7 +448,7 @@ impl<A: Family> Shard<A> {
                     port: pkt.sport,
                     template: false,
                 };
-                if let Some(slot) = self.conns.lookup(&key_out, Side::Out) {
+                if let Some(slot) = self.conns.lookup_hinted(&key_out, Side::Out, hint_out) {
                     self.counters.packets_out.inc();
                     return self.conn_packet(slot, Dir::Output, pkt, now);
                 }

@@ -46,6 +46,8 @@ impl RingItem for Mbuf {
 
 struct RingInner<T: RingItem> {
     ptr: NonNull<sys::rte_ring>,
+    /// Items it can hold (slots - 1): no dequeue returns more.
+    usable: u32,
     _items: PhantomData<T>,
 }
 
@@ -114,6 +116,7 @@ pub fn ring<T: RingItem>(
     live_inc();
     let inner = Arc::new(RingInner {
         ptr,
+        usable: capacity - 1,
         _items: PhantomData,
     });
     Ok((
@@ -195,8 +198,9 @@ impl Consumer<Mbuf> {
     /// when it lacks the capacity). Returns how many.
     #[inline]
     pub fn pop_burst(&mut self, out: &mut Vec<Mbuf>, max: u32) -> usize {
-        let want = max as usize;
-        out.reserve(want);
+        // No dequeue returns more than the ring holds: reserve (and ask for) no more.
+        let max = max.min(self.inner.usable);
+        out.reserve(max as usize);
         let len = out.len();
         // SAFETY: single consumer (&mut self); out has room for max more pointers, and Mbuf
         // is repr(transparent) over a non-null rte_mbuf pointer. The ring writes n <= max

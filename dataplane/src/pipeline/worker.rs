@@ -18,7 +18,7 @@ use crate::config::{Config, FastHasher, Fwd, ServiceKey, TunCsum, TunKind};
 
 /// A set probed per packet: the fast hasher, not SipHash.
 type FastSet<T> = HashSet<T, BuildHasherDefault<FastHasher>>;
-use crate::conn::{ConnKey, Side, BURST};
+use crate::conn::{ConnKey, Side, BURST, NO_HINT};
 use crate::counters::Cell;
 use crate::l3::{NeighParams, NeighTable, Resolve, Route, RouteTable};
 use crate::proto::{sctp, Proto};
@@ -492,6 +492,7 @@ impl<B: Buf> Worker<B> {
             crate::mem::prefetch_read(b.data());
         }
         let mut plan = [Plan::Empty; BURST];
+        let mut hint = [NO_HINT; BURST];
         let mac = pres.ports.get(usize::from(port)).map(|p| p.mac);
         for i in 0..n + 2 * STAGE {
             if let Some(b) = bufs.get(i).and_then(Option::as_ref) {
@@ -507,13 +508,13 @@ impl<B: Buf> Worker<B> {
                 }
             }
             if let Some(j) = i.checked_sub(STAGE).filter(|&j| j < n) {
-                match plan[j] {
+                hint[j] = match plan[j] {
                     Plan::Fast { hash, .. } | Plan::General(Some((false, hash))) => {
                         self.f4.shard.table().prefetch_entry(hash)
                     }
                     Plan::General(Some((true, hash))) => self.f6.shard.table().prefetch_entry(hash),
-                    _ => {}
-                }
+                    _ => NO_HINT,
+                };
             }
             let Some(k) = i.checked_sub(2 * STAGE).filter(|&k| k < n) else {
                 continue;
@@ -523,7 +524,15 @@ impl<B: Buf> Worker<B> {
             };
             self.counters.rx.inc();
             match plan[k] {
-                Plan::Fast { f, .. } => self.lb_fast(pres, port, b, &f, now, out),
+                Plan::Fast { f, to_vip, .. } => {
+                    // The staged lookup keyed a frame to a VIP as inbound, others as replies.
+                    let hints = if to_vip {
+                        (hint[k], NO_HINT)
+                    } else {
+                        (NO_HINT, hint[k])
+                    };
+                    self.lb_fast(pres, port, b, &f, hints, now, out)
+                }
                 _ => self.input(pres, port, b, now, false, out),
             }
         }
@@ -543,13 +552,14 @@ impl<B: Buf> Worker<B> {
                 port: fast.dport,
                 template: false,
             };
-            let k = if self.f4.vips.contains(&k.addr) {
-                k
-            } else {
-                reply_key(k)
-            };
+            let to_vip = self.f4.vips.contains(&k.addr);
+            let k = if to_vip { k } else { reply_key(k) };
             let hash = self.f4.shard.table().hash_of(&k);
-            return Plan::Fast { f: fast, hash };
+            return Plan::Fast {
+                f: fast,
+                hash,
+                to_vip,
+            };
         }
         match flow_hint(f) {
             Some(Hint::V4(k)) => {
@@ -886,12 +896,14 @@ impl<B: Buf> Worker<B> {
     /// our MAC, no options, not a fragment): the same steps and verdicts, without building a
     /// [`ParsedFrame`]. A local destination takes the general path (to the kernel).
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn lb_fast(
         &mut self,
         pres: &Presence,
         port: u16,
         mut buf: B,
         f: &wire::fast::Fast4,
+        (hint_in, hint_out): (u32, u32),
         now: u64,
         out: &mut impl FnMut(Out<B>),
     ) {
@@ -922,7 +934,7 @@ impl<B: Buf> Worker<B> {
                 buf,
             });
         }
-        match self.f4.shard.process(&pkt, now) {
+        match self.f4.shard.process_hinted(&pkt, now, hint_in, hint_out) {
             Verdict::Xmit(x) => self.forward_fast(pres, port, buf, f.proto, &x, now, out),
             Verdict::Drop(_) => self.drop(PathDrop::Engine, buf, out),
             Verdict::NotOurs => {
@@ -1357,10 +1369,12 @@ const STAGE: usize = 16;
 #[derive(Clone, Copy)]
 enum Plan {
     Empty,
-    /// The fast path, with the index hash of its conn.
+    /// The fast path, with the index hash of its conn (keyed inbound when to a VIP, else
+    /// as a reply).
     Fast {
         f: wire::fast::Fast4,
         hash: u64,
+        to_vip: bool,
     },
     /// The general path; (v6?, index hash) when the frame's flow could be read.
     General(Option<(bool, u64)>),
