@@ -223,7 +223,38 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
         let caches = (n + 1) * 384;
         (descs + rings + caches + n * 2048 + 4096).max(8191)
     });
-    let pool = Mempool::new("rvs_pool", mbufs, 256, 2048 + 128, -1).map_err(|e| e.to_string())?;
+    // One pool per NUMA socket in use (ports' and workers' sockets; a device with no socket
+    // counts as the first worker's), each sized as above: a port's rx queues fill from its
+    // own socket's pool and a worker builds frames from its own, so no mbuf crosses the
+    // interconnect on the way in. One socket here is one pool.
+    let home = lcores.first().map_or(0, |&l| eal.socket_of(l));
+    let socket_of_port = |id: u16| u32::try_from(Port::socket(id)).unwrap_or(home);
+    let mut sockets: Vec<u32> = port_ids
+        .iter()
+        .chain(&tap_ids)
+        .map(|&id| socket_of_port(id))
+        .chain(lcores.iter().map(|&l| eal.socket_of(l)))
+        .collect();
+    sockets.sort_unstable();
+    sockets.dedup();
+    let mut pools: Vec<(u32, Mempool)> = Vec::new();
+    for &sock in &sockets {
+        let pool = Mempool::new(
+            &format!("rvs_pool_s{sock}"),
+            mbufs,
+            256,
+            2048 + 128,
+            sock as i32,
+        )
+        .map_err(|e| format!("mempool on socket {sock}: {e}"))?;
+        pools.push((sock, pool));
+    }
+    let pool_of = |sock: u32| -> &Mempool {
+        pools
+            .iter()
+            .find(|(s, _)| *s == sock)
+            .map_or(&pools[0].1, |(_, p)| p)
+    };
     // Configure and start every port, then split it into one queue handle per worker.
     let mut readers: Vec<(String, PortStatsReader)> = Vec::new();
     let mut port_q: Vec<Vec<PortQueue>> = Vec::new();
@@ -233,7 +264,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
             promiscuous: true,
             nb_desc: PORT_DESC,
         };
-        let mut port = Port::configure(id, rxq, txq, &pool, opts)
+        let mut port = Port::configure(id, rxq, txq, pool_of(socket_of_port(id)), opts)
             .map_err(|e| format!("port {}: {e}", p.name))?;
         port.start().map_err(|e| format!("port {}: {e}", p.name))?;
         let (reader, qs) = port.into_queues(n as u16);
@@ -248,7 +279,8 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
             promiscuous: false,
             nb_desc: TAP_DESC,
         };
-        let mut t = Port::configure(id, 1, 1, &pool, opts).map_err(|e| e.to_string())?;
+        let mut t = Port::configure(id, 1, 1, pool_of(socket_of_port(id)), opts)
+            .map_err(|e| e.to_string())?;
         t.start().map_err(|e| e.to_string())?;
         let (reader, qs) = t.into_queues(n as u16);
         readers.push((format!("{}-kernel", p.name), reader));
@@ -316,8 +348,9 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
     }
     let hz = eal.tsc_hz();
     let t0 = ms(dpdk::rdtsc(), hz);
-    let workers = replay::workers::<Mbuf>(&cfg, &rules, n, t0, |_| {
-        let pool = pool.clone();
+    let workers = replay::workers::<Mbuf>(&cfg, &rules, n, t0, |w| {
+        let sock = lcores.get(w as usize).map_or(home, |&l| eal.socket_of(l));
+        let pool = pool_of(sock).clone();
         Box::new(move || pool.alloc())
     })?;
     let counters: Vec<WorkerCounters> = workers.iter().map(WorkerCounters::of).collect();
@@ -410,7 +443,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
     // (net_pcap's infinite_rx keeps its capture in them) leaves the pool and the EAL up:
     // the run itself went fine, so that is a warning, not a failure.
     drop(readers);
-    drop(pool);
+    drop(pools);
     if let Err(e) = eal.cleanup() {
         eprintln!("rvsd run: warning: {e}");
     }

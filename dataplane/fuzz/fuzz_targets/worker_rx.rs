@@ -1,5 +1,5 @@
-//! Any frame through a whole worker (parse, steer, engine, rewrite, local answers): no panic,
-//! and every frame comes out exactly once.
+//! Any frame, alone or in a burst, through a whole worker (classify, parse, steer, engine,
+//! rewrite, local answers): no panic, and every frame comes out once.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
@@ -95,9 +95,41 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut g) = m.lock() else { return };
     let (w, now) = &mut *g;
     *now += 7;
+    // A burst: the first byte is how many frames (1..=4); each frame is a length byte and
+    // that many bytes (the last takes the rest), so the staged burst path and its fast
+    // classifier see mixed frames, as the single-frame path does.
+    let (n, mut rest) = match data.split_first() {
+        Some((&b, r)) => (usize::from(b % 4) + 1, r),
+        None => (1, data),
+    };
+    let mut burst: Vec<Option<VecBuf>> = Vec::new();
+    for i in 0..n {
+        let take = if i + 1 == n {
+            rest.len()
+        } else {
+            match rest.split_first() {
+                Some((&l, r)) => {
+                    rest = r;
+                    usize::from(l).min(rest.len())
+                }
+                None => 0,
+            }
+        };
+        let (f, r) = rest.split_at(take);
+        rest = r;
+        burst.push(Some(VecBuf::from_frame(f)));
+    }
     let mut outs = 0;
-    w.rx(0, VecBuf::from_frame(data), *now, &mut |_| outs += 1);
+    if n == 1 {
+        if let Some(b) = burst.pop().flatten() {
+            w.rx(0, b, *now, &mut |_| outs += 1);
+        }
+    } else {
+        w.rx_burst(0, &mut burst, *now, &mut |_| outs += 1);
+    }
     w.tick(*now, &mut |_| {});
-    // Every frame leaves exactly once (or is held for a neighbor: at most once).
-    assert!(outs <= 2, "{outs} outputs");
+    // Every frame leaves exactly once (or is held for a neighbor, and one solicitation may
+    // go with it).
+    assert!(burst.iter().all(Option::is_none), "a frame was not taken");
+    assert!(outs <= 2 * n, "{outs} outputs for {n} frames");
 });
