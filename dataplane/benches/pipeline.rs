@@ -4,8 +4,9 @@
 //! copied into the worker's buffer per packet (a NIC's DMA would put them there). The clock
 //! advances 1 ms per 8192 frames, as at 8.2 Mpps; the timers and defense tick every burst.
 //!
-//! `cargo bench -p rvs-dataplane --bench pipeline`. Targets (issue 3): >= 20 Mpps established
-//! DR on one core, >= 5 Mpps new conns.
+//! `cargo bench -p rvs-dataplane --bench pipeline` (`RVS_BENCH_FLOWS=65536` for a smaller,
+//! cache-resident table). Targets (issue 3): >= 20 Mpps established DR on one core, >= 5 Mpps
+//! new conns. Figures and history: docs/benchmarks.md.
 
 use std::hint::black_box;
 use std::sync::Arc;
