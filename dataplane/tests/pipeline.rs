@@ -923,3 +923,149 @@ fn ipv6_later_fragments_follow_the_first() {
     }
     assert_eq!(w.counters().drops_of(PathDrop::FragUnknown), 1);
 }
+
+// ---------------------------------------------------------------------------------------
+// The staged burst path (with its fast path) against the one-frame general path.
+
+mod burst_vs_single {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One frame of a random conversation with the appliance.
+    #[derive(Debug, Clone)]
+    struct Ev {
+        client: u8,
+        sport: u16,
+        /// 0 SYN, 1 ACK, 2 FIN, 3 RST to VIP:80; 4 UDP to VIP:53; 5 a reply from the dest;
+        /// 6 TCP to the appliance's own address; 7 TCP to an address that is neither.
+        kind: u8,
+        ttl: u8,
+        wrong_mac: bool,
+        /// A byte to flip (index into the frame, xor value), for malformed frames.
+        flip: Option<(usize, u8)>,
+    }
+
+    fn ev() -> impl Strategy<Value = Ev> {
+        (
+            0u8..4,
+            prop_oneof![Just(1000u16), Just(1001), 1024u16..1030],
+            0u8..8,
+            prop_oneof![4 => Just(64u8), 1 => Just(1u8)],
+            prop::bool::weighted(0.05),
+            prop::option::weighted(0.1, (0usize..80, 1u8..=255)),
+        )
+            .prop_map(|(client, sport, kind, ttl, wrong_mac, flip)| Ev {
+                client,
+                sport,
+                kind,
+                ttl,
+                wrong_mac,
+                flip,
+            })
+    }
+
+    fn frame(e: &Ev) -> Vec<u8> {
+        let client = [192, 168, 7, 1 + e.client];
+        let dst_mac = if e.wrong_mac {
+            [2, 0, 0, 0, 0, 0x77]
+        } else {
+            LB_MAC
+        };
+        let b = PacketBuilder::ethernet2(CLIENT_MAC, dst_mac);
+        let mut v = Vec::new();
+        match e.kind {
+            4 => b
+                .ipv4(client, VIP, e.ttl)
+                .udp(e.sport, 53)
+                .write(&mut v, b"q")
+                .unwrap(),
+            5 => b
+                .ipv4(RS1, client, e.ttl)
+                .tcp(8080, e.sport, 7, 64240)
+                .ack(1)
+                .write(&mut v, b"")
+                .unwrap(),
+            k => {
+                let dst = match k {
+                    6 => [10, 0, 0, 1],
+                    7 => [10, 0, 0, 99],
+                    _ => VIP,
+                };
+                let t = b.ipv4(client, dst, e.ttl).tcp(e.sport, 80, 1000, 64240);
+                let t = match k {
+                    0 => t.syn(),
+                    2 => t.fin().ack(1),
+                    3 => t.rst(),
+                    _ => t.ack(1),
+                };
+                t.write(&mut v, b"").unwrap()
+            }
+        }
+        if let Some((at, x)) = e.flip {
+            let i = at % v.len();
+            v[i] ^= x;
+        }
+        v
+    }
+
+    fn outs_of(outs: Vec<Out<VecBuf>>) -> Vec<(u8, u16, Vec<u8>)> {
+        outs.into_iter()
+            .map(|o| match o {
+                Out::Tx { port, buf } => (0, port, buf.data().to_vec()),
+                Out::Kernel { port, buf } => (1, port, buf.data().to_vec()),
+                Out::Handoff { port, buf, .. } => (2, port, buf.data().to_vec()),
+                Out::Drop(buf) => (3, 0, buf.data().to_vec()),
+            })
+            .collect()
+    }
+
+    fn counters(w: &Worker<VecBuf>) -> Vec<u64> {
+        let c = w.counters();
+        let mut v = vec![c.rx.get(), c.tx.get(), c.kernel.get(), c.handoff_out.get()];
+        v.extend(PathDrop::ALL.iter().map(|&r| c.drops_of(r)));
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever the frames, `rx_burst` (staged lookups, the fast path for plain IPv4
+        /// TCP/UDP) sends, drops and counts exactly what `rx` does one frame at a time.
+        #[test]
+        fn burst_path_matches_single_frame_path(
+            evs in prop::collection::vec(ev(), 1..80),
+            cuts in prop::collection::vec(1usize..40, 1..8),
+            mode in 0u8..3,
+        ) {
+            let (fwd, tun) = match mode {
+                0 => (Fwd::Droute, TunConfig::default()),
+                1 => (Fwd::Masq, TunConfig::default()),
+                _ => (Fwd::Tunnel, TunConfig { kind: TunKind::Ipip, ..Default::default() }),
+            };
+            let mut single = worker(service(fwd, tun, mode == 1), Config::default(), 0, 1);
+            let mut burst = worker(service(fwd, tun, mode == 1), Config::default(), 0, 1);
+            let frames: Vec<Vec<u8>> = evs.iter().map(frame).collect();
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let (mut at, mut now) = (0, 1_000u64);
+            for &cut in cuts.iter().cycle() {
+                if at >= frames.len() {
+                    break;
+                }
+                let end = (at + cut).min(frames.len());
+                for f in &frames[at..end] {
+                    single.rx(0, VecBuf::from_frame(f), now, &mut |o| a.push(o));
+                }
+                let mut bufs: Vec<Option<VecBuf>> =
+                    frames[at..end].iter().map(|f| Some(VecBuf::from_frame(f))).collect();
+                burst.rx_burst(0, &mut bufs, now, &mut |o| b.push(o));
+                prop_assert!(bufs.iter().all(Option::is_none));
+                single.tick(now, &mut |o| a.push(o));
+                burst.tick(now, &mut |o| b.push(o));
+                at = end;
+                now += 250;
+            }
+            prop_assert_eq!(outs_of(a), outs_of(b));
+            prop_assert_eq!(counters(&single), counters(&burst));
+        }
+    }
+}
