@@ -339,41 +339,60 @@ impl<A: Family, P> NeighTable<A, P> {
     /// Decide what to do with `pkt`, bound for next hop `ip` out of `port`.
     #[inline]
     pub fn resolve(&mut self, ip: A, port: u16, pkt: P, now: u64) -> Resolve<P> {
+        if let Some(mac) = self.ready(ip, port, now) {
+            return Resolve::Ready(mac, pkt);
+        }
+        let Some(slot) = self.find(ip) else {
+            return self.miss(ip, port, pkt, now);
+        };
+        let e = &mut self.entries[slot as usize];
+        e.used = now;
+        match e.state {
+            Some(NeighState::Incomplete) => self.hold(slot, port, pkt, now),
+            None => self.miss(ip, port, pkt, now),
+            // Routed out of another port: the address moved, resolve it there. (Every other
+            // case is `ready`'s.)
+            Some(_) => {
+                e.state = Some(NeighState::Incomplete);
+                e.mac = [0; 6];
+                self.hold(slot, port, pkt, now)
+            }
+        }
+    }
+
+    /// The MAC to send to `ip` out of `port` now, when [`NeighTable::resolve`] would give
+    /// `Ready` (with the same effects: use stamp, a stale entry starting its probe, the
+    /// count); `None`, with nothing changed, when it would hold or solicit. The forwarding
+    /// path's call: the frame stays with the caller instead of travelling through `Resolve`.
+    #[inline(always)]
+    pub fn ready(&mut self, ip: A, port: u16, now: u64) -> Option<[u8; 6]> {
         self.clock = self.clock.max(now);
         let h = (ip.fold() ^ ip.fold() >> 29) as usize & (HINTS - 1);
         let hinted = self.hints[h];
         let slot = match self.entries.get(hinted as usize) {
             Some(e) if e.ip == ip && e.state.is_some() => hinted,
             _ => {
-                let Some(slot) = self.find(ip) else {
-                    return self.miss(ip, port, pkt, now);
-                };
+                let slot = self.find(ip)?;
                 self.hints[h] = slot;
                 slot
             }
         };
         let e = &mut self.entries[slot as usize];
-        e.used = now;
         match e.state {
             Some(NeighState::Static) => {}
-            Some(NeighState::Incomplete) => return self.hold(slot, port, pkt, now),
-            Some(_) if e.port != port => {
-                // Routed out of another port: the address moved, resolve it there.
-                e.state = Some(NeighState::Incomplete);
-                e.mac = [0; 6];
-                return self.hold(slot, port, pkt, now);
-            }
-            Some(NeighState::Stale) => {
+            Some(NeighState::Reachable | NeighState::Probe) if e.port == port => {}
+            Some(NeighState::Stale) if e.port == port => {
                 e.state = Some(NeighState::Probe);
                 e.probes = 0;
                 e.stamp = now;
                 self.relink(PROBING, slot);
             }
-            Some(NeighState::Reachable | NeighState::Probe) => {}
-            None => return self.miss(ip, port, pkt, now),
+            _ => return None,
         }
+        let e = &mut self.entries[slot as usize];
+        e.used = now;
         self.stats.resolved += 1;
-        Resolve::Ready(self.entries[slot as usize].mac, pkt)
+        Some(e.mac)
     }
 
     /// Take in an (IP, MAC) seen on `port` (ARP reply or request, NA or NS; see the module

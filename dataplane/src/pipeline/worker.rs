@@ -182,7 +182,7 @@ type RouteMemo<A> = Option<(A, Option<Route<A>>)>;
 
 impl<A: Family, B> Fam<A, B> {
     /// The route of `dst`, from the memo or the table.
-    #[inline]
+    #[inline(always)]
     fn route(&mut self, table: &RouteTable<A>, dst: A) -> Option<Route<A>> {
         let f = dst.fold();
         let i = (f ^ f >> 29) as usize & (ROUTE_MEMO - 1);
@@ -199,7 +199,7 @@ impl<A: Family, B> Fam<A, B> {
     /// Egress port and next hop of a conn's packet (IPVS's route lookups): a reply toward
     /// the client's next hop; DR to the dest itself on its route's port (KNOWN_NH); NAT and
     /// TUN to the dest's next hop.
-    #[inline]
+    #[inline(always)]
     fn egress(&mut self, table: &RouteTable<A>, x: &Xmit<A>) -> Option<(u16, A)> {
         let to = if x.reply { x.caddr } else { x.daddr };
         let r = self.route(table, to)?;
@@ -1232,6 +1232,9 @@ impl<B: Buf> Worker<B> {
         now: u64,
         out: &mut impl FnMut(Out<B>),
     ) {
+        if let Some(mac) = A::fam(self).neigh.ready(nh, port, now) {
+            return self.send_resolved(pres, port, buf, mac, out);
+        }
         match A::fam(self).neigh.resolve(nh, port, (port, buf), now) {
             Resolve::Ready(mac, (p, b)) => self.send_resolved(pres, p, b, mac, out),
             Resolve::Held { solicit } => {
