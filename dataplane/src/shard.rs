@@ -610,20 +610,25 @@ impl<A: Family> Shard<A> {
 
     fn xmit_of(&self, slot: u32, reply: bool) -> Xmit<A> {
         let c = self.conns.get(slot);
+        let fwd = Fwd::from_bits(c.flags);
         Xmit {
             conn: self.conns.conn_ref(slot),
             reply,
-            fwd: Fwd::from_bits(c.flags),
+            fwd,
             caddr: c.caddr,
             cport: c.cport,
             vaddr: c.vaddr,
             vport: c.vport,
             daddr: c.daddr,
             dport: c.dport,
-            tun: self
-                .dests
-                .get(c.dest as usize)
-                .map_or_else(TunConfig::default, |d| d.tun),
+            // Only a tunnel reads its dest's settings (one load fewer per DR/NAT packet).
+            tun: match fwd {
+                Fwd::Tunnel => self
+                    .dests
+                    .get(c.dest as usize)
+                    .map_or_else(TunConfig::default, |d| d.tun),
+                _ => TunConfig::default(),
+            },
         }
     }
 

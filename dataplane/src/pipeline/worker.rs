@@ -167,7 +167,7 @@ pub struct Fam<A: Family, B> {
     steer: Steering,
     neigh: NeighTable<A, (u16, B)>,
     /// Addresses the appliance answers ARP/ND and echo for as a VIP.
-    vips: FastSet<A>,
+    vips: VipSet<A>,
     frags: FragTable<A>,
     /// Direct-mapped memo of route lookups (address -> its route), valid for as long as the
     /// worker's presence, which never changes after [`Worker::new`].
@@ -229,8 +229,8 @@ impl<A: Family, B> Fam<A, B> {
     }
 }
 
-fn vips_of<A: Family>(cfg: &Config<A>) -> FastSet<A> {
-    let mut v: FastSet<A> = cfg
+fn vips_of<A: Family>(cfg: &Config<A>) -> VipSet<A> {
+    let mut v: Vec<A> = cfg
         .services
         .iter()
         .filter_map(|s| match s.key {
@@ -244,7 +244,34 @@ fn vips_of<A: Family>(cfg: &Config<A>) -> FastSet<A> {
             .filter(|r| u32::from(r.prefix) == A::BITS)
             .map(|r| r.addr),
     );
-    v
+    VipSet::new(v)
+}
+
+/// The addresses a worker answers for as VIPs (probed for every frame): a few are scanned in
+/// place, which beats hashing; beyond [`VipSet::FEW`] a hash set answers.
+struct VipSet<A> {
+    /// Sorted, without repeats (also the announcement order).
+    sorted: Vec<A>,
+    many: Option<FastSet<A>>,
+}
+
+impl<A: Family> VipSet<A> {
+    const FEW: usize = 16;
+
+    fn new(mut v: Vec<A>) -> Self {
+        v.sort_unstable();
+        v.dedup();
+        let many = (v.len() > Self::FEW).then(|| v.iter().copied().collect());
+        VipSet { sorted: v, many }
+    }
+
+    #[inline]
+    fn contains(&self, a: &A) -> bool {
+        match &self.many {
+            None => self.sorted.iter().any(|x| x == a),
+            Some(set) => set.contains(a),
+        }
+    }
 }
 
 /// Family-specific glue.
@@ -405,10 +432,8 @@ impl<B: Buf> Worker<B> {
             return;
         };
         // In address order, so the announcement is the same on every run.
-        let mut vips4: Vec<V4> = self.f4.vips.iter().copied().collect();
-        vips4.sort();
-        let mut vips6: Vec<V6> = self.f6.vips.iter().copied().collect();
-        vips6.sort();
+        let vips4 = self.f4.vips.sorted.clone();
+        let vips6 = self.f6.vips.sorted.clone();
         for (i, p) in pres.ports.iter().enumerate() {
             for &vip in &vips4 {
                 if p.addrs4.iter().any(|&(a, l)| a.mask(l) == vip.mask(l)) {
