@@ -30,12 +30,16 @@ pub const HEADROOM: usize = 128;
 /// Largest frame a [`VecBuf`] holds after its headroom (a 9000-byte jumbo frame plus tags).
 pub const ROOM: usize = 9216;
 
-/// A heap buffer with DPDK-like headroom.
+/// A heap buffer with DPDK-like headroom. One pointer wide, as an mbuf is: frames move
+/// through the path by value, and a wide buffer would be copied at every step.
 #[derive(Clone, Debug)]
-pub struct VecBuf {
-    mem: Vec<u8>,
+pub struct VecBuf(Box<Inner>);
+
+#[derive(Clone, Debug)]
+struct Inner {
     start: usize,
     end: usize,
+    mem: Vec<u8>,
 }
 
 impl VecBuf {
@@ -44,54 +48,60 @@ impl VecBuf {
         let len = frame.len().min(ROOM);
         let mut mem = vec![0u8; HEADROOM + ROOM];
         mem[HEADROOM..HEADROOM + len].copy_from_slice(&frame[..len]);
-        VecBuf {
+        VecBuf(Box::new(Inner {
             mem,
             start: HEADROOM,
             end: HEADROOM + len,
-        }
+        }))
     }
 
     /// Empty again with the full headroom (a recycled buffer, as an mbuf freed and taken).
     pub fn reset(&mut self) {
-        self.start = HEADROOM;
-        self.end = HEADROOM;
+        self.0.start = HEADROOM;
+        self.0.end = HEADROOM;
     }
 
     /// An empty buffer (for frames the appliance builds: ARP replies, ICMP errors).
     pub fn empty() -> Self {
-        VecBuf {
+        VecBuf(Box::new(Inner {
             mem: vec![0u8; HEADROOM + ROOM],
             start: HEADROOM,
             end: HEADROOM,
-        }
+        }))
     }
 }
 
 impl Buf for VecBuf {
     #[inline]
     fn data(&self) -> &[u8] {
-        &self.mem[self.start..self.end]
+        let b = &*self.0;
+        &b.mem[b.start..b.end]
     }
     #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.mem[self.start..self.end]
+        let b = &mut *self.0;
+        &mut b.mem[b.start..b.end]
     }
     fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
-        let s = self.start.checked_sub(n)?;
-        self.start = s;
-        Some(&mut self.mem[s..s + n])
+        let b = &mut *self.0;
+        let s = b.start.checked_sub(n)?;
+        b.start = s;
+        Some(&mut b.mem[s..s + n])
     }
     fn adj(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.end);
+        let b = &mut *self.0;
+        b.start = (b.start + n).min(b.end);
     }
     fn trim(&mut self, len: usize) {
-        self.end = self.end.min(self.start + len);
+        let b = &mut *self.0;
+        b.end = b.end.min(b.start + len);
     }
     fn append(&mut self, n: usize) -> Option<&mut [u8]> {
-        let e = self.end.checked_add(n).filter(|&e| e <= self.mem.len())?;
-        let old = self.end;
-        self.end = e;
-        Some(&mut self.mem[old..e])
+        let b = &mut *self.0;
+        let e = b.end.checked_add(n).filter(|&e| e <= b.mem.len())?;
+        let old = b.end;
+        b.end = e;
+        Some(&mut b.mem[old..e])
     }
 }
 
