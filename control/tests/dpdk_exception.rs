@@ -30,28 +30,7 @@ fn frames_for_the_kernel_reach_it_and_its_answers_leave_by_the_port() {
         .collect();
     rvs_control::lab::write_pcap(&pin, &ssh).unwrap();
     let prefix = format!("rvs-exc-{}", std::process::id());
-    let vdev = format!(
-        "net_pcap0,rx_pcap={},tx_pcap={}",
-        pin.display(),
-        pout.display()
-    );
-    let eal: Vec<String> = [
-        "--no-huge",
-        "-m",
-        "512",
-        "--no-pci",
-        "-l",
-        "0-1",
-        "--file-prefix",
-        &prefix,
-        "--vdev",
-        &vdev,
-        "--log-level",
-        "lib.eal:error",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let eal = pcap_eal(&prefix, 512, &["-l", "0-1"], &pin, &pout);
     let s = run(&RunArgs {
         config: cfg,
         rules: Some(rules),

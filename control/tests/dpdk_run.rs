@@ -61,28 +61,7 @@ fn dpdk_run_on_net_pcap_forwards_as_replay_does() {
     let (pin, pout, metrics) = (tmp("run-in.pcap"), tmp("run-out.pcap"), tmp("run.prom"));
     rvs_control::lab::write_pcap(&pin, &frames).unwrap();
     let prefix = format!("rvs-run-{}", std::process::id());
-    let vdev = format!(
-        "net_pcap0,rx_pcap={},tx_pcap={}",
-        pin.display(),
-        pout.display()
-    );
-    let eal: Vec<String> = [
-        "--no-huge",
-        "-m",
-        "512",
-        "--no-pci",
-        "-l",
-        "0-1",
-        "--file-prefix",
-        &prefix,
-        "--vdev",
-        &vdev,
-        "--log-level",
-        "lib.eal:error",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let eal = pcap_eal(&prefix, 512, &["-l", "0-1"], &pin, &pout);
     let summary = run(&RunArgs {
         config: cfg,
         rules: Some(rules),

@@ -61,29 +61,8 @@ fn two_workers_on_net_pcap_forward_what_replay_forwards() {
     );
     rvs_control::lab::write_pcap(&pin, &frames).unwrap();
     let prefix = format!("rvs-workers-{}", std::process::id());
-    let vdev = format!(
-        "net_pcap0,rx_pcap={},tx_pcap={}",
-        pin.display(),
-        pout.display()
-    );
-    let eal: Vec<String> = [
-        "--no-huge",
-        "-m",
-        "1024",
-        "--no-pci",
-        // Three lcores (main + two workers) on whatever two CPUs the machine has.
-        "--lcores",
-        "0@0,1@0,2@1",
-        "--file-prefix",
-        &prefix,
-        "--vdev",
-        &vdev,
-        "--log-level",
-        "lib.eal:error",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    // Three lcores (main + two workers) on whatever two CPUs the machine has.
+    let eal = pcap_eal(&prefix, 1024, &["--lcores", "0@0,1@0,2@1"], &pin, &pout);
     let summary = run(&RunArgs {
         config: cfg,
         rules: Some(rules),

@@ -3,10 +3,12 @@
 //! flag. EAL initialises once per process, so this file holds a single test.
 #![cfg(feature = "dpdk")]
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+mod common;
+
+use common::RemoveDir;
 use rvs_dataplane::dpdk::{
     install_stop_handler, lcore_id, rdtsc, ring, stop_requested, DpdkError, Eal, Mbuf, Mempool,
     Port, PortOpts, DEFAULT_DATA_ROOM,
@@ -14,15 +16,6 @@ use rvs_dataplane::dpdk::{
 use rvs_dataplane::pipeline::buf::{Buf, VecBuf};
 
 const NB_MBUFS: u32 = 4095;
-
-/// Removes the EAL runtime dir (`rte_eal_cleanup` leaves it), even when the test fails.
-struct RuntimeDir(PathBuf);
-
-impl Drop for RuntimeDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn eal_args(prefix: &str) -> Vec<String> {
     [
@@ -90,7 +83,7 @@ fn wrapper_on_net_null_and_net_ring_with_a_worker_lcore() {
     let prefix = format!("rvs-wrap-{}", std::process::id());
     let args = eal_args(&prefix);
     let mut eal = Eal::init(&args).expect("rte_eal_init");
-    let _dir = RuntimeDir(eal.runtime_dir());
+    let _dir = RemoveDir(eal.runtime_dir());
     assert!(eal.runtime_dir().ends_with(&prefix));
     assert_eq!(eal.consumed(), args.len() - 2, "EAL stops at `--`");
     assert_eq!(

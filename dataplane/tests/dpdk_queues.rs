@@ -5,9 +5,11 @@
 //! holds a single test.
 #![cfg(feature = "dpdk")]
 
-use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
+mod common;
+
+use common::{read_pcap, write_pcap, RemoveDir};
 use rvs_dataplane::dpdk::{
     ring, Consumer, Eal, Mbuf, Mempool, Port, PortOpts, PortQueue, PortStatsReader, Producer,
     DEFAULT_DATA_ROOM,
@@ -16,59 +18,8 @@ use rvs_dataplane::pipeline::buf::Buf;
 
 const NB_MBUFS: u32 = 4095;
 
-/// Removes a directory on drop (the EAL runtime dir, the temp dir), even when the test fails.
-struct RemoveDir(PathBuf);
-
-impl Drop for RemoveDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Compile-time: the handles that move to workers are `Send`.
 fn assert_send<T: Send>() {}
-
-/// A classic pcap (microsecond timestamps, Ethernet link type) holding `frames`.
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes()); // magic
-    out.extend_from_slice(&2u16.to_le_bytes()); // version 2.4
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&0i32.to_le_bytes()); // thiszone
-    out.extend_from_slice(&0u32.to_le_bytes()); // sigfigs
-    out.extend_from_slice(&65535u32.to_le_bytes()); // snaplen
-    out.extend_from_slice(&1u32.to_le_bytes()); // LINKTYPE_ETHERNET
-    for (i, f) in frames.iter().enumerate() {
-        out.extend_from_slice(&1_700_000_000u32.to_le_bytes()); // ts_sec
-        out.extend_from_slice(&(i as u32 * 1000).to_le_bytes()); // ts_usec
-        out.extend_from_slice(&(f.len() as u32).to_le_bytes()); // incl_len
-        out.extend_from_slice(&(f.len() as u32).to_le_bytes()); // orig_len
-        out.extend_from_slice(f);
-    }
-    std::fs::write(path, out).expect("write pcap");
-}
-
-/// The frames of a little-endian pcap, micro- or nanosecond (what libpcap writes on x86).
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let b = std::fs::read(path).expect("read pcap");
-    assert!(b.len() >= 24, "pcap global header");
-    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-    assert!(
-        matches!(u32_at(0), 0xa1b2_c3d4 | 0xa1b2_3c4d),
-        "pcap magic {:#x}",
-        u32_at(0)
-    );
-    assert_eq!(u32_at(20), 1, "Ethernet link type");
-    let mut frames = Vec::new();
-    let mut o = 24;
-    while o + 16 <= b.len() {
-        let incl = u32_at(o + 8) as usize;
-        frames.push(b[o + 16..o + 16 + incl].to_vec());
-        o += 16 + incl;
-    }
-    assert_eq!(o, b.len(), "no trailing bytes");
-    frames
-}
 
 /// A 64-byte Ethernet-looking frame tagged with (queue, seq).
 fn tagged_frame(pool: &Mempool, queue: u8, seq: u8) -> Mbuf {

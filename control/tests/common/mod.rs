@@ -254,3 +254,31 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
             .ok()
     })
 }
+
+/// EAL arguments of a test run on a `net_pcap` port reading `rx` and writing `tx`: no
+/// hugepages, no PCI, `mem_mb` of memory, its own file prefix, quiet EAL logs, and `lcores`
+/// (e.g. `["-l", "0-1"]`).
+pub fn pcap_eal(
+    prefix: &str,
+    mem_mb: u32,
+    lcores: &[&str],
+    rx: &std::path::Path,
+    tx: &std::path::Path,
+) -> Vec<String> {
+    let mut v: Vec<String> = vec!["--no-huge".into(), "-m".into(), mem_mb.to_string()];
+    v.push("--no-pci".into());
+    v.extend(lcores.iter().map(|s| s.to_string()));
+    v.extend([
+        "--file-prefix".to_string(),
+        prefix.to_string(),
+        "--vdev".into(),
+        format!(
+            "net_pcap0,rx_pcap={},tx_pcap={}",
+            rx.display(),
+            tx.display()
+        ),
+        "--log-level".into(),
+        "lib.eal:error".into(),
+    ]);
+    v
+}

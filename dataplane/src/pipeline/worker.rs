@@ -881,17 +881,15 @@ impl<B: Buf> Worker<B> {
             }
             _ => {}
         }
-        if !handed {
-            let owner = owner_of(A::fam(self), proto, src, dst, dport);
-            if owner != self.id {
-                self.counters.handoff_out.inc();
-                return out(Out::Handoff {
-                    worker: owner,
-                    port,
-                    buf,
-                });
-            }
-        }
+        let buf = if handed {
+            buf
+        } else {
+            let Some(buf) = self.keep_or_hand_off::<A>(proto, src, dst, dport, port, buf, out)
+            else {
+                return;
+            };
+            buf
+        };
         let fam = A::fam(self);
         match fam.shard.process(&pkt, now) {
             Verdict::Xmit(x) => {
@@ -915,6 +913,33 @@ impl<B: Buf> Worker<B> {
                 out(Out::Kernel { port, buf })
             }
         }
+    }
+
+    /// Steering: the frame back when its flow is this worker's, else it leaves as a hand-off
+    /// to the owner (counted) and `None`.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn keep_or_hand_off<A: Af>(
+        &mut self,
+        proto: u8,
+        src: A,
+        dst: A,
+        dport: u16,
+        port: u16,
+        buf: B,
+        out: &mut impl FnMut(Out<B>),
+    ) -> Option<B> {
+        let owner = owner_of(A::fam(self), proto, src, dst, dport);
+        if owner == self.id {
+            return Some(buf);
+        }
+        self.counters.handoff_out.inc();
+        out(Out::Handoff {
+            worker: owner,
+            port,
+            buf,
+        });
+        None
     }
 
     /// [`Worker::lb`] for a frame the fast classifier summarised (untagged IPv4 TCP/UDP to
@@ -950,15 +975,10 @@ impl<B: Buf> Worker<B> {
             tcp_flags: f.tcp_flags,
             ..Packet::default()
         };
-        let owner = owner_of(&self.f4, f.proto, src, dst, f.dport);
-        if owner != self.id {
-            self.counters.handoff_out.inc();
-            return out(Out::Handoff {
-                worker: owner,
-                port,
-                buf,
-            });
-        }
+        let Some(buf) = self.keep_or_hand_off::<V4>(f.proto, src, dst, f.dport, port, buf, out)
+        else {
+            return;
+        };
         match self.f4.shard.process_hinted(&pkt, now, hint_in, hint_out) {
             Verdict::Xmit(x) => self.forward_fast(pres, port, buf, f.proto, &x, now, out),
             Verdict::Drop(_) => self.drop(PathDrop::Engine, buf, out),
