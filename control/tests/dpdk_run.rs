@@ -5,11 +5,9 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
 use common::*;
 use pcap_file::pcap::PcapReader;
-use rvs_control::replay::{read_capture, replay, CaptureWriter, ReplayArgs};
 use rvs_control::run::{run, RunArgs};
 
 fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
@@ -28,34 +26,7 @@ fn dpdk_run_on_net_pcap_forwards_as_replay_does() {
     std::fs::write(&cfg, CONFIG).unwrap();
     std::fs::write(&rules, RULES).unwrap();
     // What replay says the appliance sends on port 0.
-    let pin_ng = tmp("run-in.pcapng");
-    let mut w = CaptureWriter::create(&pin_ng, &["p0".to_string()]).unwrap();
-    for (i, f) in frames.iter().enumerate() {
-        w.write(
-            Duration::from_millis(1_000_000 + 10 * i as u64),
-            0,
-            false,
-            f,
-        )
-        .unwrap();
-    }
-    w.finish().unwrap();
-    let rout = tmp("run-replay-out.pcapng");
-    let args = ReplayArgs {
-        config: cfg.clone(),
-        rules: rules.clone(),
-        pcap_in: pin_ng,
-        pcap_out: rout.clone(),
-        metrics_out: None,
-        workers: Some(1),
-    };
-    replay(&args).unwrap();
-    let want: Vec<Vec<u8>> = read_capture(&rout)
-        .unwrap()
-        .into_iter()
-        .filter(|f| f.port == 0)
-        .map(|f| f.data)
-        .collect();
+    let want = replay_port0(&frames, &cfg, &rules, 1, "run");
 
     // The same frames through DPDK: net_pcap rx file in, tx file out.
     let (pin, pout, metrics) = (tmp("run-in.pcap"), tmp("run-out.pcap"), tmp("run.prom"));

@@ -10,10 +10,7 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
-use rvs_control::replay::{read_capture, replay, CaptureWriter, ReplayArgs};
 use rvs_control::run::{run, RunArgs};
 
 #[test]
@@ -24,34 +21,7 @@ fn two_workers_on_net_pcap_forward_what_replay_forwards() {
     std::fs::write(&cfg, config).unwrap();
     std::fs::write(&rules, RULES).unwrap();
     // What replay with two workers says the appliance sends on port 0.
-    let pin_ng = tmp("workers-in.pcapng");
-    let mut w = CaptureWriter::create(&pin_ng, &["p0".to_string()]).unwrap();
-    for (i, f) in frames.iter().enumerate() {
-        w.write(
-            Duration::from_millis(1_000_000 + 10 * i as u64),
-            0,
-            false,
-            f,
-        )
-        .unwrap();
-    }
-    w.finish().unwrap();
-    let rout = tmp("workers-replay-out.pcapng");
-    replay(&ReplayArgs {
-        config: cfg.clone(),
-        rules: rules.clone(),
-        pcap_in: pin_ng,
-        pcap_out: rout.clone(),
-        metrics_out: None,
-        workers: Some(2),
-    })
-    .unwrap();
-    let mut want: Vec<Vec<u8>> = read_capture(&rout)
-        .unwrap()
-        .into_iter()
-        .filter(|f| f.port == 0)
-        .map(|f| f.data)
-        .collect();
+    let mut want = replay_port0(&frames, &cfg, &rules, 2, "workers");
 
     // The same frames through DPDK, two worker lcores.
     let (pin, pout, metrics) = (

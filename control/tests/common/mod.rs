@@ -282,3 +282,38 @@ pub fn pcap_eal(
     ]);
     v
 }
+
+/// What `rvsd replay` with `workers` says the appliance sends on port 0 for `frames` (10 ms
+/// apart), using the files `cfg` and `rules`; `name` keeps the temp files apart.
+pub fn replay_port0(
+    frames: &[Vec<u8>],
+    cfg: &std::path::Path,
+    rules: &std::path::Path,
+    workers: u32,
+    name: &str,
+) -> Vec<Vec<u8>> {
+    use rvs_control::replay::{read_capture, replay, CaptureWriter, ReplayArgs};
+    let pin = tmp(&format!("{name}-in.pcapng"));
+    let mut w = CaptureWriter::create(&pin, &["p0".to_string()]).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        let ts = std::time::Duration::from_millis(1_000_000 + 10 * i as u64);
+        w.write(ts, 0, false, f).unwrap();
+    }
+    w.finish().unwrap();
+    let out = tmp(&format!("{name}-replay-out.pcapng"));
+    replay(&ReplayArgs {
+        config: cfg.to_path_buf(),
+        rules: rules.to_path_buf(),
+        pcap_in: pin,
+        pcap_out: out.clone(),
+        metrics_out: None,
+        workers: Some(workers),
+    })
+    .unwrap();
+    read_capture(&out)
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.port == 0)
+        .map(|f| f.data)
+        .collect()
+}
