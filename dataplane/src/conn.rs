@@ -425,18 +425,13 @@ impl<A: Family> ConnTable<A> {
     #[inline]
     pub fn prefetch_burst(&self, keys: &[ConnKey<A>]) {
         let n = keys.len().min(BURST);
-        let mut buckets = [0usize; BURST];
-        for (b, k) in buckets.iter_mut().zip(&keys[..n]) {
-            *b = tag_of(self.key_hash(k)) as usize & self.mask;
-            prefetch_read(&self.index[*b]);
+        let mut hashes = [0u64; BURST];
+        for (h, k) in hashes.iter_mut().zip(&keys[..n]) {
+            *h = self.key_hash(k);
+            self.prefetch_bucket(*h);
         }
-        for &b in &buckets[..n] {
-            let e = self.index[b];
-            if e != 0 {
-                prefetch_read(
-                    &self.slab[((e as u32).wrapping_sub(1) as usize).min(self.slab.len() - 1)],
-                );
-            }
+        for &h in &hashes[..n] {
+            self.prefetch_entry(h);
         }
     }
 

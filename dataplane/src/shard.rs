@@ -401,12 +401,6 @@ impl<A: Family> Shard<A> {
         }
     }
 
-    /// Warm the cache for the inbound lookups of a burst (see [`ConnTable::prefetch_burst`]).
-    #[inline]
-    pub fn prefetch(&self, keys: &[ConnKey<A>]) {
-        self.conns.prefetch_burst(keys);
-    }
-
     /// Handle one packet at `now` (ms): IPVS's ip_vs_in / ip_vs_out for this shard.
     pub fn process(&mut self, pkt: &Packet<A>, now: u64) -> Verdict<A> {
         self.process_hinted(pkt, now, NO_HINT, NO_HINT)

@@ -278,6 +278,7 @@ impl<A: Family> VipSet<A> {
 pub trait Af: Family {
     const V6: bool;
     fn fam<B>(w: &mut Worker<B>) -> &mut Fam<Self, B>;
+    fn fam_ref<B>(w: &Worker<B>) -> &Fam<Self, B>;
     fn routes(p: &Presence) -> &RouteTable<Self>;
     fn port_addrs(p: &PortInfo) -> &[(Self, u8)];
 }
@@ -286,6 +287,9 @@ impl Af for V4 {
     const V6: bool = false;
     fn fam<B>(w: &mut Worker<B>) -> &mut Fam<V4, B> {
         &mut w.f4
+    }
+    fn fam_ref<B>(w: &Worker<B>) -> &Fam<V4, B> {
+        &w.f4
     }
     fn routes(p: &Presence) -> &RouteTable<V4> {
         &p.routes4
@@ -299,6 +303,9 @@ impl Af for V6 {
     const V6: bool = true;
     fn fam<B>(w: &mut Worker<B>) -> &mut Fam<V6, B> {
         &mut w.f6
+    }
+    fn fam_ref<B>(w: &Worker<B>) -> &Fam<V6, B> {
+        &w.f6
     }
     fn routes(p: &Presence) -> &RouteTable<V6> {
         &p.routes6
@@ -522,23 +529,17 @@ impl<B: Buf> Worker<B> {
         for i in 0..n + 2 * STAGE {
             if let Some(b) = bufs.get(i).and_then(Option::as_ref) {
                 plan[i] = self.plan(b.data(), mac);
-                match plan[i] {
-                    Plan::Fast { hash, .. } | Plan::General(Some((false, hash))) => {
-                        self.f4.shard.table().prefetch_bucket(hash)
-                    }
-                    Plan::General(Some((true, hash))) => {
-                        self.f6.shard.table().prefetch_bucket(hash)
-                    }
-                    _ => {}
+                match plan[i].hash() {
+                    Some((false, h)) => self.f4.shard.table().prefetch_bucket(h),
+                    Some((true, h)) => self.f6.shard.table().prefetch_bucket(h),
+                    None => {}
                 }
             }
             if let Some(j) = i.checked_sub(STAGE).filter(|&j| j < n) {
-                hint[j] = match plan[j] {
-                    Plan::Fast { hash, .. } | Plan::General(Some((false, hash))) => {
-                        self.f4.shard.table().prefetch_entry(hash)
-                    }
-                    Plan::General(Some((true, hash))) => self.f6.shard.table().prefetch_entry(hash),
-                    _ => NO_HINT,
+                hint[j] = match plan[j].hash() {
+                    Some((false, h)) => self.f4.shard.table().prefetch_entry(h),
+                    Some((true, h)) => self.f6.shard.table().prefetch_entry(h),
+                    None => NO_HINT,
                 };
             }
             let Some(k) = i.checked_sub(2 * STAGE).filter(|&k| k < n) else {
@@ -563,23 +564,19 @@ impl<B: Buf> Worker<B> {
         }
     }
 
-    /// Stage 1 for one frame: the fast path's summary of it, or the index bucket its conn
-    /// would be in for the general path (a frame to a VIP is keyed by its client as sent;
-    /// anything else may be a reply, whose client is the destination).
+    /// Stage 1 for one frame: the fast path's summary of it, or the general path with the
+    /// index hash of its conn when its flow can be read ([`Worker::staged_key`]).
     #[inline]
     fn plan(&self, f: &[u8], mac: Option<[u8; 6]>) -> Plan {
         if let Some(fast) = wire::fast::classify4(f).filter(|_| mac.is_some_and(|m| f[..6] == m)) {
-            let k = ConnKey {
+            let (hash, to_vip) = self.staged_key(ConnKey {
                 proto: fast.proto,
                 caddr: V4(fast.saddr),
                 cport: fast.sport,
                 addr: V4(fast.daddr),
                 port: fast.dport,
                 template: false,
-            };
-            let to_vip = self.f4.vips.contains(&k.addr);
-            let k = if to_vip { k } else { reply_key(k) };
-            let hash = self.f4.shard.table().hash_of(&k);
+            });
             return Plan::Fast {
                 f: fast,
                 hash,
@@ -587,24 +584,20 @@ impl<B: Buf> Worker<B> {
             };
         }
         match flow_hint(f) {
-            Some(Hint::V4(k)) => {
-                let k = if self.f4.vips.contains(&k.addr) {
-                    k
-                } else {
-                    reply_key(k)
-                };
-                Plan::General(Some((false, self.f4.shard.table().hash_of(&k))))
-            }
-            Some(Hint::V6(k)) => {
-                let k = if self.f6.vips.contains(&k.addr) {
-                    k
-                } else {
-                    reply_key(k)
-                };
-                Plan::General(Some((true, self.f6.shard.table().hash_of(&k))))
-            }
+            Some(Hint::V4(k)) => Plan::General(Some((false, self.staged_key(k).0))),
+            Some(Hint::V6(k)) => Plan::General(Some((true, self.staged_key(k).0))),
             None => Plan::General(None),
         }
+    }
+
+    /// The index hash a frame's conn is looked up by, and whether it goes to a VIP: a frame to
+    /// a VIP is keyed by its client as sent, anything else as a reply (client = destination).
+    #[inline]
+    fn staged_key<A: Af>(&self, k: ConnKey<A>) -> (u64, bool) {
+        let fam = A::fam_ref(self);
+        let to_vip = fam.vips.contains(&k.addr);
+        let k = if to_vip { k } else { reply_key(k) };
+        (fam.shard.table().hash_of(&k), to_vip)
     }
 
     /// A frame another worker handed over (it belongs to this worker's shard).
@@ -1426,6 +1419,18 @@ enum Plan {
     },
     /// The general path; (v6?, index hash) when the frame's flow could be read.
     General(Option<(bool, u64)>),
+}
+
+impl Plan {
+    /// (v6?, index hash) of the frame's conn lookup, if it has one.
+    #[inline]
+    fn hash(&self) -> Option<(bool, u64)> {
+        match *self {
+            Plan::Fast { hash, .. } => Some((false, hash)),
+            Plan::General(h) => h,
+            Plan::Empty => None,
+        }
+    }
 }
 
 /// The worker whose shard owns a flow: steering by the client, which is the source of a
