@@ -920,14 +920,14 @@ pub fn parse(text: &str) -> Result<AppConfig, ConfigFileError> {
         &e.conns_per_worker,
         "engine.conns_per_worker",
         1,
-        1 << 28,
+        i64::from(rvs_dataplane::conn::MAX_CAPACITY),
         i64::from(DEFAULT_CONNS_PER_WORKER),
     )? as u32;
     let conns_v6 = c.int(
         &e.conns_v6_per_worker,
         "engine.conns_v6_per_worker",
         1,
-        1 << 28,
+        i64::from(rvs_dataplane::conn::MAX_CAPACITY),
         i64::from((conns / 8).max(1)),
     )? as u32;
     let max_dests = c.int(

@@ -170,27 +170,50 @@ pub fn flow_hash<A: Family>(
 /// No hint for [`ConnTable::lookup_hinted`].
 pub const NO_HINT: u32 = u32::MAX;
 
+/// Most conn entries one table holds: the index packs slot, displacement and a fingerprint of
+/// at least 4 bits into 32 bits.
+pub const MAX_CAPACITY: u32 = (1 << 24) - 1;
+
+/// Bits of an index entry that hold the distance from its home bucket; the top value means
+/// "this far or further" (the home is then recomputed from the entry).
+const DISP_BITS: u32 = 4;
+const DISP_MAX: u32 = (1 << DISP_BITS) - 1;
+
 /// Preallocated slab + index. Capacity is fixed at creation.
+///
+/// The index is an array of u32, four times the capacity (load <= 1/4, short probe runs for
+/// misses too): half the bytes of 8-byte entries at half that load, so more of it stays in
+/// cache. An index entry is, from the top: a fingerprint of the flow hash, then
+/// (from bit `slot_bits`) the distance from its home bucket, saturating at [`DISP_MAX`], then
+/// the slot + 1; 0 = empty. The home bucket of hash `h` is `(h as u32 * buckets) >> 32`
+/// (no power-of-two rounding, so the index is exactly as big as it needs to be).
 pub struct ConnTable<A: Family> {
     slab: Box<[Conn<A>]>,
-    /// Each entry: high 32 bits = hash tag (also gives the home bucket), low 32 = slot + 1;
-    /// 0 = empty.
-    index: Box<[u64]>,
-    mask: usize,
+    index: Box<[u32]>,
+    /// `index.len()`.
+    buckets: u32,
+    slot_bits: u32,
+    slot_mask: u32,
+    /// The fingerprint bits of an entry (the top bits of the u32).
+    fp_mask: u32,
     free_head: u32,
     free: u32,
     seed: u64,
 }
 
-#[inline]
-fn tag_of(h: u64) -> u32 {
-    (h >> 32) as u32
-}
-
 impl<A: Family> ConnTable<A> {
-    /// A table of `capacity` entries (at least 1) with an index at load <= 1/2.
+    /// A table of `capacity` entries (1..=[`MAX_CAPACITY`], clamped) with an index at load
+    /// <= 1/4.
     pub fn new(capacity: u32, seed: u64) -> Self {
-        let capacity = capacity.max(1);
+        let capacity = capacity.clamp(1, MAX_CAPACITY);
+        Self::with_layout(capacity, capacity.saturating_mul(4).max(64), 32, seed)
+    }
+
+    /// The table with an explicit bucket count (> `capacity`) and at most `fp_bits` of
+    /// fingerprint: tests use few buckets and short fingerprints to force long probe runs,
+    /// saturated displacements and fingerprint collisions.
+    fn with_layout(capacity: u32, buckets: u32, fp_bits: u32, seed: u64) -> Self {
+        debug_assert!(capacity <= MAX_CAPACITY && buckets > capacity);
         let mut slab = crate::mem::huge_slice(capacity as usize, Conn::<A>::default());
         for (i, c) in slab.iter_mut().enumerate() {
             c.next_free = if i + 1 < capacity as usize {
@@ -201,11 +224,20 @@ impl<A: Family> ConnTable<A> {
             c.control = NIL;
             c.dest = NIL;
         }
-        let buckets = (capacity as usize * 2).next_power_of_two().max(64);
+        // slot + 1 runs 1..=capacity.
+        let slot_bits = 32 - capacity.leading_zeros();
+        let fp_bits = (32 - slot_bits - DISP_BITS).min(fp_bits);
         ConnTable {
             slab,
-            index: crate::mem::huge_slice(buckets, 0u64),
-            mask: buckets - 1,
+            index: crate::mem::huge_slice(buckets as usize, 0u32),
+            buckets,
+            slot_bits,
+            slot_mask: (1 << slot_bits) - 1,
+            fp_mask: if fp_bits == 0 {
+                0
+            } else {
+                !0 << (32 - fp_bits)
+            },
             free_head: 0,
             free: capacity,
             seed: mix(seed | 1),
@@ -233,9 +265,13 @@ impl<A: Family> ConnTable<A> {
     pub fn buckets(&self) -> usize {
         self.index.len()
     }
+    /// Bytes of the index (the part a lookup wants cache-resident).
+    pub fn index_bytes(&self) -> usize {
+        self.index.len() * core::mem::size_of::<u32>()
+    }
     /// Bytes of table memory per conn entry of capacity (slab + index).
     pub fn bytes_per_entry(&self) -> usize {
-        core::mem::size_of::<Conn<A>>() + self.index.len() * 8 / self.slab.len()
+        core::mem::size_of::<Conn<A>>() + self.index_bytes() / self.slab.len()
     }
 
     #[inline]
@@ -324,16 +360,64 @@ impl<A: Family> ConnTable<A> {
         flow_hash(self.seed, k.proto, k.caddr, k.cport, tpl)
     }
 
+    /// Home bucket of hash `h` (multiply-shift onto `0..buckets`).
+    #[inline]
+    fn home(&self, h: u64) -> usize {
+        (((h & 0xffff_ffff) * u64::from(self.buckets)) >> 32) as usize
+    }
+    /// The fingerprint bits of hash `h`, in place in an entry.
+    #[inline]
+    fn fp(&self, h: u64) -> u32 {
+        (h >> 32) as u32 & self.fp_mask
+    }
+    #[inline]
+    fn next(&self, i: usize) -> usize {
+        if i + 1 == self.buckets as usize {
+            0
+        } else {
+            i + 1
+        }
+    }
+    /// Cyclic distance from bucket `a` forward to bucket `b`.
+    #[inline]
+    fn dist(&self, a: usize, b: usize) -> u32 {
+        if b >= a {
+            (b - a) as u32
+        } else {
+            (b + self.buckets as usize - a) as u32
+        }
+    }
+    /// The slot an index entry (non-zero) names.
+    #[inline]
+    fn slot_of(&self, e: u32) -> u32 {
+        (e & self.slot_mask).wrapping_sub(1)
+    }
+    #[inline]
+    fn entry(&self, fp: u32, disp: u32, slot: u32) -> u32 {
+        fp | disp.min(DISP_MAX) << self.slot_bits | (slot + 1)
+    }
+    /// The home bucket of the entry `e` stored at bucket `i`.
+    #[inline]
+    fn home_of_entry(&self, e: u32, i: usize) -> usize {
+        let disp = (e >> self.slot_bits) & DISP_MAX;
+        if disp < DISP_MAX {
+            (i + self.buckets as usize - disp as usize) % self.buckets as usize
+        } else {
+            self.home(self.hash_of_entry(&self.slab[self.slot_of(e) as usize]))
+        }
+    }
+
     /// Put a live entry into the index.
     pub fn hash(&mut self, slot: u32) {
         let h = self.hash_of_entry(&self.slab[slot as usize]);
-        let tag = tag_of(h);
-        let mut i = tag as usize & self.mask;
-        // Load <= 1/2 by construction, so an empty bucket always exists.
+        let mut i = self.home(h);
+        let mut disp = 0;
+        // Buckets > capacity by construction, so an empty bucket always exists.
         while self.index[i] != 0 {
-            i = (i + 1) & self.mask;
+            i = self.next(i);
+            disp += 1;
         }
-        self.index[i] = u64::from(tag) << 32 | u64::from(slot + 1);
+        self.index[i] = self.entry(self.fp(h), disp, slot);
         self.slab[slot as usize].flags |= flags::HASHED;
     }
 
@@ -343,39 +427,33 @@ impl<A: Family> ConnTable<A> {
         if c.flags & flags::HASHED == 0 {
             return;
         }
-        let tag = tag_of(self.hash_of_entry(c));
-        let want = u64::from(tag) << 32 | u64::from(slot + 1);
-        let mut i = tag as usize & self.mask;
+        let mut i = self.home(self.hash_of_entry(c));
         loop {
             let e = self.index[i];
-            if e == want {
-                break;
-            }
             if e == 0 {
                 debug_assert!(false, "hashed conn missing from index");
                 return;
             }
-            i = (i + 1) & self.mask;
+            if e & self.slot_mask == slot + 1 {
+                break;
+            }
+            i = self.next(i);
         }
         // Backward-shift deletion: pull later members of the run into the hole when their
-        // home bucket allows it.
+        // home bucket allows it, so the index never needs tombstones.
         let mut hole = i;
         let mut j = i;
         loop {
-            j = (j + 1) & self.mask;
+            j = self.next(j);
             let e = self.index[j];
             if e == 0 {
                 break;
             }
-            let home = (e >> 32) as usize & self.mask;
+            let home = self.home_of_entry(e, j);
             // Move e into the hole iff its home is not cyclically in (hole, j].
-            let in_range = if hole <= j {
-                hole < home && home <= j
-            } else {
-                hole < home || home <= j
-            };
-            if !in_range {
-                self.index[hole] = e;
+            if self.dist(home, j) >= self.dist(hole, j) {
+                let disp = self.dist(home, hole);
+                self.index[hole] = self.entry(e & self.fp_mask, disp, self.slot_of(e));
                 hole = j;
             }
         }
@@ -391,20 +469,20 @@ impl<A: Family> ConnTable<A> {
 
     #[inline]
     fn lookup_hashed(&self, k: &ConnKey<A>, h: u64, side: Side) -> Option<u32> {
-        let tag = tag_of(h);
-        let mut i = tag as usize & self.mask;
+        let fp = self.fp(h);
+        let mut i = self.home(h);
         loop {
             let e = self.index[i];
             if e == 0 {
                 return None;
             }
-            if (e >> 32) as u32 == tag {
-                let slot = (e as u32).wrapping_sub(1);
+            if e & self.fp_mask == fp {
+                let slot = self.slot_of(e);
                 if self.slab[slot as usize].matches(k, side) {
                     return Some(slot);
                 }
             }
-            i = (i + 1) & self.mask;
+            i = self.next(i);
         }
     }
 
@@ -445,7 +523,7 @@ impl<A: Family> ConnTable<A> {
     /// Stage 1 of a staged lookup: bring the key's home bucket toward the cache.
     #[inline]
     pub fn prefetch_bucket(&self, h: u64) {
-        if let Some(e) = self.index.get(tag_of(h) as usize & self.mask) {
+        if let Some(e) = self.index.get(self.home(h)) {
             prefetch_read(e);
         }
     }
@@ -456,9 +534,9 @@ impl<A: Family> ConnTable<A> {
     /// for [`ConnTable::lookup_hinted`] ([`NO_HINT`] if none).
     #[inline]
     pub fn prefetch_entry(&self, h: u64) -> u32 {
-        let tag = tag_of(h);
-        let mut i = tag as usize & self.mask;
-        // A probe run rarely leaves the bucket's cache line at load <= 1/2.
+        let fp = self.fp(h);
+        let mut i = self.home(h);
+        // A probe run rarely leaves the bucket's cache line at load <= 1/4.
         for _ in 0..8 {
             let Some(&e) = self.index.get(i) else {
                 return NO_HINT;
@@ -466,14 +544,14 @@ impl<A: Family> ConnTable<A> {
             if e == 0 {
                 return NO_HINT;
             }
-            if (e >> 32) as u32 == tag {
-                let slot = (e as u32).wrapping_sub(1);
+            if e & self.fp_mask == fp {
+                let slot = self.slot_of(e);
                 if let Some(c) = self.slab.get(slot as usize) {
                     prefetch_read(c);
                 }
                 return slot;
             }
-            i = (i + 1) & self.mask;
+            i = self.next(i);
         }
         NO_HINT
     }
@@ -493,7 +571,7 @@ impl<A: Family> ConnTable<A> {
     #[inline]
     pub fn bucket_slot(&self, b: usize) -> Option<u32> {
         let e = *self.index.get(b)?;
-        (e != 0).then(|| (e as u32).wrapping_sub(1))
+        (e != 0).then(|| self.slot_of(e))
     }
 
     /// Every live slot, in slab order (control paths: flush, dumps, checks).
@@ -503,6 +581,49 @@ impl<A: Family> ConnTable<A> {
             .enumerate()
             .filter(|(_, c)| c.next_free == NIL - 1)
             .map(|(i, _)| i as u32)
+    }
+}
+
+#[cfg(test)]
+impl<A: Family> ConnTable<A> {
+    /// The index invariants: every entry names a live hashed slot once, carries that slot's
+    /// fingerprint and (saturated) distance from its home, and no empty bucket lies between
+    /// an entry and its home (so every probe reaches it).
+    fn check_index(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for (i, &e) in self.index.iter().enumerate() {
+            if e == 0 {
+                continue;
+            }
+            let slot = self.slot_of(e);
+            let c = self
+                .slab
+                .get(slot as usize)
+                .ok_or(format!("bucket {i}: bad slot"))?;
+            if !seen.insert(slot) || c.flags & flags::HASHED == 0 {
+                return Err(format!("bucket {i}: slot {slot} twice or not hashed"));
+            }
+            let h = self.hash_of_entry(c);
+            let d = self.dist(self.home(h), i);
+            if e & self.fp_mask != self.fp(h) || (e >> self.slot_bits) & DISP_MAX != d.min(DISP_MAX)
+            {
+                return Err(format!("bucket {i}: fingerprint or displacement {d} wrong"));
+            }
+            let mut j = self.home(h);
+            while j != i {
+                if self.index[j] == 0 {
+                    return Err(format!("bucket {i}: empty bucket {j} before it"));
+                }
+                j = self.next(j);
+            }
+        }
+        let hashed = self
+            .live_slots()
+            .filter(|&s| self.slab[s as usize].flags & flags::HASHED != 0);
+        if hashed.count() != seen.len() {
+            return Err("a hashed slot is missing from the index".into());
+        }
+        Ok(())
     }
 }
 
@@ -571,8 +692,17 @@ mod tests {
         /// The index agrees with a model set under random inserts and deletes, including long
         /// probe runs (few distinct client addresses, many ports).
         #[test]
-        fn index_matches_model(ops in proptest::collection::vec((any::<bool>(), 0u32..6, 0u16..64), 1..400)) {
-            let mut t = ConnTable::<V4>::new(128, 9);
+        fn index_matches_model(
+            ops in proptest::collection::vec((any::<bool>(), 0u32..6, 0u16..64), 1..400),
+            crowded in any::<bool>(),
+        ) {
+            // Crowded: the index almost full and 2-bit fingerprints, so probe runs are long,
+            // displacements saturate and fingerprints collide all the time.
+            let mut t = if crowded {
+                ConnTable::<V4>::with_layout(128, 131, 2, 9)
+            } else {
+                ConnTable::<V4>::new(128, 9)
+            };
             let mut model: std::collections::HashMap<(u32, u16), u32> = Default::default();
             for (insert, a, p) in ops {
                 let c = conn(a, p, 80);
@@ -587,6 +717,7 @@ mod tests {
                     prop_assert_eq!(t.lookup(&key_in(&conn(a, p, 80)), Side::In), Some(s));
                 }
                 prop_assert_eq!(t.len() as usize, model.len());
+                prop_assert_eq!(t.check_index(), Ok(()));
             }
             for a in 0..6u32 { for p in 0..64u16 {
                 let k = key_in(&conn(a, p, 80));

@@ -1093,7 +1093,9 @@ impl<A: Family> Shard<A> {
         self.counters.scans.inc();
         let mut visited = 0u64;
         for k in 0..run {
-            let b = (start + k) & (buckets - 1);
+            // The bucket count is not a power of two (see `ConnTable`): wrap by subtraction.
+            let b = start + k;
+            let b = if b >= buckets { b - buckets } else { b };
             let Some(slot) = self.conns.bucket_slot(b) else {
                 continue;
             };
