@@ -196,6 +196,8 @@ pub struct PortSample {
     pub tx_errors: u64,
     pub rx_missed: u64,
     pub rx_nombuf: u64,
+    /// Source-only RSS with rvs's key and RETA in force on the port.
+    pub rss_steering: bool,
     pub xstats: Vec<(String, u64)>,
 }
 
@@ -233,7 +235,13 @@ impl Families {
     fn port(&mut self, p: &PortSample) {
         use MetricKind::{Counter as C, Gauge as G};
         let base = [label("port", &p.name)];
-        let rows: [(&'static str, &'static str, MetricKind, u64); 10] = [
+        let rows: [(&'static str, &'static str, MetricKind, u64); 11] = [
+            (
+                "rvs_port_rss_steering",
+                "1 when the port hashes source addresses with rvs's RSS key and RETA, so requests arrive at the worker that owns them.",
+                G,
+                u64::from(p.rss_steering),
+            ),
             (
                 "rvs_port_rx_queues",
                 "Rx queues configured.",

@@ -267,6 +267,13 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
         let mut port = Port::configure(id, rxq, txq, pool_of(socket_of_port(id)), opts)
             .map_err(|e| format!("port {}: {e}", p.name))?;
         port.start().map_err(|e| format!("port {}: {e}", p.name))?;
+        if n > 1 {
+            eprintln!(
+                "rvsd run: port {}: {}",
+                p.name,
+                rss_note(port.offloads(), rxq, n)
+            );
+        }
         let (reader, qs) = port.into_queues(n as u16);
         readers.push((p.name.clone(), reader));
         port_q.push(qs);
@@ -450,6 +457,23 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
     Ok(sum)
 }
 
+/// How a port's RSS meets steering, for the operator at start (with several workers).
+fn rss_note(o: rvs_dataplane::dpdk::Offloads, rxq: u16, workers: u32) -> String {
+    if o.rss_hf == 0 {
+        format!("{rxq} rx queue(s), no RSS: worker 0 receives and hands off the others' frames")
+    } else if o.rss_steering && u32::from(rxq) == workers {
+        format!(
+            "RSS on the source address with rvs's key and RETA over {rxq} queues: requests \
+             arrive at their owner (unless persistence groups clients by a netmask)"
+        )
+    } else {
+        format!(
+            "RSS over {rxq} queues without source-only hashing (or with fewer queues than \
+             workers): frames reaching a worker that does not own them take one hand-off"
+        )
+    }
+}
+
 /// A port's counters for the metrics (zeros when the PMD refuses to give them).
 fn port_sample(name: &str, r: &PortStatsReader) -> PortSample {
     let s = r.stats().unwrap_or_default();
@@ -465,6 +489,7 @@ fn port_sample(name: &str, r: &PortStatsReader) -> PortSample {
         tx_errors: s.oerrors,
         rx_missed: s.imissed,
         rx_nombuf: s.rx_nombuf,
+        rss_steering: r.offloads().rss_steering,
         xstats: r.xstats().unwrap_or_default(),
     }
 }

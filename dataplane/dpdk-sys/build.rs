@@ -58,6 +58,9 @@ const FUNCTIONS: &[&str] = &[
     "rte_eth_dev_get_port_by_name",
     "rte_eth_dev_socket_id",
     "rte_eth_find_next_owned_by",
+    "rte_eth_dev_rss_reta_update",
+    "rte_eth_dev_rss_reta_query",
+    "rte_eth_dev_rss_hash_conf_get",
     // rings
     "rte_ring_create",
     "rte_ring_free",
@@ -77,6 +80,7 @@ const TYPES: &[&str] = &[
     "rte_eth_xstat",
     "rte_eth_xstat_name",
     "rte_eth_rss_conf",
+    "rte_eth_rss_reta_entry64",
     "rte_ether_addr",
     "rte_ether_hdr",
     "rte_lcore_state_t",

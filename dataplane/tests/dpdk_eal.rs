@@ -168,6 +168,14 @@ fn wrapper_on_net_null_and_net_ring_with_a_worker_lcore() {
     assert!(!pnull.offloads().tx_ipv4_cksum && !pring.offloads().rx_tcp_cksum);
     pnull.start().expect("start net_null");
     pring.start().expect("start net_ring");
+    // net_null hashes (no source-only mode, so no RSS steering) and keeps the RETA rvs
+    // programs: read it back. It reports a hash key size of 0, so it keeps its own key.
+    let (key, hf) = pnull.rss_conf().expect("net_null RSS conf");
+    assert_eq!((key.len(), hf), (0, pnull.offloads().rss_hf));
+    let reta = pnull.reta().expect("net_null RETA");
+    assert_eq!(Some(reta), rvs_dataplane::pipeline::rss::reta(128, 1));
+    assert!(!pnull.offloads().rss_steering && !pring.offloads().rss_steering);
+    assert!(pring.reta().is_err(), "net_ring has no RETA");
     assert!(pnull.link_up() && pring.link_up());
 
     // rx from net_null, into a vector with room: no growth.

@@ -13,3 +13,7 @@
 )]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+
+/// `RTE_BIT64(63)`: clang's macro evaluation drops it (it does not fit an `i64`); the shim
+/// checks this value against the header at compile time.
+pub const RTE_ETH_RSS_L3_SRC_ONLY: u64 = 1 << 63;

@@ -2,6 +2,9 @@
  * Each one only forwards; keep it that way so the Rust side sees DPDK's own semantics. */
 #include "shim.h"
 
+/* dpdk-sys defines this one by hand (bindgen cannot evaluate it): keep the two equal. */
+_Static_assert(RTE_ETH_RSS_L3_SRC_ONLY == (1ULL << 63), "RTE_ETH_RSS_L3_SRC_ONLY moved");
+
 uint16_t rvs_rx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **rx_pkts,
 		      uint16_t nb_pkts)
 {
@@ -105,4 +108,10 @@ unsigned int rvs_ring_dequeue_burst(struct rte_ring *r, void **obj_table, unsign
 uint64_t rvs_rdtsc(void)
 {
 	return rte_rdtsc();
+}
+
+uint32_t rvs_softrss(const uint32_t *tuple, uint32_t len, const uint8_t *key)
+{
+	/* rte_softrss takes a non-const tuple but only reads it. */
+	return rte_softrss((uint32_t *)(uintptr_t)tuple, len, key);
 }

@@ -16,6 +16,7 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 #include <rte_ring.h>
+#include <rte_thash.h>
 
 uint16_t rvs_rx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **rx_pkts,
 		      uint16_t nb_pkts);
@@ -46,5 +47,8 @@ unsigned int rvs_ring_dequeue_burst(struct rte_ring *r, void **obj_table, unsign
 				    unsigned int *available);
 
 uint64_t rvs_rdtsc(void);
+
+/* DPDK's software Toeplitz hash over `len` host-order 32-bit words (key >= 4 * (len + 1) bytes). */
+uint32_t rvs_softrss(const uint32_t *tuple, uint32_t len, const uint8_t *key);
 
 #endif /* RVS_DPDK_SHIM_H */

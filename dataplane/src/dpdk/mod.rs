@@ -41,6 +41,6 @@ pub use error::DpdkError;
 pub use lcore::{lcore_id, rdtsc};
 pub use mbuf::Mbuf;
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM};
-pub use port::{Offloads, Port, PortOpts, PortQueue, PortStats, PortStatsReader};
+pub use port::{softrss, Offloads, Port, PortOpts, PortQueue, PortStats, PortStatsReader};
 pub use ring::{ring, Consumer, Producer, RingItem};
 pub use signal::{install_stop_handler, stop_requested};

@@ -9,6 +9,7 @@ use dpdk_sys as sys;
 
 use super::eal::{ensure_running, live_dec, live_inc};
 use super::{DpdkError, Mbuf, Mempool};
+use crate::pipeline::rss;
 
 /// ENOTSUP on Linux: an optional feature (promiscuous mode on a vdev) the PMD lacks.
 const ENOTSUP: c_int = 95;
@@ -19,8 +20,10 @@ static CLAIMED: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 /// How [`Port::configure`] sets a port up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortOpts {
-    /// Spread rx over the queues by RSS (IP/TCP/UDP hash fields, as far as the PMD supports
-    /// them; the PMD's default key). Ignored by a device without RSS.
+    /// Spread rx over the queues by RSS. Where the device hashes the source address alone
+    /// (`RTE_ETH_RSS_L3_SRC_ONLY`), with rvs's key and RETA ([`crate::pipeline::rss`]), so
+    /// that requests arrive at the worker that owns them; else IP/TCP/UDP fields as far as
+    /// the PMD supports them, with its default key. Ignored by a device without RSS.
     pub rss: bool,
     /// Promiscuous mode (PMDs without it, as `net_null`, are accepted as they are).
     pub promiscuous: bool,
@@ -50,6 +53,9 @@ pub struct Offloads {
     pub tx_udp_cksum: bool,
     /// RSS hash fields in use (`RTE_ETH_RSS_*`), 0 without RSS.
     pub rss_hf: u64,
+    /// Source-only RSS with rvs's key and RETA in force (set by [`Port::start`]): the port
+    /// delivers a request on the queue of [`crate::pipeline::rss::owner`].
+    pub rss_steering: bool,
 }
 
 /// `rte_eth_stats`, the port totals.
@@ -76,6 +82,8 @@ pub struct Port {
     txq: u16,
     opts: PortOpts,
     offloads: Offloads,
+    /// The device's RETA size, programmed at start when the port hashes source-only.
+    reta_size: u16,
     started: bool,
     /// The rx queues' pool: it must outlive the port's queues.
     _pool: Mempool,
@@ -203,18 +211,36 @@ impl Port {
             txq,
             opts,
             offloads: Offloads::default(),
+            reta_size: info.reta_size,
             started: false,
             _pool: pool.clone(),
             _not_sync: std::marker::PhantomData,
         };
 
         let mut conf = sys::rte_eth_conf::default();
+        // rvs's key wherever the device takes one long enough (the RETA follows at start).
+        // It lives until rte_eth_dev_configure has copied it.
+        let mut key = rss::key_for(usize::from(info.hash_key_size)).unwrap_or_default();
         if opts.rss && info.flow_type_rss_offloads != 0 {
-            let hf = (sys::RTE_ETH_RSS_IP | sys::RTE_ETH_RSS_TCP | sys::RTE_ETH_RSS_UDP)
-                & info.flow_type_rss_offloads;
+            let offered = info.flow_type_rss_offloads;
+            // Hashing the IP types only, source address only, where the device can (TCP/UDP
+            // types would add the ports): then the NIC computes rss::hash_addr.
+            let l3 = sys::RTE_ETH_RSS_IP & offered;
+            let src_only =
+                !key.is_empty() && l3 != 0 && offered & sys::RTE_ETH_RSS_L3_SRC_ONLY != 0;
+            let hf = if src_only {
+                l3 | sys::RTE_ETH_RSS_L3_SRC_ONLY
+            } else {
+                (sys::RTE_ETH_RSS_IP | sys::RTE_ETH_RSS_TCP | sys::RTE_ETH_RSS_UDP) & offered
+            };
             if hf != 0 {
                 conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode::RTE_ETH_MQ_RX_RSS;
-                conf.rx_adv_conf.rss_conf.rss_key = ptr::null_mut();
+                conf.rx_adv_conf.rss_conf.rss_key = if key.is_empty() {
+                    ptr::null_mut()
+                } else {
+                    key.as_mut_ptr()
+                };
+                conf.rx_adv_conf.rss_conf.rss_key_len = key.len() as u8;
                 conf.rx_adv_conf.rss_conf.rss_hf = hf;
                 p.offloads.rss_hf = hf;
             }
@@ -300,6 +326,11 @@ impl Port {
             return Err(DpdkError::rc("rte_eth_dev_start", rc));
         }
         self.started = true;
+        if self.offloads.rss_hf != 0 {
+            let reta = self.program_reta();
+            self.offloads.rss_steering =
+                reta && self.offloads.rss_hf & sys::RTE_ETH_RSS_L3_SRC_ONLY != 0;
+        }
         if self.opts.promiscuous {
             // SAFETY: the port is started.
             let rc = unsafe { sys::rte_eth_promiscuous_enable(self.id) };
@@ -308,6 +339,75 @@ impl Port {
             }
         }
         Ok(())
+    }
+
+    /// Program rvs's RETA pattern ([`rss::reta`]) over the rx queues. `false`: the device's
+    /// RETA cannot hold it or refused it; RSS still spreads the load, but requests may then
+    /// arrive at a worker that is not their owner and take a hand-off.
+    #[cold]
+    fn program_reta(&mut self) -> bool {
+        const GROUP: usize = sys::RTE_ETH_RETA_GROUP_SIZE as usize;
+        let Some(entries) = rss::reta(usize::from(self.reta_size), self.rxq) else {
+            return false;
+        };
+        let mut conf: Vec<sys::rte_eth_rss_reta_entry64> = entries
+            .chunks(GROUP)
+            .map(|c| {
+                let mut g = sys::rte_eth_rss_reta_entry64 {
+                    mask: u64::MAX,
+                    reta: [0; GROUP],
+                };
+                g.reta[..c.len()].copy_from_slice(c);
+                g
+            })
+            .collect();
+        // SAFETY: `conf` holds reta_size / 64 groups (reta_size is a power of two >= 64),
+        // each with all 64 entries valid; the port is ours and started.
+        let rc =
+            unsafe { sys::rte_eth_dev_rss_reta_update(self.id, conf.as_mut_ptr(), self.reta_size) };
+        rc == 0
+    }
+
+    /// The RSS key and hash fields in force (`rte_eth_dev_rss_hash_conf_get`).
+    #[cold]
+    pub fn rss_conf(&self) -> Result<(Vec<u8>, u64), DpdkError> {
+        let info = Self::info(self.id)?;
+        // Room for any key (its length is a u8): some PMDs write their whole key whatever
+        // hash_key_size says.
+        let mut key = vec![0u8; 256];
+        let mut conf = sys::rte_eth_rss_conf {
+            rss_key: key.as_mut_ptr(),
+            rss_key_len: info.hash_key_size,
+            ..Default::default()
+        };
+        // SAFETY: the key buffer holds 256 bytes, more than any PMD writes.
+        let rc = unsafe { sys::rte_eth_dev_rss_hash_conf_get(self.id, &mut conf) };
+        if rc != 0 {
+            return Err(DpdkError::rc("rte_eth_dev_rss_hash_conf_get", rc));
+        }
+        key.truncate(usize::from(info.hash_key_size));
+        Ok((key, conf.rss_hf))
+    }
+
+    /// The RETA in force, one queue per entry (`rte_eth_dev_rss_reta_query`).
+    #[cold]
+    pub fn reta(&self) -> Result<Vec<u16>, DpdkError> {
+        const GROUP: usize = sys::RTE_ETH_RETA_GROUP_SIZE as usize;
+        let size = usize::from(self.reta_size);
+        let mut conf = vec![
+            sys::rte_eth_rss_reta_entry64 {
+                mask: u64::MAX,
+                reta: [0; GROUP],
+            };
+            size.div_ceil(GROUP)
+        ];
+        // SAFETY: `conf` has a group for every GROUP entries of the device's reta_size.
+        let rc =
+            unsafe { sys::rte_eth_dev_rss_reta_query(self.id, conf.as_mut_ptr(), self.reta_size) };
+        if rc != 0 {
+            return Err(DpdkError::rc("rte_eth_dev_rss_reta_query", rc));
+        }
+        Ok(conf.iter().flat_map(|g| g.reta).take(size).collect())
     }
 
     /// `rte_eth_dev_stop` (flushes what the PMD buffered, e.g. `net_pcap`'s tx file).
@@ -500,6 +600,7 @@ impl PortStatsReader {
         self.port.0.txq
     }
 
+    /// The offloads and RSS settings in force (see [`Port::offloads`]).
     pub fn offloads(&self) -> Offloads {
         self.port.0.offloads
     }
@@ -599,4 +700,23 @@ impl Drop for Port {
         }
         live_dec();
     }
+}
+
+/// DPDK's own software Toeplitz hash (`rte_softrss`) of `words` (host-order 32-bit words of
+/// the input) under `key`: the reference [`rss::hash`] is checked against. `None` when the
+/// key is shorter than the 4 * (words + 1) bytes the hash reads.
+pub fn softrss(words: &[u32], key: &[u8]) -> Option<u32> {
+    let need = 4 * (words.len() + 1);
+    if key.len() < need {
+        return None;
+    }
+    // rte_softrss reads the key as 32-bit words: hand it a 4-byte-aligned copy, bytes in the
+    // same order.
+    let aligned: Vec<u32> = key[..need]
+        .chunks_exact(4)
+        .map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    // SAFETY: rte_softrss reads words[0..len] and the key's first 4 * (len + 1) bytes, both
+    // in bounds and aligned; it writes nothing.
+    Some(unsafe { sys::rvs_softrss(words.as_ptr(), words.len() as u32, aligned.as_ptr().cast()) })
 }

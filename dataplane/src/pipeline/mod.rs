@@ -6,5 +6,6 @@ pub mod buf;
 pub mod frag;
 pub mod local;
 pub mod rewrite;
+pub mod rss;
 pub mod steer;
 pub mod worker;

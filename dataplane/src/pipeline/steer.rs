@@ -7,13 +7,21 @@
 //! shard whatever the service: a reply does not say which service it belongs to, so one mask
 //! per family is what both directions can agree on). The client port is left out on purpose:
 //! non-first fragments and some ICMP errors carry no port, and they must find the same owner.
+//!
+//! The owner is the worker the NIC's RSS would pick for that key ([`super::rss`]: the
+//! Toeplitz hash with rvs's key, through the RETA pattern rvs programs). Where the ports hash
+//! the source address only and there is no netmask grouping, requests therefore arrive at
+//! their owner and need no hand-off.
 
+use super::rss;
 use crate::addr::Family;
 use crate::config::Config;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Steering {
     workers: u32,
+    /// `rss::span(workers)`.
+    span: u32,
     /// Key = client address masked to this prefix (the full address without persistence).
     prefix: Option<u8>,
 }
@@ -28,6 +36,7 @@ impl Steering {
             .min();
         Steering {
             workers: workers.max(1),
+            span: rss::span(workers),
             prefix,
         }
     }
@@ -43,13 +52,16 @@ impl Steering {
             return 0;
         }
         let key = match self.prefix {
-            Some(p) => caddr.mask(p).fold(),
-            None => caddr.fold(),
+            Some(p) => caddr.mask(p),
+            None => caddr,
         };
-        // Multiply-shift onto 0..workers: every input bit matters, no division.
-        let h = key.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (key >> 29);
-        let h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        ((u128::from(h) * u128::from(self.workers)) >> 64) as u32
+        rss::owner(rss::hash_addr(key), self.span, self.workers)
+    }
+
+    /// Whether a NIC with source-only RSS and rvs's RETA delivers requests at their owner:
+    /// not when clients are grouped by a netmask (the NIC hashes the whole address).
+    pub fn rss_aligned<A: Family>(&self) -> bool {
+        self.prefix.is_none_or(|p| u32::from(p) >= A::BITS)
     }
 }
 
@@ -84,6 +96,22 @@ mod tests {
         for host in 0..256u32 {
             assert_eq!(st.owner(V4(0x0a00_0100 | host)), owner);
         }
+    }
+
+    #[test]
+    fn requests_own_the_queue_a_source_hashing_nic_picks() {
+        for workers in [2u32, 3, 4, 8] {
+            let st = Steering::new(&cfg(None), workers);
+            assert!(st.rss_aligned::<V4>());
+            let reta = rss::reta(512, workers as u16).unwrap();
+            for i in 0..2000u32 {
+                let a = V4(i.wrapping_mul(0x9E37_79B1));
+                let nic = reta[rss::hash_addr(a) as usize & 511];
+                assert_eq!(st.owner(a), u32::from(nic));
+            }
+        }
+        assert!(!Steering::new(&cfg(Some(24)), 2).rss_aligned::<V4>());
+        assert!(Steering::new(&cfg(Some(32)), 2).rss_aligned::<V4>());
     }
 
     #[test]
