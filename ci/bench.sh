@@ -5,6 +5,8 @@
 # frames: 1M established flows to a DR service, and a SYN flood from random sources.
 # Prints Mpps of each and the ratios rvs/testpmd-io and rvs/testpmd-csum.
 # Usage: ci/bench.sh [flows (1000000)] [seconds per run (12)]
+# RVS_BENCH_HUGE=1 runs everything on 2 MiB hugepages instead of --no-huge (as root: it
+# reserves them and mounts hugetlbfs on /dev/hugepages if needed, and gives them back after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/setup.sh
@@ -16,8 +18,19 @@ trap 'rm -rf "$W"; rm -rf /var/run/dpdk/rvs-bench-*' EXIT
 MBUFS=$((FLOWS + FLOWS / 5 + 16384))
 MEM=$(( (MBUFS * 3 / 1024) + 2048 ))   # MB: ~2.5 KiB per mbuf + the conn tables
 
+MEMOPT="--no-huge -m $MEM"
+if [ "${RVS_BENCH_HUGE:-0}" = 1 ]; then
+  HP_BEFORE=$(cat /proc/sys/vm/nr_hugepages)
+  echo $(( MEM / 2 + 64 )) > /proc/sys/vm/nr_hugepages
+  mkdir -p /dev/hugepages
+  mountpoint -q /dev/hugepages || mount -t hugetlbfs nodev /dev/hugepages
+  trap 'rm -rf "$W"; rm -rf /var/run/dpdk/rvs-bench-*; echo "$HP_BEFORE" > /proc/sys/vm/nr_hugepages' EXIT
+  MEMOPT="-m $MEM --huge-dir /dev/hugepages"
+  echo "hugepages: $(awk '/HugePages_Total/ {print $2}' /proc/meminfo) x 2 MiB"
+fi
+
 eal() { # $1 = mix file, $2 = prefix
-  echo "-l 0-1 --no-huge -m $MEM --no-pci --no-telemetry --file-prefix rvs-bench-$2 --log-level lib.eal:error \
+  echo "-l 0-1 $MEMOPT --no-pci --no-telemetry --file-prefix rvs-bench-$2 --log-level lib.eal:error \
 --vdev net_pcap0,rx_pcap=$1,infinite_rx=1 --vdev net_null0,no-rx=1"
 }
 
