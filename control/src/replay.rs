@@ -28,7 +28,7 @@ use pcap_file::DataLink;
 use rvs_dataplane::addr::{Family, V4, V6};
 use rvs_dataplane::l3::Route;
 use rvs_dataplane::pipeline::buf::{Buf, VecBuf};
-use rvs_dataplane::pipeline::worker::{Out, PortInfo, Presence, Worker};
+use rvs_dataplane::pipeline::worker::{Out, PortInfo, Presence, TxOffloads, Worker};
 use rvs_dataplane::shard::ShardParams;
 
 use crate::appconfig::AppConfig;
@@ -172,8 +172,9 @@ impl CaptureWriter {
     }
 }
 
-/// The packet path's L2/L3 presence from the appliance config.
-pub fn presence(cfg: &AppConfig) -> Result<Presence, String> {
+/// The packet path's L2/L3 presence from the appliance config; `tx[i]` is what port `i`'s
+/// NIC checksums at transmit (none where absent).
+pub fn presence(cfg: &AppConfig, tx: &[TxOffloads]) -> Result<Presence, String> {
     let index = |name: &str| {
         cfg.ports
             .iter()
@@ -183,7 +184,8 @@ pub fn presence(cfg: &AppConfig) -> Result<Presence, String> {
     let ports = cfg
         .ports
         .iter()
-        .map(|p| PortInfo {
+        .enumerate()
+        .map(|(i, p)| PortInfo {
             name: p.name.clone(),
             mac: p.mac,
             addrs4: p
@@ -197,6 +199,7 @@ pub fn presence(cfg: &AppConfig) -> Result<Presence, String> {
                 .filter_map(|&(a, l)| V6::from_ip(a).map(|a| (a, l)))
                 .collect(),
             mtu: cfg.tunnel_mtu(p),
+            tx_offload: tx.get(i).copied().unwrap_or_default(),
         })
         .collect();
     let mut r4 = Vec::new();
@@ -237,12 +240,13 @@ pub fn presence(cfg: &AppConfig) -> Result<Presence, String> {
 }
 
 /// Build the workers of an appliance config and rule set, `alloc(worker)` giving each its
-/// buffer source for the frames it builds itself.
+/// buffer source for the frames it builds itself; `tx` as for [`presence`].
 pub fn workers<B: Buf>(
     cfg: &AppConfig,
     rules: &RuleSet,
     n: u32,
     t0: u64,
+    tx: &[TxOffloads],
     alloc: impl Fn(u32) -> Box<dyn FnMut() -> Option<B> + Send>,
 ) -> Result<Vec<Worker<B>>, String> {
     let (c4, c6) = rules.to_configs(cfg.sysctl()).map_err(|e| e.to_string())?;
@@ -254,7 +258,7 @@ pub fn workers<B: Buf>(
         c6.with_fwmark_rules(cfg.fwmark_rules_v6())
             .map_err(|e| e.to_string())?,
     );
-    let pres = Arc::new(presence(cfg)?);
+    let pres = Arc::new(presence(cfg, tx)?);
     let params = ShardParams {
         capacity: cfg.engine.conns_per_worker,
         max_dests: cfg.engine.max_dests,
@@ -297,7 +301,9 @@ pub fn replay(args: &ReplayArgs) -> Result<ReplaySummary, String> {
     let frames = read_capture(&args.pcap_in)?;
     let n = args.workers.unwrap_or(cfg.engine.workers).max(1);
     let t0 = frames.first().map_or(0, |f| f.ts.as_millis() as u64);
-    let mut ws = workers(&cfg, &rules, n, t0, |_| Box::new(|| Some(VecBuf::empty())))?;
+    let mut ws = workers(&cfg, &rules, n, t0, &[], |_| {
+        Box::new(|| Some(VecBuf::empty()))
+    })?;
     let names: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
     let mut out = CaptureWriter::create(&args.pcap_out, &names)?;
     let rings: Vec<ArrayQueue<(u16, VecBuf)>> = (0..n).map(|_| ArrayQueue::new(RING)).collect();

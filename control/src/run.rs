@@ -36,7 +36,7 @@ use std::sync::Arc;
 use rvs_dataplane::dpdk::{
     self, ring, Consumer, Eal, Mbuf, Mempool, Port, PortOpts, PortQueue, PortStatsReader, Producer,
 };
-use rvs_dataplane::pipeline::worker::{Out, Worker};
+use rvs_dataplane::pipeline::worker::{Out, TxOffloads, Worker};
 
 use crate::metrics::{self, LoopSample, PortSample, WorkerCounters};
 use crate::replay;
@@ -355,7 +355,19 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
     }
     let hz = eal.tsc_hz();
     let t0 = ms(dpdk::rdtsc(), hz);
-    let workers = replay::workers::<Mbuf>(&cfg, &rules, n, t0, |w| {
+    // What each data port's NIC checksums at transmit (the readers list ports first).
+    let tx: Vec<TxOffloads> = readers
+        .iter()
+        .take(cfg.ports.len())
+        .map(|(_, r)| {
+            let o = r.offloads();
+            TxOffloads {
+                ipv4: o.tx_ipv4_cksum,
+                udp: o.tx_udp_cksum,
+            }
+        })
+        .collect();
+    let workers = replay::workers::<Mbuf>(&cfg, &rules, n, t0, &tx, |w| {
         let sock = lcores.get(w as usize).map_or(home, |&l| eal.socket_of(l));
         let pool = pool_of(sock).clone();
         Box::new(move || pool.alloc())

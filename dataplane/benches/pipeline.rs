@@ -56,6 +56,7 @@ fn worker(fwd: Fwd, capacity: u32, sysctl: Sysctl) -> Worker<VecBuf> {
         addrs4: vec![(v4([10, 0, 0, 1]), 24)],
         addrs6: vec![],
         mtu: 1500,
+        tx_offload: Default::default(),
     };
     let statics = (0..8u8)
         .map(|i| (v4([10, 0, 0, 10 + i]), [2, 0, 0, 0, 1, i], 0))

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use etherparse::{IpNumber, NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use rvs_dataplane::addr::{Family, V4, V6};
 use rvs_dataplane::config::{
-    Config, DestConfig, Fwd, Persistence, ServiceConfig, ServiceKey, Sysctl, TunConfig, TunKind,
+    Config, DestConfig, Fwd, Persistence, ServiceConfig, ServiceKey, Sysctl, TunConfig, TunCsum,
+    TunKind,
 };
 use rvs_dataplane::l3::Route;
-use rvs_dataplane::pipeline::buf::{Buf, VecBuf};
-use rvs_dataplane::pipeline::worker::{Out, PathDrop, PortInfo, Presence, Worker};
+use rvs_dataplane::pipeline::buf::{Buf, TxCsum, VecBuf};
+use rvs_dataplane::pipeline::worker::{Out, PathDrop, PortInfo, Presence, TxOffloads, Worker};
 use rvs_dataplane::proto::Proto;
 use rvs_dataplane::sched::SchedKind;
 use rvs_dataplane::shard::ShardParams;
@@ -33,12 +34,17 @@ fn v6(s: &str) -> V6 {
 }
 
 fn presence() -> Arc<Presence> {
+    presence_with(TxOffloads::default())
+}
+
+fn presence_with(tx_offload: TxOffloads) -> Arc<Presence> {
     let port = PortInfo {
         name: "p0".into(),
         mac: LB_MAC,
         addrs4: vec![(v4([10, 0, 0, 1]), 24)],
         addrs6: vec![(v6("fd00::1"), 64)],
         mtu: 1500,
+        tx_offload,
     };
     let default = (
         V4(0),
@@ -113,6 +119,10 @@ fn service(fwd: Fwd, tun: TunConfig, persist: bool) -> Config<V4> {
 }
 
 fn service6(fwd: Fwd) -> Config<V6> {
+    service6_tun(fwd, TunConfig::default())
+}
+
+fn service6_tun(fwd: Fwd, tun: TunConfig) -> Config<V6> {
     let mut s = ServiceConfig::new(
         ServiceKey::Addr {
             proto: Proto::Tcp,
@@ -126,6 +136,7 @@ fn service6(fwd: Fwd) -> Config<V6> {
         port: 80,
         weight: 1,
         fwd,
+        tun,
         ..Default::default()
     }];
     s.rebuild_tables();
@@ -322,6 +333,165 @@ fn ipip_tunnel_wraps_the_untouched_packet() {
     let ih = etherparse::Ipv4HeaderSlice::from_slice(inner).unwrap();
     assert_eq!((ih.source(), ih.destination(), ih.ttl()), (CLIENT, VIP, 63));
     assert_eq!(&inner[20..], &input[34..]);
+}
+
+/// A buffer with a NIC behind it: it takes every checksum offload request and records it.
+struct NicBuf(VecBuf, Option<TxCsum>);
+
+impl Buf for NicBuf {
+    fn data(&self) -> &[u8] {
+        self.0.data()
+    }
+    fn data_mut(&mut self) -> &mut [u8] {
+        self.0.data_mut()
+    }
+    fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+        self.0.prepend(n)
+    }
+    fn adj(&mut self, n: usize) {
+        self.0.adj(n)
+    }
+    fn trim(&mut self, len: usize) {
+        self.0.trim(len)
+    }
+    fn append(&mut self, n: usize) -> Option<&mut [u8]> {
+        self.0.append(n)
+    }
+    fn offload_tx_csum(&mut self, req: TxCsum) -> bool {
+        self.1 = Some(req);
+        true
+    }
+}
+
+/// One's complement sum of big-endian 16-bit words, written here independently of the
+/// crate's checksum module.
+fn ones_sum(data: &[u8], init: u32) -> u16 {
+    let mut s = init;
+    for c in data.chunks(2) {
+        s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s as u16
+}
+
+/// What the NIC does with the request: the IPv4 header checksum, and the UDP checksum over
+/// the datagram whose checksum field holds the pseudo-header sum.
+fn nic_completes(f: &mut [u8], req: TxCsum) {
+    let (l3, l4) = (
+        usize::from(req.l2_len),
+        usize::from(req.l2_len + req.l3_len),
+    );
+    if req.ip {
+        assert_eq!(
+            &f[l3 + 10..l3 + 12],
+            &[0, 0],
+            "header checksum left 0 for the NIC"
+        );
+        let c = !ones_sum(&f[l3..l4], 0);
+        f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+    }
+    if req.udp {
+        let c = match !ones_sum(&f[l4..], 0) {
+            0 => 0xffff,
+            c => c,
+        };
+        f[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
+#[test]
+fn tunnel_checksums_go_to_the_nic_when_the_port_offers_them() {
+    // (IPv6, tunnel, its checksum option, which checksums the NIC may take: header, UDP).
+    let kinds = [
+        (false, TunKind::Ipip, TunCsum::NoCsum, (true, false)),
+        (false, TunKind::Gue, TunCsum::NoCsum, (true, false)),
+        (false, TunKind::Gue, TunCsum::Csum, (true, true)),
+        (false, TunKind::Gre, TunCsum::Csum, (true, false)),
+        // IPv6 has no header checksum, and GUE over IPv6 always carries a UDP one.
+        (true, TunKind::Gue, TunCsum::NoCsum, (false, true)),
+        (true, TunKind::Ipip, TunCsum::NoCsum, (false, false)),
+    ];
+    let c6: Ipv6Addr = "2001:db8::7".parse().unwrap();
+    let vip6: Ipv6Addr = "fd00::100".parse().unwrap();
+    for (six, kind, csum, (ip, udp)) in kinds {
+        let tun = TunConfig {
+            kind,
+            port: 6080,
+            csum,
+        };
+        let (cfg4, cfg6) = if six {
+            (Config::default(), service6_tun(Fwd::Tunnel, tun))
+        } else {
+            (service(Fwd::Tunnel, tun, false), Config::default())
+        };
+        let input = if six {
+            let mut f = Vec::new();
+            PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
+                .ipv6(c6.octets(), vip6.octets(), 64)
+                .tcp(40000, 80, 1, 100)
+                .syn()
+                .write(&mut f, b"offload me")
+                .unwrap();
+            f
+        } else {
+            tcp_frame(CLIENT, 40000, VIP, 80, true, 64, b"offload me")
+        };
+        let mut soft = worker(cfg4.clone(), cfg6.clone(), 0, 1);
+        let want = tx(run(&mut soft, std::slice::from_ref(&input), 1));
+        check(&want[0]);
+        for offer in [
+            TxOffloads {
+                ipv4: true,
+                udp: true,
+            },
+            TxOffloads {
+                ipv4: true,
+                udp: false,
+            },
+            TxOffloads {
+                ipv4: false,
+                udp: true,
+            },
+        ] {
+            let mut nic: Worker<NicBuf> = Worker::new(
+                0,
+                1,
+                ShardParams {
+                    capacity: 1024,
+                    ..Default::default()
+                },
+                Arc::new(cfg4.clone()),
+                Arc::new(cfg6.clone()),
+                presence_with(offer),
+                Box::new(|| Some(NicBuf(VecBuf::empty(), None))),
+                0,
+            );
+            let mut outs = Vec::new();
+            nic.rx(0, NicBuf(VecBuf::from_frame(&input), None), 1, &mut |o| {
+                outs.push(o)
+            });
+            let Some(Out::Tx { buf, .. }) = outs.pop() else {
+                panic!("{kind:?}: nothing sent")
+            };
+            let asked = (ip && offer.ipv4, udp && offer.udp);
+            let mut f = buf.0.data().to_vec();
+            match buf.1 {
+                Some(req) => {
+                    assert_eq!((req.ip, req.udp), asked, "{kind:?} {offer:?}");
+                    let l3_len = if six { 40 } else { 20 };
+                    assert_eq!((req.l2_len, req.l3_len, req.v6), (14, l3_len, six));
+                    nic_completes(&mut f, req);
+                }
+                None => assert_eq!(asked, (false, false), "{kind:?} {offer:?}: not asked"),
+            }
+            assert_eq!(
+                f, want[0],
+                "{kind:?} {offer:?}: the NIC's result is the software one"
+            );
+        }
+    }
 }
 
 #[test]

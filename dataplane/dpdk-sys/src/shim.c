@@ -110,6 +110,23 @@ uint64_t rvs_rdtsc(void)
 	return rte_rdtsc();
 }
 
+void rvs_mbuf_tx_offload(struct rte_mbuf *m, uint64_t flags, uint16_t l2_len, uint16_t l3_len)
+{
+	m->ol_flags |= flags;
+	m->l2_len = l2_len;
+	m->l3_len = l3_len;
+}
+
+uint64_t rvs_mbuf_ol_flags(const struct rte_mbuf *m)
+{
+	return m->ol_flags;
+}
+
+uint32_t rvs_mbuf_l2_l3_len(const struct rte_mbuf *m)
+{
+	return (uint32_t)m->l2_len << 16 | m->l3_len;
+}
+
 uint32_t rvs_softrss(const uint32_t *tuple, uint32_t len, const uint8_t *key)
 {
 	/* rte_softrss takes a non-const tuple but only reads it. */

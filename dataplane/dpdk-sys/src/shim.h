@@ -48,6 +48,12 @@ unsigned int rvs_ring_dequeue_burst(struct rte_ring *r, void **obj_table, unsign
 
 uint64_t rvs_rdtsc(void);
 
+/* Request tx checksum offloads: ol_flags |= flags, and the header lengths they need. */
+void rvs_mbuf_tx_offload(struct rte_mbuf *m, uint64_t flags, uint16_t l2_len, uint16_t l3_len);
+/* The mbuf's offload flags and header lengths, for tests. */
+uint64_t rvs_mbuf_ol_flags(const struct rte_mbuf *m);
+uint32_t rvs_mbuf_l2_l3_len(const struct rte_mbuf *m);
+
 /* DPDK's software Toeplitz hash over `len` host-order 32-bit words (key >= 4 * (len + 1) bytes). */
 uint32_t rvs_softrss(const uint32_t *tuple, uint32_t len, const uint8_t *key);
 

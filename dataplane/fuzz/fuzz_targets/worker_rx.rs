@@ -57,6 +57,7 @@ fn worker() -> Worker<VecBuf> {
         addrs4: vec![(V4(0x0a00_0001), 24)],
         addrs6: vec![],
         mtu: 1500,
+        tx_offload: Default::default(),
     };
     let pres = Presence::new(
         vec![port],

@@ -4,7 +4,7 @@ use std::ptr::NonNull;
 
 use dpdk_sys as sys;
 
-use crate::pipeline::buf::Buf;
+use crate::pipeline::buf::{Buf, TxCsum};
 
 /// One owned `rte_mbuf`; dropping it frees it back to its pool.
 ///
@@ -165,5 +165,36 @@ impl Buf for Mbuf {
         let p = NonNull::new(p.cast::<u8>())?;
         // SAFETY: the n bytes at p are now the end of the frame, inside the buffer.
         Some(unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), n) })
+    }
+
+    fn offload_tx_csum(&mut self, req: TxCsum) -> bool {
+        let mut flags = if req.v6 {
+            sys::RTE_MBUF_F_TX_IPV6
+        } else {
+            sys::RTE_MBUF_F_TX_IPV4
+        };
+        if req.ip && !req.v6 {
+            flags |= sys::RTE_MBUF_F_TX_IP_CKSUM;
+        }
+        if req.udp {
+            flags |= sys::RTE_MBUF_F_TX_UDP_CKSUM;
+        }
+        // SAFETY: self owns the mbuf; the shim only sets its offload metadata.
+        unsafe { sys::rvs_mbuf_tx_offload(self.0.as_ptr(), flags, req.l2_len, req.l3_len) };
+        true
+    }
+}
+
+impl Mbuf {
+    /// The offload flags and (l2_len, l3_len) the mbuf carries (for tests and debugging).
+    pub fn tx_offload(&self) -> (u64, u16, u16) {
+        // SAFETY: reads of the owned mbuf's metadata.
+        let (flags, lens) = unsafe {
+            (
+                sys::rvs_mbuf_ol_flags(self.0.as_ptr()),
+                sys::rvs_mbuf_l2_l3_len(self.0.as_ptr()),
+            )
+        };
+        (flags, (lens >> 16) as u16, lens as u16)
     }
 }

@@ -41,8 +41,11 @@ impl Default for PortOpts {
     }
 }
 
-/// The checksum offloads enabled on a port (those the PMD offers); the engine computes the
-/// others in software.
+/// The checksum offloads enabled on a port (those the PMD offers). The path hands the NIC
+/// the tx IPv4 header and UDP checksums of the tunnel headers it builds (`TxOffloads`,
+/// `Buf::offload_tx_csum`) and computes everything else in software: incremental updates
+/// (TTL, NAT) are cheaper than the offload's pseudo-header. The rx offloads are enabled but
+/// not consulted: like IPVS, the path forwards without verifying TCP/UDP checksums.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Offloads {
     pub rx_ipv4_cksum: bool,

@@ -15,6 +15,13 @@ pub trait Buf {
     fn trim(&mut self, len: usize);
     /// Grow the frame by `n` bytes at the end. `None`: no room.
     fn append(&mut self, n: usize) -> Option<&mut [u8]>;
+    /// Have the NIC fill the checksums `req` names when the frame is sent (DPDK's tx offload
+    /// flags). `false`, the default for a buffer with no NIC behind it: nothing is asked and
+    /// the caller computes them. The caller asks only for a port that offers the offload.
+    #[inline]
+    fn offload_tx_csum(&mut self, _req: TxCsum) -> bool {
+        false
+    }
     #[inline]
     fn len(&self) -> usize {
         self.data().len()
@@ -23,6 +30,23 @@ pub trait Buf {
     fn is_empty(&self) -> bool {
         self.data().is_empty()
     }
+}
+
+/// Checksums of a frame's outer headers a NIC fills at transmit. The caller leaves the IPv4
+/// header checksum 0 and puts the UDP pseudo-header sum (folded, not complemented) in the
+/// UDP checksum, as DPDK's offload contract wants.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxCsum {
+    /// Bytes before the IP header.
+    pub l2_len: u16,
+    /// IP header bytes (the UDP header follows).
+    pub l3_len: u16,
+    /// The IP header is IPv6 (else IPv4).
+    pub v6: bool,
+    /// Fill the IPv4 header checksum.
+    pub ip: bool,
+    /// Fill the UDP checksum.
+    pub udp: bool,
 }
 
 /// Headroom of a [`VecBuf`], as DPDK's `RTE_PKTMBUF_HEADROOM` (128).

@@ -8,7 +8,7 @@ use std::hash::BuildHasherDefault;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use super::buf::Buf;
+use super::buf::{Buf, TxCsum};
 use super::frag::{FragKey, FragTable, FRAG_TIMEOUT_MS};
 use super::local;
 use super::rewrite::{self, End};
@@ -101,6 +101,18 @@ pub struct PortInfo {
     pub addrs4: Vec<(V4, u8)>,
     pub addrs6: Vec<(V6, u8)>,
     pub mtu: u16,
+    /// Checksums the port's NIC fills at transmit.
+    pub tx_offload: TxOffloads,
+}
+
+/// Checksums a port's NIC fills at transmit (those `rvsd run` found its PMD offers; none
+/// for `rvsd replay` and tests). Used where the path would otherwise sum whole headers or
+/// payloads: a tunnel's outer IPv4 header and its GUE UDP checksum. Incremental updates
+/// (TTL, NAT) stay in software: they cost less than the offload's pseudo-header.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxOffloads {
+    pub ipv4: bool,
+    pub udp: bool,
 }
 
 /// The appliance's L2/L3 presence: ports, routes, static neighbors. Immutable, shared.
@@ -1250,6 +1262,7 @@ impl<B: Buf> Worker<B> {
             x.tun,
             mtu,
             self.ident,
+            pi.tx_offload,
         ) {
             Ok(()) => self.send::<A>(pres, p, nh, buf, now, out),
             Err(EncapError::TooBig(mtu)) => {
@@ -1598,6 +1611,7 @@ fn encap<A: Af, B: Buf>(
     tun: crate::config::TunConfig,
     mtu: u16,
     ident: u16,
+    offload: TxOffloads,
 ) -> Result<(), EncapError> {
     let outer_ip = if A::V6 { 40 } else { 20 };
     let gre_csum = tun.kind == TunKind::Gre && tun.csum == TunCsum::Csum;
@@ -1630,6 +1644,17 @@ fn encap<A: Af, B: Buf>(
         return Err(EncapError::TooBig(mtu.saturating_sub(hdr as u16)));
     }
     let inner_proto: u8 = if A::V6 { 41 } else { 4 };
+    let need_udp_csum = tun.kind == TunKind::Gue && (A::V6 || tun.csum == TunCsum::Csum);
+    // The NIC fills what the port offers (asked only now that nothing can fail but a
+    // missing headroom, which drops the frame).
+    let want = TxCsum {
+        l2_len: l3 as u16,
+        l3_len: outer_ip as u16,
+        v6: A::V6,
+        ip: !A::V6 && offload.ipv4,
+        udp: need_udp_csum && offload.udp,
+    };
+    let offloaded = (want.ip || want.udp) && buf.offload_tx_csum(want);
     buf.prepend(hdr).ok_or(EncapError::NoHeadroom)?;
     let f = buf.data_mut();
     // Move the L2 header to the new front.
@@ -1653,8 +1678,10 @@ fn encap<A: Af, B: Buf>(
             o[10..12].fill(0);
             o[12..16].copy_from_slice(&s.octets());
             o[16..20].copy_from_slice(&d.octets());
-            let c = wire::checksum::finish(wire::checksum::sum(&o[..20]));
-            o[10..12].copy_from_slice(&c.to_be_bytes());
+            if !(offloaded && want.ip) {
+                let c = wire::checksum::finish(wire::checksum::sum(&o[..20]));
+                o[10..12].copy_from_slice(&c.to_be_bytes());
+            }
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
             o[0] = 0x60 | (tos >> 4);
@@ -1691,7 +1718,6 @@ fn encap<A: Af, B: Buf>(
             }
         }
     }
-    let need_udp_csum = tun.kind == TunKind::Gue && (A::V6 || tun.csum == TunCsum::Csum);
     if need_udp_csum || gre_csum {
         let seg = &mut f[l3 + outer_ip..l3 + total];
         if gre_csum {
@@ -1707,10 +1733,15 @@ fn encap<A: Af, B: Buf>(
                 }
                 _ => 0,
             };
-            let c = wire::checksum::udp_encode(wire::checksum::finish(wire::checksum::combine(&[
-                ph,
-                wire::checksum::sum(seg),
-            ])));
+            let c = if offloaded && want.udp {
+                // The NIC adds the datagram to the pseudo-header sum and complements.
+                ph
+            } else {
+                wire::checksum::udp_encode(wire::checksum::finish(wire::checksum::combine(&[
+                    ph,
+                    wire::checksum::sum(seg),
+                ])))
+            };
             seg[6..8].copy_from_slice(&c.to_be_bytes());
         }
     }
