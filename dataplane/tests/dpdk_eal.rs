@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 mod common;
 
-use common::RemoveDir;
+use common::{eal_args, RemoveDir};
 use rvs_dataplane::dpdk::{
     install_stop_handler, lcore_id, rdtsc, ring, stop_requested, DpdkError, Eal, Mbuf, Mempool,
     Port, PortOpts, DEFAULT_DATA_ROOM,
@@ -17,30 +17,11 @@ use rvs_dataplane::pipeline::buf::{Buf, VecBuf};
 
 const NB_MBUFS: u32 = 4095;
 
-fn eal_args(prefix: &str) -> Vec<String> {
-    [
-        "rvs-test",
-        "-l",
-        "0-1",
-        "--no-huge",
-        "-m",
-        "512",
-        "--no-pci",
-        "--no-telemetry",
-        "--vdev",
-        "net_null0",
-        "--vdev",
-        "net_ring0",
-        "--file-prefix",
-        prefix,
-        "--log-level",
-        "lib.eal:error",
-        "--",
-        "--ours",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+/// The test's EAL arguments, then `--` and one of ours (which the EAL must not see).
+fn eal_args_ours(prefix: &str) -> Vec<String> {
+    let mut a = eal_args(prefix, "0-1", 512, &["net_null0", "net_ring0"]);
+    a.extend(["--".to_string(), "--ours".to_string()]);
+    a
 }
 
 /// The same edits on an mbuf and on a VecBuf give the same frame.
@@ -81,7 +62,7 @@ fn wrapper_on_net_null_and_net_ring_with_a_worker_lcore() {
     );
 
     let prefix = format!("rvs-wrap-{}", std::process::id());
-    let args = eal_args(&prefix);
+    let args = eal_args_ours(&prefix);
     let mut eal = Eal::init(&args).expect("rte_eal_init");
     let _dir = RemoveDir(eal.runtime_dir());
     assert!(eal.runtime_dir().ends_with(&prefix));

@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::RemoveDir;
+use common::{eal_args, RemoveDir};
 use rvs_dataplane::dpdk::{Eal, Mbuf, Mempool, Port, PortOpts, DEFAULT_DATA_ROOM};
 use rvs_dataplane::pipeline::buf::{Buf, TxCsum};
 use rvs_dataplane::wire::{checksum, IpProtocol};
@@ -70,25 +70,7 @@ fn offloaded_checksums_satisfy_the_kernel() {
         "/dev/net/tun is needed (net_tap)"
     );
     let prefix = format!("rvs-offload-{}", std::process::id());
-    let args: Vec<String> = [
-        "rvs-test",
-        "-l",
-        "0",
-        "--no-huge",
-        "-m",
-        "512",
-        "--no-pci",
-        "--no-telemetry",
-        "--vdev",
-        &format!("net_tap0,iface={IFACE}"),
-        "--file-prefix",
-        &prefix,
-        "--log-level",
-        "lib.eal:error",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = eal_args(&prefix, "0", 512, &[&format!("net_tap0,iface={IFACE}")]);
     let mut eal = Eal::init(&args).expect("rte_eal_init");
     let _rt = RemoveDir(eal.runtime_dir());
     let pool = Mempool::new("rvs-offload", 1023, 32, DEFAULT_DATA_ROOM, -1).expect("pool");

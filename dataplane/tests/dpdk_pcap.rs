@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{read_pcap, write_pcap, RemoveDir};
+use common::{eal_args, read_pcap, write_pcap, RemoveDir};
 use rvs_dataplane::dpdk::{Eal, Mbuf, Mempool, Port, PortOpts, DEFAULT_DATA_ROOM};
 use rvs_dataplane::pipeline::buf::Buf;
 
@@ -35,25 +35,7 @@ fn net_pcap_frames_round_trip_through_rx_and_tx_burst() {
         inp.display(),
         outp.display()
     );
-    let args: Vec<String> = [
-        "rvs-test",
-        "-l",
-        "0",
-        "--no-huge",
-        "-m",
-        "512",
-        "--no-pci",
-        "--no-telemetry",
-        "--vdev",
-        &vdev,
-        "--file-prefix",
-        &prefix,
-        "--log-level",
-        "lib.eal:error",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = eal_args(&prefix, "0", 512, &[&vdev]);
     let mut eal = Eal::init(&args).expect("rte_eal_init");
     let _rt = RemoveDir(eal.runtime_dir());
     assert_eq!(eal.consumed(), args.len() - 1);

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 
 mod common;
 
-use common::{read_pcap, write_pcap, RemoveDir};
+use common::{eal_args, read_pcap, write_pcap, RemoveDir};
 use rvs_dataplane::dpdk::{
     ring, Consumer, Eal, Mbuf, Mempool, Port, PortOpts, PortQueue, PortStatsReader, Producer,
     DEFAULT_DATA_ROOM,
@@ -126,29 +126,7 @@ fn per_queue_handles_teardown_and_burst_rings() {
         in_b.display(),
         outp.display()
     );
-    let args: Vec<String> = [
-        "rvs-test",
-        "-l",
-        "0-1",
-        "--no-huge",
-        "-m",
-        "1024",
-        "--no-pci",
-        "--no-telemetry",
-        "--vdev",
-        "net_ring0",
-        "--vdev",
-        "net_null0",
-        "--vdev",
-        &pcap,
-        "--file-prefix",
-        &prefix,
-        "--log-level",
-        "lib.eal:error",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = eal_args(&prefix, "0-1", 1024, &["net_ring0", "net_null0", &pcap]);
     let mut eal = Eal::init(&args).expect("rte_eal_init");
     let _rt = RemoveDir(eal.runtime_dir());
     assert_eq!(eal.lcores(), vec![1], "one worker lcore");

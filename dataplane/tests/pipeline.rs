@@ -177,6 +177,22 @@ fn tcp_frame(
     v
 }
 
+const CLIENT6: &str = "2001:db8::7";
+const VIP6: &str = "fd00::100";
+
+/// A SYN from the IPv6 client to the IPv6 VIP's port 80, carrying `payload`.
+fn syn6(payload: &[u8]) -> Vec<u8> {
+    let (c6, vip6): (Ipv6Addr, Ipv6Addr) = (CLIENT6.parse().unwrap(), VIP6.parse().unwrap());
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
+        .ipv6(c6.octets(), vip6.octets(), 64)
+        .tcp(40000, 80, 1, 100)
+        .syn()
+        .write(&mut v, payload)
+        .unwrap();
+    v
+}
+
 /// Run frames through a worker; return what it sent.
 fn run(w: &mut Worker<VecBuf>, frames: &[Vec<u8>], now: u64) -> Vec<Out<VecBuf>> {
     let mut outs = Vec::new();
@@ -413,8 +429,6 @@ fn tunnel_checksums_go_to_the_nic_when_the_port_offers_them() {
         (true, TunKind::Gue, TunCsum::NoCsum, (false, true)),
         (true, TunKind::Ipip, TunCsum::NoCsum, (false, false)),
     ];
-    let c6: Ipv6Addr = "2001:db8::7".parse().unwrap();
-    let vip6: Ipv6Addr = "fd00::100".parse().unwrap();
     for (six, kind, csum, (ip, udp)) in kinds {
         let tun = TunConfig {
             kind,
@@ -427,14 +441,7 @@ fn tunnel_checksums_go_to_the_nic_when_the_port_offers_them() {
             (service(Fwd::Tunnel, tun, false), Config::default())
         };
         let input = if six {
-            let mut f = Vec::new();
-            PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
-                .ipv6(c6.octets(), vip6.octets(), 64)
-                .tcp(40000, 80, 1, 100)
-                .syn()
-                .write(&mut f, b"offload me")
-                .unwrap();
-            f
+            syn6(b"offload me")
         } else {
             tcp_frame(CLIENT, 40000, VIP, 80, true, 64, b"offload me")
         };
@@ -675,16 +682,8 @@ fn unknown_next_hop_is_resolved_then_the_held_packet_sent() {
 #[test]
 fn ipv6_dr_and_neighbor_solicitation() {
     let mut w = worker(Config::default(), service6(Fwd::Droute), 0, 1);
-    let mut syn = Vec::new();
-    let c6: Ipv6Addr = "2001:db8::7".parse().unwrap();
-    let vip6: Ipv6Addr = "fd00::100".parse().unwrap();
-    PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
-        .ipv6(c6.octets(), vip6.octets(), 64)
-        .tcp(40000, 80, 1, 100)
-        .syn()
-        .write(&mut syn, b"")
-        .unwrap();
-    let out = tx(run(&mut w, &[syn], 1));
+    let vip6: Ipv6Addr = VIP6.parse().unwrap();
+    let out = tx(run(&mut w, &[syn6(b"")], 1));
     assert_eq!(eth_dst(&out[0]), RS1_MAC);
     let p = SlicedPacket::from_ethernet(&out[0]).unwrap();
     let Some(NetSlice::Ipv6(ip)) = p.net else {
@@ -998,18 +997,7 @@ fn later_fragments_follow_the_first_and_early_ones_are_counted() {
 #[test]
 fn ipv6_tunnel_and_packet_too_big() {
     let mut w = worker(Config::default(), service6(Fwd::Tunnel), 0, 1);
-    let c6: Ipv6Addr = "2001:db8::7".parse().unwrap();
-    let vip6: Ipv6Addr = "fd00::100".parse().unwrap();
-    let frame = |payload: &[u8]| {
-        let mut v = Vec::new();
-        PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
-            .ipv6(c6.octets(), vip6.octets(), 64)
-            .tcp(40000, 80, 1, 100)
-            .syn()
-            .write(&mut v, payload)
-            .unwrap();
-        v
-    };
+    let frame = syn6;
     let small = frame(b"x");
     let out = tx(run(&mut w, std::slice::from_ref(&small), 1));
     let p = SlicedPacket::from_ethernet(&out[0]).unwrap();
@@ -1038,7 +1026,10 @@ fn ipv6_tunnel_and_packet_too_big() {
     };
     assert_eq!(icmp.type_u8(), 2, "packet too big");
     assert_eq!(u32::from_be_bytes(icmp.bytes5to8()), 1460);
-    assert_eq!(ip.header().destination(), c6.octets());
+    assert_eq!(
+        ip.header().destination(),
+        CLIENT6.parse::<Ipv6Addr>().unwrap().octets()
+    );
     let want = icmp
         .icmp_type()
         .calc_checksum(

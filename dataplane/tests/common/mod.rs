@@ -63,3 +63,29 @@ pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     assert_eq!(o, b.len(), "no trailing bytes");
     frames
 }
+
+/// EAL arguments for a test process: `lcores`, `mem_mb` of memory without hugepages, no PCI,
+/// the given vdevs, a file prefix of its own, quiet EAL logs.
+pub fn eal_args(prefix: &str, lcores: &str, mem_mb: u32, vdevs: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "rvs-test",
+        "-l",
+        lcores,
+        "--no-huge",
+        "-m",
+        &mem_mb.to_string(),
+    ]
+    .iter()
+    .chain(&["--no-pci", "--no-telemetry"])
+    .map(|s| s.to_string())
+    .collect();
+    for v in vdevs {
+        a.extend(["--vdev".to_string(), v.to_string()]);
+    }
+    a.extend(
+        ["--file-prefix", prefix, "--log-level", "lib.eal:error"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    a
+}
