@@ -548,6 +548,18 @@ impl<A: Family> Shard<A> {
         } else {
             c.flags &= !flags::NOOUTPUT;
         }
+        // The common packet, a plain ACK of an established TCP conn, moves only its timer: no
+        // transition, no gauge or dest counter changes (`tcp::is_plain_ack`).
+        if c.proto == 6
+            && c.state == tcp::TcpState::Established as u8
+            && c.flags & flags::INACTIVE == 0
+            && tcp::is_plain_ack(pkt.tcp_flags)
+        {
+            let timeout = timeouts.of(Proto::Tcp, c.state);
+            c.timeout = timeout;
+            self.set_deadline(slot, now + u64::from(timeout));
+            return Verdict::Xmit(self.xmit_of(slot, dir == Dir::Output));
+        }
         let eff = dir.for_conn(c.flags & flags::NOOUTPUT != 0);
         let old = c.state;
         let (new, assure) = match c.proto {

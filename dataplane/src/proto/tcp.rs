@@ -153,6 +153,14 @@ const TCP_STATES_DOS: [Rows; 3] = [
      /* rst */  [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL]],
 ];
 
+/// An ACK without SYN, FIN or RST: the packet of an established conn. Every row of every
+/// table keeps an established conn established on it (tested), so the engine takes it
+/// without a transition.
+#[inline]
+pub fn is_plain_ack(flags: u8) -> bool {
+    flags & (SYN | FIN | RST | ACK) == ACK
+}
+
 /// The table row of a packet's flags, by the kernel's priority rst > syn > fin > ack.
 #[inline]
 fn event(flags: u8) -> Option<usize> {
@@ -203,6 +211,21 @@ pub fn may_start_conn(flags: u8, sloppy: bool) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_plain_ack_keeps_an_established_conn_established() {
+        for secure in [false, true] {
+            for dir in [Dir::Input, Dir::Output, Dir::InputOnly] {
+                for flags in 0..=u8::MAX {
+                    if is_plain_ack(flags) {
+                        let n = next_state(secure, dir, flags, TcpState::Established);
+                        assert_eq!(n, TcpState::Established, "{secure} {dir:?} {flags:#x}");
+                    }
+                }
+            }
+        }
+    }
+
     use super::*;
 
     const DIRS: [(&str, Dir); 3] = [
