@@ -397,6 +397,12 @@ impl Port {
     pub fn reta(&self) -> Result<Vec<u16>, DpdkError> {
         const GROUP: usize = sys::RTE_ETH_RETA_GROUP_SIZE as usize;
         let size = usize::from(self.reta_size);
+        if size == 0 {
+            return Err(DpdkError::invalid(
+                "rte_eth_dev_rss_reta_query",
+                format!("port {}: the device has no RETA", self.id),
+            ));
+        }
         let mut conf = vec![
             sys::rte_eth_rss_reta_entry64 {
                 mask: u64::MAX,
