@@ -265,7 +265,19 @@ impl Port {
         p.offloads.tx_udp_cksum = tx & sys::RTE_ETH_TX_OFFLOAD_UDP_CKSUM != 0;
 
         // SAFETY: the port is ours (claimed) and stopped; conf is a valid config.
-        let rc = unsafe { sys::rte_eth_dev_configure(port, rxq, txq, &conf) };
+        let mut rc = unsafe { sys::rte_eth_dev_configure(port, rxq, txq, &conf) };
+        if rc != 0 && p.offloads.rss_hf != 0 {
+            // A PMD may refuse our key or hash types: RSS as the PMD likes it is better than
+            // no port (requests may then take a hand-off; `rss_steering` stays false).
+            let hf = (sys::RTE_ETH_RSS_IP | sys::RTE_ETH_RSS_TCP | sys::RTE_ETH_RSS_UDP)
+                & info.flow_type_rss_offloads;
+            conf.rx_adv_conf.rss_conf.rss_key = ptr::null_mut();
+            conf.rx_adv_conf.rss_conf.rss_key_len = 0;
+            conf.rx_adv_conf.rss_conf.rss_hf = hf;
+            p.offloads.rss_hf = hf;
+            // SAFETY: as above; a failed configure leaves the port unconfigured.
+            rc = unsafe { sys::rte_eth_dev_configure(port, rxq, txq, &conf) };
+        }
         if rc != 0 {
             return Err(DpdkError::rc(CALL, rc));
         }
