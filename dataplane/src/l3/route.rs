@@ -18,7 +18,9 @@
 //! /0), the worst case is 33 (IPv4) or 129 (IPv6). A compressed trie (Poptrie, DIR-24-8) would
 //! bound the work by the address width instead, at the price of far more code and memory; an
 //! L4 balancer's tables are tens of routes with few lengths, where this is both simpler and
-//! faster. Nothing allocates after [`RouteTable::build`].
+//! faster. Up to [`FEW`] routes, a lookup instead scans them longest first (a mask and a
+//! compare each, no hashing): the common appliance with a connected subnet or two and a
+//! default route. Nothing allocates after [`RouteTable::build`].
 
 use crate::addr::Family;
 
@@ -60,6 +62,9 @@ impl core::fmt::Display for RouteError {
 
 impl std::error::Error for RouteError {}
 
+/// Route counts up to which a lookup scans the routes instead of hashing.
+pub const FEW: usize = 8;
+
 /// Marks an empty slot (no valid prefix length is this long).
 const EMPTY: u8 = u8::MAX;
 
@@ -79,6 +84,8 @@ pub struct RouteTable<A: Family> {
     lens: Box<[u8]>,
     /// The routes in the order given, for listings.
     routes: Box<[(A, u8, Route<A>)]>,
+    /// Up to [`FEW`] routes: all of them, longest prefix first (a stable order).
+    few: Option<Box<[(A, u8, Route<A>)]>>,
 }
 
 #[inline]
@@ -145,16 +152,28 @@ impl<A: Family> RouteTable<A> {
             .rev()
             .filter(|&l| present[usize::from(l)])
             .collect();
+        let few = (entries.len() <= FEW).then(|| {
+            let mut v = entries.to_vec();
+            v.sort_by_key(|&(_, len, _)| core::cmp::Reverse(len));
+            v.into_boxed_slice()
+        });
         Ok(RouteTable {
             slots,
             lens,
             routes: entries.into(),
+            few,
         })
     }
 
     /// The route of the longest prefix containing `dst`.
     #[inline]
     pub fn lookup(&self, dst: A) -> Option<Route<A>> {
+        if let Some(few) = &self.few {
+            return few
+                .iter()
+                .find(|&&(prefix, len, _)| dst.mask(len) == prefix)
+                .map(|&(_, _, r)| r);
+        }
         let mask = self.slots.len() - 1;
         for &len in self.lens.iter() {
             let key = dst.mask(len);
