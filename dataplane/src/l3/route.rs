@@ -62,6 +62,9 @@ impl core::fmt::Display for RouteError {
 
 impl std::error::Error for RouteError {}
 
+/// A route as given: prefix, length, where it leads.
+type Entry<A> = (A, u8, Route<A>);
+
 /// Route counts up to which a lookup scans the routes instead of hashing.
 pub const FEW: usize = 8;
 
@@ -85,7 +88,7 @@ pub struct RouteTable<A: Family> {
     /// The routes in the order given, for listings.
     routes: Box<[(A, u8, Route<A>)]>,
     /// Up to [`FEW`] routes: all of them, longest prefix first (a stable order).
-    few: Option<Box<[(A, u8, Route<A>)]>>,
+    few: Option<Box<[Entry<A>]>>,
 }
 
 #[inline]
