@@ -181,9 +181,9 @@ const DISP_MAX: u32 = (1 << DISP_BITS) - 1;
 
 /// Preallocated slab + index. Capacity is fixed at creation.
 ///
-/// The index is an array of u32, four times the capacity (load <= 1/4, short probe runs for
-/// misses too): half the bytes of 8-byte entries at half that load, so more of it stays in
-/// cache. An index entry is, from the top: a fingerprint of the flow hash, then
+/// The index is an array of u32, four times the capacity: 16 bytes per conn at any capacity,
+/// and at load <= 1/4 probe runs stay short for misses too (new conns, replies). An index
+/// entry is, from the top: a fingerprint of the flow hash, then
 /// (from bit `slot_bits`) the distance from its home bucket, saturating at [`DISP_MAX`], then
 /// the slot + 1; 0 = empty. The home bucket of hash `h` is `(h as u32 * buckets) >> 32`
 /// (no power-of-two rounding, so the index is exactly as big as it needs to be).
