@@ -20,10 +20,11 @@ static CLAIMED: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 /// How [`Port::configure`] sets a port up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortOpts {
-    /// Spread rx over the queues by RSS. Where the device hashes the source address alone
-    /// (`RTE_ETH_RSS_L3_SRC_ONLY`), with rvs's key and RETA ([`crate::pipeline::rss`]), so
-    /// that requests arrive at the worker that owns them; else IP/TCP/UDP fields as far as
-    /// the PMD supports them, with its default key. Ignored by a device without RSS.
+    /// Spread rx over the queues by RSS, with rvs's key and RETA ([`crate::pipeline::rss`])
+    /// where the device takes them. Where it can hash the source address alone
+    /// (`RTE_ETH_RSS_L3_SRC_ONLY`) it does, so that requests arrive at the worker that owns
+    /// them; else it hashes the IP/TCP/UDP fields it supports. A PMD refusing that gets its
+    /// own key and the plain fields. Ignored by a device without RSS.
     pub rss: bool,
     /// Promiscuous mode (PMDs without it, as `net_null`, are accepted as they are).
     pub promiscuous: bool,
