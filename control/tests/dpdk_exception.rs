@@ -9,40 +9,31 @@ use std::path::Path;
 
 use common::*;
 use pcap_file::pcap::PcapReader;
-use rvs_control::run::{run, RunArgs};
 
 #[test]
 fn frames_for_the_kernel_reach_it_and_its_answers_leave_by_the_port() {
     if !Path::new("/dev/net/tun").exists() {
         panic!("/dev/net/tun is needed for the exception path (net_tap)");
     }
-    let (cfg, rules, pin, pout) = (
-        tmp("exc.toml"),
-        tmp("exc.ipvsadm"),
-        tmp("exc-in.pcap"),
-        tmp("exc-out.pcap"),
-    );
+    let (cfg, rules) = (tmp("exc.toml"), tmp("exc.ipvsadm"));
     std::fs::write(&cfg, CONFIG).unwrap();
     std::fs::write(&rules, RULES).unwrap();
     // Several SYNs to 10.0.0.1:22, so one arrives once the kernel side is up.
     let ssh: Vec<Vec<u8>> = (0..50u16)
         .map(|i| syn([10, 0, 0, 9], 40000 + i, [10, 0, 0, 1], 22))
         .collect();
-    rvs_control::lab::write_pcap(&pin, &ssh).unwrap();
-    let prefix = format!("rvs-exc-{}", std::process::id());
-    let eal = pcap_eal(&prefix, 512, &["-l", "0-1"], &pin, &pout);
-    let s = run(&RunArgs {
-        config: cfg,
-        rules: Some(rules),
-        eal,
-        metrics_out: None,
-        idle_exit_ms: Some(1500),
-        max_ms: Some(20_000),
-        mbufs: None,
-        exception: true,
-    })
-    .expect("rvsd run");
-    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+    let (s, pout, _) = run_pcap(
+        &ssh,
+        &cfg,
+        &rules,
+        PcapRun {
+            name: "exc",
+            mem_mb: 512,
+            lcores: &["-l", "0-1"],
+            exception: true,
+            idle_exit_ms: 1500,
+        },
+    );
     assert_eq!(
         s.kernel, 50,
         "every SYN to the appliance went to the kernel side"

@@ -8,7 +8,6 @@ use std::path::Path;
 
 use common::*;
 use pcap_file::pcap::PcapReader;
-use rvs_control::run::{run, RunArgs};
 
 fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     let mut r = PcapReader::new(std::fs::File::open(path).unwrap()).unwrap();
@@ -29,22 +28,18 @@ fn dpdk_run_on_net_pcap_forwards_as_replay_does() {
     let want = replay_port0(&frames, &cfg, &rules, 1, "run");
 
     // The same frames through DPDK: net_pcap rx file in, tx file out.
-    let (pin, pout, metrics) = (tmp("run-in.pcap"), tmp("run-out.pcap"), tmp("run.prom"));
-    rvs_control::lab::write_pcap(&pin, &frames).unwrap();
-    let prefix = format!("rvs-run-{}", std::process::id());
-    let eal = pcap_eal(&prefix, 512, &["-l", "0-1"], &pin, &pout);
-    let summary = run(&RunArgs {
-        config: cfg,
-        rules: Some(rules),
-        eal,
-        metrics_out: Some(metrics.clone()),
-        idle_exit_ms: Some(500),
-        max_ms: Some(20_000),
-        mbufs: None,
-        exception: false,
-    })
-    .expect("rvsd run");
-    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+    let (summary, pout, metrics) = run_pcap(
+        &frames,
+        &cfg,
+        &rules,
+        PcapRun {
+            name: "run",
+            mem_mb: 512,
+            lcores: &["-l", "0-1"],
+            exception: false,
+            idle_exit_ms: 500,
+        },
+    );
     assert_eq!(
         summary.rx,
         frames.len() as u64,

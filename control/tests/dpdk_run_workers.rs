@@ -11,7 +11,6 @@
 mod common;
 
 use common::*;
-use rvs_control::run::{run, RunArgs};
 
 #[test]
 fn two_workers_on_net_pcap_forward_what_replay_forwards() {
@@ -24,27 +23,19 @@ fn two_workers_on_net_pcap_forward_what_replay_forwards() {
     let mut want = replay_port0(&frames, &cfg, &rules, 2, "workers");
 
     // The same frames through DPDK, two worker lcores.
-    let (pin, pout, metrics) = (
-        tmp("workers-in.pcap"),
-        tmp("workers-out.pcap"),
-        tmp("workers.prom"),
+    let (summary, pout, metrics) = run_pcap(
+        &frames,
+        &cfg,
+        &rules,
+        PcapRun {
+            name: "workers",
+            mem_mb: 1024,
+            // Three lcores (main + two workers) on whatever two CPUs the machine has.
+            lcores: &["--lcores", "0@0,1@0,2@1"],
+            exception: false,
+            idle_exit_ms: 500,
+        },
     );
-    rvs_control::lab::write_pcap(&pin, &frames).unwrap();
-    let prefix = format!("rvs-workers-{}", std::process::id());
-    // Three lcores (main + two workers) on whatever two CPUs the machine has.
-    let eal = pcap_eal(&prefix, 1024, &["--lcores", "0@0,1@0,2@1"], &pin, &pout);
-    let summary = run(&RunArgs {
-        config: cfg,
-        rules: Some(rules),
-        eal,
-        metrics_out: Some(metrics.clone()),
-        idle_exit_ms: Some(500),
-        max_ms: Some(20_000),
-        mbufs: None,
-        exception: false,
-    })
-    .expect("rvsd run");
-    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
     assert_eq!(summary.workers, 2);
     assert_eq!(
         summary.rx,

@@ -283,6 +283,51 @@ pub fn pcap_eal(
     v
 }
 
+/// How [`run_pcap`] runs `rvsd run`.
+pub struct PcapRun<'a> {
+    /// Keeps the temp files and the EAL prefix apart.
+    pub name: &'a str,
+    pub mem_mb: u32,
+    pub lcores: &'a [&'a str],
+    /// With the `net_tap` exception path.
+    pub exception: bool,
+    pub idle_exit_ms: u64,
+}
+
+/// `frames` through `rvsd run` (config and rules from the files `cfg` and `rules`) on a
+/// `net_pcap` port reading them and writing what it sends; the EAL runtime dir is removed
+/// after. The run's summary, its tx file and its metrics file.
+pub fn run_pcap(
+    frames: &[Vec<u8>],
+    cfg: &std::path::Path,
+    rules: &std::path::Path,
+    r: PcapRun<'_>,
+) -> (rvs_control::run::RunSummary, PathBuf, PathBuf) {
+    use rvs_control::run::{run, RunArgs};
+    let name = r.name;
+    let (pin, pout, metrics) = (
+        tmp(&format!("{name}-in.pcap")),
+        tmp(&format!("{name}-out.pcap")),
+        tmp(&format!("{name}.prom")),
+    );
+    rvs_control::lab::write_pcap(&pin, frames).unwrap();
+    let prefix = format!("rvs-{name}-{}", std::process::id());
+    let eal = pcap_eal(&prefix, r.mem_mb, r.lcores, &pin, &pout);
+    let summary = run(&RunArgs {
+        config: cfg.to_path_buf(),
+        rules: Some(rules.to_path_buf()),
+        eal,
+        metrics_out: Some(metrics.clone()),
+        idle_exit_ms: Some(r.idle_exit_ms),
+        max_ms: Some(20_000),
+        mbufs: None,
+        exception: r.exception,
+    })
+    .expect("rvsd run");
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+    (summary, pout, metrics)
+}
+
 /// What `rvsd replay` with `workers` says the appliance sends on port 0 for `frames` (10 ms
 /// apart), using the files `cfg` and `rules`; `name` keeps the temp files apart.
 pub fn replay_port0(

@@ -411,6 +411,13 @@ impl<B: Buf> Worker<B> {
         out(Out::Drop(buf));
     }
 
+    /// Hand a frame to the kernel interface of `port` (the exception path), counted.
+    #[inline]
+    fn to_kernel(&self, port: u16, buf: B, out: &mut impl FnMut(Out<B>)) {
+        self.counters.kernel.inc();
+        out(Out::Kernel { port, buf });
+    }
+
     /// Once per burst: engine timers and defense, neighbor retransmits and failures.
     pub fn tick(&mut self, now: u64, out: &mut impl FnMut(Out<B>)) {
         self.f4.shard.tick(now);
@@ -644,10 +651,7 @@ impl<B: Buf> Worker<B> {
             EtherType::ARP => self.arp(pres, port, buf, &pf, now, out),
             EtherType::IPV4 => self.ip::<V4>(pres, port, buf, &pf, now, handed, out),
             EtherType::IPV6 => self.ip::<V6>(pres, port, buf, &pf, now, handed, out),
-            _ => {
-                self.counters.kernel.inc();
-                out(Out::Kernel { port, buf });
-            }
+            _ => self.to_kernel(port, buf, out),
         }
     }
 
@@ -740,14 +744,12 @@ impl<B: Buf> Worker<B> {
                     return self.ndp(pres, port, buf, pf, ip.l4_offset, now, out);
                 }
                 if local && !s.is_error {
-                    self.counters.kernel.inc();
-                    return out(Out::Kernel { port, buf });
+                    return self.to_kernel(port, buf, out);
                 }
                 if s.is_error {
                     return self.icmp_related::<A>(pres, port, buf, pf, s, now, handed, out);
                 }
-                self.counters.kernel.inc();
-                out(Out::Kernel { port, buf })
+                self.to_kernel(port, buf, out);
             }
             L4Summary::Tcp { .. } | L4Summary::Udp { .. } | L4Summary::Sctp { .. } if !local => {
                 self.lb::<A>(pres, port, buf, pf, src, dst, now, handed, out)
@@ -755,10 +757,7 @@ impl<B: Buf> Worker<B> {
             L4Summary::NonFirstFragment if !local => {
                 self.fragment::<A>(pres, port, buf, pf, src, dst, vip, now, handed, out)
             }
-            _ => {
-                self.counters.kernel.inc();
-                out(Out::Kernel { port, buf })
-            }
+            _ => self.to_kernel(port, buf, out),
         }
     }
 
@@ -913,10 +912,7 @@ impl<B: Buf> Worker<B> {
                 self.forward::<A>(pres, port, buf, pf, &x, now, out)
             }
             Verdict::Drop(_) => self.drop(PathDrop::Engine, buf, out),
-            Verdict::NotOurs => {
-                self.counters.kernel.inc();
-                out(Out::Kernel { port, buf })
-            }
+            Verdict::NotOurs => self.to_kernel(port, buf, out),
         }
     }
 
@@ -987,10 +983,7 @@ impl<B: Buf> Worker<B> {
         match self.f4.shard.process_hinted(&pkt, now, hint_in, hint_out) {
             Verdict::Xmit(x) => self.forward_fast(pres, port, buf, f.proto, &x, now, out),
             Verdict::Drop(_) => self.drop(PathDrop::Engine, buf, out),
-            Verdict::NotOurs => {
-                self.counters.kernel.inc();
-                out(Out::Kernel { port, buf })
-            }
+            Verdict::NotOurs => self.to_kernel(port, buf, out),
         }
     }
 
