@@ -158,6 +158,21 @@ pub struct EngineConfig {
     pub max_dests: u32,
     /// Extra DPDK EAL arguments, passed as they are.
     pub eal_args: Vec<String>,
+    /// The RSS key of the ports and of steering.
+    pub rss_key: RssKey,
+}
+
+/// `[engine] rss_key`: which RSS key `rvsd run` gives its ports (and steering).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RssKey {
+    /// A key drawn at every start (the default): a flood cannot pick sources that all land
+    /// on one worker.
+    #[default]
+    Random,
+    /// `rvs_dataplane::pipeline::rss::KEY`, the same at every start (reproducible runs).
+    Fixed,
+    /// These 40 bytes.
+    Bytes([u8; 40]),
 }
 
 pub const DEFAULT_CONNS_PER_WORKER: u32 = 1 << 20;
@@ -173,8 +188,36 @@ impl Default for EngineConfig {
             conns_v6_per_worker: DEFAULT_CONNS_PER_WORKER / 8,
             max_dests: DEFAULT_MAX_DESTS,
             eal_args: Vec::new(),
+            rss_key: RssKey::Random,
         }
     }
+}
+
+/// `"random"`, `"fixed"`, or 40 bytes in hex (80 digits, `:` between bytes allowed) that
+/// spread addresses over every RETA entry (`rss::Key::new`).
+fn parse_rss_key(s: &str) -> Result<RssKey, String> {
+    match s {
+        "random" => return Ok(RssKey::Random),
+        "fixed" => return Ok(RssKey::Fixed),
+        _ => {}
+    }
+    let hex: String = s.chars().filter(|&ch| ch != ':').collect();
+    let bad =
+        || format!("{s:?}: want \"random\", \"fixed\" or 40 bytes in hex (80 digits, ':' allowed)");
+    if hex.len() != 80 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let mut bytes = [0u8; 40];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    if rvs_dataplane::pipeline::rss::Key::new(bytes).is_none() {
+        return Err(format!(
+            "{s:?}: this key leaves some RETA entries unreachable from one byte of an address \
+             (some workers would get no clients of a subnet); use \"random\""
+        ));
+    }
+    Ok(RssKey::Bytes(bytes))
 }
 
 /// `[[fwmark]]`: packets of `proto` (any when `None`) to `prefix` on a port in
@@ -349,6 +392,7 @@ struct RawEngine {
     max_dests: Option<S<i64>>,
     #[serde(default)]
     eal_args: Vec<String>,
+    rss_key: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -943,6 +987,12 @@ pub fn parse(text: &str) -> Result<AppConfig, ConfigFileError> {
         conns_v6_per_worker: conns_v6,
         max_dests,
         eal_args: e.eal_args.clone(),
+        rss_key: match &e.rss_key {
+            None => RssKey::Random,
+            Some(s) => {
+                parse_rss_key(s.get_ref()).map_err(|why| c.err(s.span(), "engine.rss_key", why))?
+            }
+        },
     };
 
     // Defense.
@@ -1401,7 +1451,8 @@ drop_entry = 3          # as IPVS's sysctls
                 conns_per_worker: 1 << 20,
                 conns_v6_per_worker: 1 << 17,
                 max_dests: 4096,
-                eal_args: vec![]
+                eal_args: vec![],
+                rss_key: RssKey::Random,
             }
         );
         assert_eq!(c.tunnel, TunnelConfig::default());
@@ -1478,6 +1529,7 @@ conns_per_worker = 262144
 conns_v6_per_worker = 65536
 max_dests = 512
 eal_args = ["--no-huge", "-m", "512"]
+rss_key = "fixed"
 
 [[fwmark]]
 mark = 1
@@ -1548,7 +1600,8 @@ socket = "/tmp/rvsd.sock"
                 conns_per_worker: 262_144,
                 conns_v6_per_worker: 65_536,
                 max_dests: 512,
-                eal_args: vec!["--no-huge".into(), "-m".into(), "512".into()]
+                eal_args: vec!["--no-huge".into(), "-m".into(), "512".into()],
+                rss_key: RssKey::Fixed,
             }
         );
         let r4 = c.fwmark_rules_v4();
@@ -1912,6 +1965,26 @@ socket = "/tmp/rvsd.sock"
         let e = err("prefix = \"10.0.0.0/24\"");
         assert!(e.message.contains("missing field `mark`"), "{e}");
         assert!(e.key.starts_with("fwmark[0]"), "{e}");
+    }
+
+    #[test]
+    fn rss_keys_are_random_fixed_or_spreading_bytes() {
+        let f = |v: &str| parse(&format!("{MINIMAL}[engine]\nrss_key = {v}\n"));
+        let key = |v: &str| f(v).unwrap_or_else(|e| panic!("{e}")).engine.rss_key;
+        assert_eq!(key("\"random\""), RssKey::Random);
+        assert_eq!(key("\"fixed\""), RssKey::Fixed);
+        let k = rvs_dataplane::pipeline::rss::KEY;
+        let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(key(&format!("\"{hex}\"")), RssKey::Bytes(k));
+        let colons: Vec<String> = k.iter().map(|b| format!("{b:02X}")).collect();
+        assert_eq!(key(&format!("\"{}\"", colons.join(":"))), RssKey::Bytes(k));
+        for bad in ["\"secret\"", "\"0011\"", &format!("\"{}zz\"", &hex[..78])] {
+            let e = f(bad).unwrap_err();
+            assert_eq!(e.key, "engine.rss_key", "{e}");
+            assert!(e.message.contains("40 bytes in hex"), "{e}");
+        }
+        let e = f(&format!("\"{}\"", "00".repeat(40))).unwrap_err();
+        assert!(e.message.contains("unreachable"), "{e}");
     }
 
     #[test]

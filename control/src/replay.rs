@@ -172,9 +172,18 @@ impl CaptureWriter {
     }
 }
 
-/// The packet path's L2/L3 presence from the appliance config; `tx[i]` is what port `i`'s
-/// NIC checksums at transmit (none where absent).
-pub fn presence(cfg: &AppConfig, tx: &[TxOffloads]) -> Result<Presence, String> {
+/// What the ports' NICs bring to the packet path: `tx[i]` is what port `i`'s NIC checksums
+/// at transmit (none where absent), `rss_key` the key its RSS hashes with. The default (no
+/// NIC: replay, tests) has no offloads and the fixed key.
+#[derive(Clone, Debug, Default)]
+pub struct NicSetup {
+    pub tx: Vec<TxOffloads>,
+    pub rss_key: rvs_dataplane::pipeline::rss::Key,
+}
+
+/// The packet path's L2/L3 presence from the appliance config and what the NICs bring.
+pub fn presence(cfg: &AppConfig, nic: &NicSetup) -> Result<Presence, String> {
+    let tx = &nic.tx;
     let index = |name: &str| {
         cfg.ports
             .iter()
@@ -236,17 +245,17 @@ pub fn presence(cfg: &AppConfig, tx: &[TxOffloads]) -> Result<Presence, String> 
             IpAddr::V6(_) => s6.push((V6::from_ip(n.ip).unwrap_or_default(), n.mac, port)),
         }
     }
-    Presence::new(ports, &r4, &r6, s4, s6)
+    Ok(Presence::new(ports, &r4, &r6, s4, s6)?.with_rss_key(nic.rss_key.clone()))
 }
 
 /// Build the workers of an appliance config and rule set, `alloc(worker)` giving each its
-/// buffer source for the frames it builds itself; `tx` as for [`presence`].
+/// buffer source for the frames it builds itself; `nic` as for [`presence`].
 pub fn workers<B: Buf>(
     cfg: &AppConfig,
     rules: &RuleSet,
     n: u32,
     t0: u64,
-    tx: &[TxOffloads],
+    nic: &NicSetup,
     alloc: impl Fn(u32) -> Box<dyn FnMut() -> Option<B> + Send>,
 ) -> Result<Vec<Worker<B>>, String> {
     let (c4, c6) = rules.to_configs(cfg.sysctl()).map_err(|e| e.to_string())?;
@@ -258,7 +267,7 @@ pub fn workers<B: Buf>(
         c6.with_fwmark_rules(cfg.fwmark_rules_v6())
             .map_err(|e| e.to_string())?,
     );
-    let pres = Arc::new(presence(cfg, tx)?);
+    let pres = Arc::new(presence(cfg, nic)?);
     let params = ShardParams {
         capacity: cfg.engine.conns_per_worker,
         max_dests: cfg.engine.max_dests,
@@ -301,7 +310,18 @@ pub fn replay(args: &ReplayArgs) -> Result<ReplaySummary, String> {
     let frames = read_capture(&args.pcap_in)?;
     let n = args.workers.unwrap_or(cfg.engine.workers).max(1);
     let t0 = frames.first().map_or(0, |f| f.ts.as_millis() as u64);
-    let mut ws = workers(&cfg, &rules, n, t0, &[], |_| {
+    // No NIC; the key of `[engine] rss_key` when it names one, else the fixed key (a run
+    // with a drawn key steers differently and cannot be replayed frame for frame).
+    let nic = NicSetup {
+        rss_key: match cfg.engine.rss_key {
+            crate::appconfig::RssKey::Bytes(b) => {
+                rvs_dataplane::pipeline::rss::Key::new(b).unwrap_or_default()
+            }
+            _ => rvs_dataplane::pipeline::rss::Key::fixed(),
+        },
+        ..NicSetup::default()
+    };
+    let mut ws = workers(&cfg, &rules, n, t0, &nic, |_| {
         Box::new(|| Some(VecBuf::empty()))
     })?;
     let names: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();

@@ -36,8 +36,10 @@ use std::sync::Arc;
 use rvs_dataplane::dpdk::{
     self, ring, Consumer, Eal, Mbuf, Mempool, Port, PortOpts, PortQueue, PortStatsReader, Producer,
 };
+use rvs_dataplane::pipeline::rss;
 use rvs_dataplane::pipeline::worker::{Out, TxOffloads, Worker};
 
+use crate::appconfig::RssKey;
 use crate::metrics::{self, LoopSample, PortSample, WorkerCounters};
 use crate::replay;
 use crate::rules::RuleSet;
@@ -255,12 +257,20 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
             .find(|(s, _)| *s == sock)
             .map_or(&pools[0].1, |(_, p)| p)
     };
+    // The RSS key of every port and of steering: drawn now unless the config fixes it.
+    let rss_key = match cfg.engine.rss_key {
+        RssKey::Random => rss::Key::random(random_key_bytes),
+        RssKey::Fixed => rss::Key::fixed(),
+        // Checked when the config was read; the fixed key if that ever changes.
+        RssKey::Bytes(b) => rss::Key::new(b).unwrap_or_else(rss::Key::fixed),
+    };
     // Configure and start every port, then split it into one queue handle per worker.
     let mut readers: Vec<(String, PortStatsReader)> = Vec::new();
     let mut port_q: Vec<Vec<PortQueue>> = Vec::new();
     for ((p, &id), &(rxq, txq)) in cfg.ports.iter().zip(&port_ids).zip(&port_queues) {
         let opts = PortOpts {
             rss: true,
+            rss_key: *rss_key.bytes(),
             promiscuous: true,
             nb_desc: PORT_DESC,
         };
@@ -283,6 +293,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
     for ((i, p), &id) in cfg.ports.iter().enumerate().zip(&tap_ids) {
         let opts = PortOpts {
             rss: false,
+            rss_key: *rss_key.bytes(),
             promiscuous: false,
             nb_desc: TAP_DESC,
         };
@@ -367,7 +378,8 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
             }
         })
         .collect();
-    let workers = replay::workers::<Mbuf>(&cfg, &rules, n, t0, &tx, |w| {
+    let nic = replay::NicSetup { tx, rss_key };
+    let workers = replay::workers::<Mbuf>(&cfg, &rules, n, t0, &nic, |w| {
         let sock = lcores.get(w as usize).map_or(home, |&l| eal.socket_of(l));
         let pool = pool_of(sock).clone();
         Box::new(move || pool.alloc())
@@ -467,6 +479,18 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
         eprintln!("rvsd run: warning: {e}");
     }
     Ok(sum)
+}
+
+/// 40 unpredictable bytes for an RSS key: SipHash under the process's OS-seeded random keys
+/// (std's `RandomState`), no file or syscall of our own.
+fn random_key_bytes() -> [u8; rss::KEY_LEN] {
+    use std::hash::BuildHasher;
+    let s = std::collections::hash_map::RandomState::new();
+    let mut b = [0u8; rss::KEY_LEN];
+    for (i, c) in b.chunks_mut(8).enumerate() {
+        c.copy_from_slice(&s.hash_one(i).to_le_bytes()[..c.len()]);
+    }
+    b
 }
 
 /// How a port's RSS meets steering, for the operator at start (with several workers).

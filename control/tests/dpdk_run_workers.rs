@@ -16,7 +16,9 @@ use common::*;
 fn two_workers_on_net_pcap_forward_what_replay_forwards() {
     let frames = input();
     let (cfg, rules) = (tmp("workers.toml"), tmp("workers.ipvsadm"));
-    let config = format!("{CONFIG}\n[engine]\nworkers = 2\nconns_per_worker = 65536\n");
+    // The fixed RSS key: the one replay steers with (a drawn key would give other owners).
+    let config =
+        format!("{CONFIG}\n[engine]\nworkers = 2\nconns_per_worker = 65536\nrss_key = \"fixed\"\n");
     std::fs::write(&cfg, config).unwrap();
     std::fs::write(&rules, RULES).unwrap();
     // What replay with two workers says the appliance sends on port 0.

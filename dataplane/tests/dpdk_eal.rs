@@ -130,6 +130,7 @@ fn wrapper_on_net_null_and_net_ring_with_a_worker_lcore() {
 
     let opts = PortOpts {
         rss: true,
+        rss_key: rvs_dataplane::pipeline::rss::KEY,
         promiscuous: true,
         nb_desc: 512,
     };

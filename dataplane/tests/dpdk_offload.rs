@@ -77,6 +77,7 @@ fn offloaded_checksums_satisfy_the_kernel() {
     let id = Port::by_name("net_tap0").expect("net_tap0");
     let opts = PortOpts {
         rss: false,
+        rss_key: rvs_dataplane::pipeline::rss::KEY,
         promiscuous: false,
         nb_desc: 256,
     };

@@ -45,6 +45,7 @@ fn net_pcap_frames_round_trip_through_rx_and_tx_burst() {
     let pool = Mempool::new("rvs-pcap", 1023, 32, DEFAULT_DATA_ROOM, -1).expect("pool");
     let opts = PortOpts {
         rss: false,
+        rss_key: rvs_dataplane::pipeline::rss::KEY,
         promiscuous: false,
         nb_desc: 256,
     };

@@ -85,6 +85,7 @@ fn xstat(reader: &PortStatsReader, name: &str) -> Option<u64> {
 
 const OPTS: PortOpts = PortOpts {
     rss: false,
+    rss_key: rvs_dataplane::pipeline::rss::KEY,
     promiscuous: false,
     nb_desc: 256,
 };

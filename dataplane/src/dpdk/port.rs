@@ -26,6 +26,8 @@ pub struct PortOpts {
     /// them; else it hashes the IP/TCP/UDP fields it supports. A PMD refusing that gets its
     /// own key and the plain fields. Ignored by a device without RSS.
     pub rss: bool,
+    /// The RSS key (the appliance's [`crate::pipeline::rss::Key`], which steering shares).
+    pub rss_key: [u8; rss::KEY_LEN],
     /// Promiscuous mode (PMDs without it, as `net_null`, are accepted as they are).
     pub promiscuous: bool,
     /// Descriptors per rx and per tx queue.
@@ -36,6 +38,7 @@ impl Default for PortOpts {
     fn default() -> Self {
         PortOpts {
             rss: true,
+            rss_key: rss::KEY,
             promiscuous: true,
             nb_desc: 1024,
         }
@@ -224,7 +227,8 @@ impl Port {
         let mut conf = sys::rte_eth_conf::default();
         // rvs's key wherever the device takes one long enough (the RETA follows at start).
         // It lives until rte_eth_dev_configure has copied it.
-        let mut key = rss::key_for(usize::from(info.hash_key_size)).unwrap_or_default();
+        let mut key =
+            rss::device_key(&opts.rss_key, usize::from(info.hash_key_size)).unwrap_or_default();
         if opts.rss && info.flow_type_rss_offloads != 0 {
             let offered = info.flow_type_rss_offloads;
             // Hashing the IP types only, source address only, where the device can (TCP/UDP

@@ -12,6 +12,7 @@ use super::buf::{Buf, TxCsum};
 use super::frag::{FragKey, FragTable, FRAG_TIMEOUT_MS};
 use super::local;
 use super::rewrite::{self, End};
+use super::rss;
 use super::steer::Steering;
 use crate::addr::{Family, V4, V6};
 use crate::config::{Config, FastHasher, Fwd, ServiceKey, TunCsum, TunKind};
@@ -122,6 +123,8 @@ pub struct Presence {
     pub routes6: RouteTable<V6>,
     pub static4: Vec<(V4, [u8; 6], u16)>,
     pub static6: Vec<(V6, [u8; 6], u16)>,
+    /// The RSS key the ports hash with, which steering shares ([`rss::KEY`] unless set).
+    pub rss_key: Arc<rss::Key>,
 }
 
 impl Presence {
@@ -169,7 +172,14 @@ impl Presence {
             ports,
             static4,
             static6,
+            rss_key: Arc::new(rss::Key::fixed()),
         })
+    }
+
+    /// The same presence with the ports' RSS key `key` (what `rvsd run` programs).
+    pub fn with_rss_key(mut self, key: rss::Key) -> Self {
+        self.rss_key = Arc::new(key);
+        self
     }
 }
 
@@ -224,8 +234,14 @@ impl<A: Family, B> Fam<A, B> {
 }
 
 impl<A: Family, B> Fam<A, B> {
-    fn new(cfg: Arc<Config<A>>, params: &ShardParams, workers: u32, now: u64) -> Self {
-        let steer = Steering::new(&cfg, workers);
+    fn new(
+        cfg: Arc<Config<A>>,
+        params: &ShardParams,
+        workers: u32,
+        now: u64,
+        key: Arc<rss::Key>,
+    ) -> Self {
+        let steer = Steering::new(&cfg, workers, key);
         let vips = vips_of(&cfg);
         Fam {
             shard: Shard::new(params.clone(), cfg, now),
@@ -359,8 +375,8 @@ impl<B: Buf> Worker<B> {
         };
         let mut w = Worker {
             id,
-            f4: Fam::new(cfg4, &p, workers, now),
-            f6: Fam::new(cfg6, &p, workers, now),
+            f4: Fam::new(cfg4, &p, workers, now, Arc::clone(&pres.rss_key)),
+            f6: Fam::new(cfg6, &p, workers, now, Arc::clone(&pres.rss_key)),
             pres: Some(Arc::clone(&pres)),
             counters: Arc::new(PathCounters::default()),
             alloc,
@@ -387,10 +403,11 @@ impl<B: Buf> Worker<B> {
         workers: u32,
         now: u64,
     ) {
-        self.f4.steer = Steering::new(&cfg4, workers);
+        let key = self.f4.steer.key();
+        self.f4.steer = Steering::new(&cfg4, workers, Arc::clone(&key));
         self.f4.vips = vips_of(&cfg4);
         self.f4.shard.set_config(cfg4, now);
-        self.f6.steer = Steering::new(&cfg6, workers);
+        self.f6.steer = Steering::new(&cfg6, workers, key);
         self.f6.vips = vips_of(&cfg6);
         self.f6.shard.set_config(cfg6, now);
     }
