@@ -128,11 +128,10 @@ fn wrapper_on_net_null_and_net_ring_with_a_worker_lcore() {
     drop(m);
     assert_eq!(pool.in_use(), 0);
 
+    // RSS and promiscuous mode asked for (the defaults).
     let opts = PortOpts {
-        rss: true,
-        rss_key: rvs_dataplane::pipeline::rss::KEY,
-        promiscuous: true,
         nb_desc: 512,
+        ..PortOpts::default()
     };
     let mut pnull = Port::configure(null, 1, 1, &pool, opts).expect("configure net_null");
     let mut pring = Port::configure(ringp, 1, 1, &pool, opts).expect("configure net_ring");

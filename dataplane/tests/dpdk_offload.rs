@@ -77,9 +77,9 @@ fn offloaded_checksums_satisfy_the_kernel() {
     let id = Port::by_name("net_tap0").expect("net_tap0");
     let opts = PortOpts {
         rss: false,
-        rss_key: rvs_dataplane::pipeline::rss::KEY,
         promiscuous: false,
         nb_desc: 256,
+        ..PortOpts::default()
     };
     let mut port = Port::configure(id, 1, 1, &pool, opts).expect("configure net_tap");
     let o = port.offloads();

@@ -45,9 +45,9 @@ fn net_pcap_frames_round_trip_through_rx_and_tx_burst() {
     let pool = Mempool::new("rvs-pcap", 1023, 32, DEFAULT_DATA_ROOM, -1).expect("pool");
     let opts = PortOpts {
         rss: false,
-        rss_key: rvs_dataplane::pipeline::rss::KEY,
         promiscuous: false,
         nb_desc: 256,
+        ..PortOpts::default()
     };
     let mut port = Port::configure(id, 1, 1, &pool, opts).expect("configure net_pcap");
     port.start().expect("start");
