@@ -621,7 +621,8 @@ impl Ctx<'_> {
     }
 }
 
-fn parse_mac(s: &str) -> Option<Mac> {
+/// A MAC address written `02:00:00:00:00:01`.
+pub fn parse_mac(s: &str) -> Option<Mac> {
     let mut m = [0u8; 6];
     let mut parts = s.split(':');
     for b in &mut m {

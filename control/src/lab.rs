@@ -27,11 +27,47 @@ const LB_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xc1];
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 
-/// An Ethernet + IPv4 + TCP frame (no payload) with correct checksums.
+/// Where a generated traffic mix goes: the service and the MACs of its frames. The default
+/// is the lab's (10.0.0.100:80, to 02:00:00:00:00:01 from 02:00:00:00:00:c1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MixTarget {
+    pub vip: Ipv4Addr,
+    pub vport: u16,
+    /// The appliance port's MAC (the frames' destination).
+    pub dst_mac: [u8; 6],
+    /// The sender's (a router in front of the appliance).
+    pub src_mac: [u8; 6],
+}
+
+impl Default for MixTarget {
+    fn default() -> Self {
+        MixTarget {
+            vip: VIP,
+            vport: 80,
+            dst_mac: LB_MAC,
+            src_mac: CLIENT_MAC,
+        }
+    }
+}
+
+/// An Ethernet + IPv4 + TCP frame (no payload) with correct checksums, lab MACs.
 pub fn tcp_frame(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, flags: u8) -> Vec<u8> {
+    tcp_frame_macs(LB_MAC, CLIENT_MAC, src, sport, dst, dport, flags)
+}
+
+/// [`tcp_frame`] between the MACs given.
+fn tcp_frame_macs(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    src: Ipv4Addr,
+    sport: u16,
+    dst: Ipv4Addr,
+    dport: u16,
+    flags: u8,
+) -> Vec<u8> {
     let mut f = vec![0u8; 14 + 20 + 20];
-    f[0..6].copy_from_slice(&LB_MAC);
-    f[6..12].copy_from_slice(&CLIENT_MAC);
+    f[0..6].copy_from_slice(&dst_mac);
+    f[6..12].copy_from_slice(&src_mac);
     f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
     let ip = &mut f[14..34];
     ip[0] = 0x45;
@@ -113,10 +149,28 @@ pub fn lab_capture(clients: u32, flood: u32, seed: u64) -> Vec<Vec<u8>> {
 /// ACKs of `flows` distinct flows (client address and port vary) to the lab VIP: with
 /// `sloppy_tcp` the first pass creates the conns and every later pass is established traffic.
 pub fn established_mix(flows: u32) -> Vec<Vec<u8>> {
+    established_mix_to(&MixTarget::default(), flows)
+}
+
+/// [`established_mix`] to `t`. Clients are 11.0.0.0/8 addresses.
+pub fn established_mix_to(t: &MixTarget, flows: u32) -> Vec<Vec<u8>> {
     (0..flows)
         .map(|i| {
             let a = Ipv4Addr::from(0x0b00_0000 | (i.wrapping_mul(0x9E37_79B1) >> 8));
-            tcp_frame(a, 1024 + (i % 60_000) as u16, VIP, 80, 0x10)
+            let sport = 1024 + (i % 60_000) as u16;
+            tcp_frame_macs(t.dst_mac, t.src_mac, a, sport, t.vip, t.vport, 0x10)
+        })
+        .collect()
+}
+
+/// `flows` SYNs from random sources in 203.0.0.0/8 to `t` (a SYN flood), from `seed`.
+pub fn synflood_to(t: &MixTarget, flows: u32, seed: u64) -> Vec<Vec<u8>> {
+    let mut rng = Rng::new(seed);
+    (0..flows)
+        .map(|_| {
+            let src = Ipv4Addr::from(0xcb00_0000 | (rng.next_u32() >> 8));
+            let sport = 1024 + rng.below(60_000) as u16;
+            tcp_frame_macs(t.dst_mac, t.src_mac, src, sport, t.vip, t.vport, 0x02)
         })
         .collect()
 }
@@ -223,6 +277,51 @@ mod tests {
             let t = rvs_dataplane::wire::tcp::Packet::new_checked(ip.payload()).unwrap();
             assert!(t.verify_checksum_v4(ip.src_addr(), ip.dst_addr()));
             assert_eq!(pf.ports().map(|p| p.1), Some(80));
+        }
+    }
+
+    #[test]
+    fn mixes_go_where_they_are_told_with_valid_checksums() {
+        // The default flood is the bench's (lab_capture without clients).
+        assert_eq!(
+            synflood_to(&MixTarget::default(), 50, 11),
+            lab_capture(0, 50, 11)
+        );
+        let t = MixTarget {
+            vip: Ipv4Addr::new(192, 0, 2, 10),
+            vport: 443,
+            dst_mac: [0x0a, 1, 2, 3, 4, 5],
+            src_mac: [0x0a, 9, 8, 7, 6, 5],
+        };
+        let est = established_mix_to(&t, 100);
+        let syn = synflood_to(&t, 100, 3);
+        let flows: std::collections::HashSet<_> = est.iter().map(|f| f[26..38].to_vec()).collect();
+        assert_eq!(flows.len(), 100, "distinct flows");
+        for (f, flags) in est
+            .iter()
+            .map(|f| (f, 0x10))
+            .chain(syn.iter().map(|f| (f, 0x02)))
+        {
+            let p = etherparse::SlicedPacket::from_ethernet(f).unwrap();
+            let Some(etherparse::LinkSlice::Ethernet2(e)) = p.link else {
+                panic!("Ethernet")
+            };
+            assert_eq!((e.destination(), e.source()), (t.dst_mac, t.src_mac));
+            let Some(etherparse::NetSlice::Ipv4(ip)) = p.net else {
+                panic!("IPv4")
+            };
+            let h = ip.header().to_header();
+            assert_eq!(h.header_checksum, h.calc_header_checksum());
+            assert_eq!(ip.header().destination(), t.vip.octets());
+            let Some(etherparse::TransportSlice::Tcp(tcp)) = p.transport else {
+                panic!("TCP")
+            };
+            assert_eq!(tcp.destination_port(), 443);
+            assert_eq!(
+                tcp.to_header().calc_checksum_ipv4(&h, &[]).unwrap(),
+                tcp.checksum()
+            );
+            assert_eq!(f[47], flags, "ACK or SYN");
         }
     }
 }

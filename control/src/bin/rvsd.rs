@@ -32,8 +32,10 @@ enum Cmd {
     /// Run the appliance on DPDK: `rvsd run --config appliance.toml [--rules r] -- <EAL args>`
     /// (one worker lcore per `[engine] workers`, besides the main lcore).
     Run(RunCli),
-    /// Write a benchmark capture: `established` (ACKs of N distinct flows to 10.0.0.100:80)
-    /// or `synflood` (SYNs from N random sources), 54-byte TCP frames to 02:00:00:00:00:01.
+    /// Write a traffic capture (for ci/bench.sh and pktgen-scripts/replay.sh): `established`
+    /// (ACKs of N distinct flows) or `synflood` (SYNs from N random sources), 54-byte TCP
+    /// frames to --vip through --dst-mac (by default the lab's 10.0.0.100:80 and
+    /// 02:00:00:00:00:01).
     LabPcap(LabPcapCli),
     /// The main job on the embedded lab default: DPDK with virtual devices (net_pcap), no
     /// NIC, no hugepages; generated client traffic and a SYN burst through a persistent DR
@@ -50,6 +52,20 @@ struct LabPcapCli {
     flows: u32,
     #[arg(long)]
     out: std::path::PathBuf,
+    /// The service the frames go to.
+    #[arg(long, default_value = "10.0.0.100:80")]
+    vip: std::net::SocketAddrV4,
+    /// Destination MAC: the appliance port's.
+    #[arg(long, default_value = "02:00:00:00:00:01", value_parser = parse_mac)]
+    dst_mac: [u8; 6],
+    /// Source MAC: the sender's (a router in front of the appliance).
+    #[arg(long, default_value = "02:00:00:00:00:c1", value_parser = parse_mac)]
+    src_mac: [u8; 6],
+}
+
+fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    rvs_control::appconfig::parse_mac(s)
+        .ok_or_else(|| format!("{s:?}: want a MAC like 02:00:00:00:00:01"))
 }
 
 #[derive(Args)]
@@ -189,9 +205,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::LabPcap(l) => {
+            let to = rvs_control::lab::MixTarget {
+                vip: *l.vip.ip(),
+                vport: l.vip.port(),
+                dst_mac: l.dst_mac,
+                src_mac: l.src_mac,
+            };
             let frames = match l.kind.as_str() {
-                "established" => rvs_control::lab::established_mix(l.flows),
-                "synflood" => rvs_control::lab::lab_capture(0, l.flows, 11),
+                "established" => rvs_control::lab::established_mix_to(&to, l.flows),
+                "synflood" => rvs_control::lab::synflood_to(&to, l.flows, 11),
                 other => {
                     eprintln!("rvsd lab-pcap: --kind {other}: want established or synflood");
                     return ExitCode::from(2);
