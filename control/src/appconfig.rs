@@ -24,6 +24,7 @@ use toml::Spanned;
 
 use rvs_dataplane::addr::{Family, V4, V6};
 use rvs_dataplane::config::{FwmarkRule, Sysctl};
+use rvs_dataplane::pipeline::rss;
 use rvs_dataplane::proto::{Proto, Timeouts, MAX_TIMEOUT_S};
 
 /// An Ethernet address.
@@ -173,6 +174,18 @@ pub enum RssKey {
     Fixed,
     /// These 40 bytes.
     Bytes([u8; 40]),
+}
+
+impl RssKey {
+    /// The key this setting names, `random()` giving the one `Random` stands for. Given bytes
+    /// were checked when the config was read; the fixed key should that ever change.
+    pub fn key(self, random: impl FnOnce() -> rss::Key) -> rss::Key {
+        match self {
+            RssKey::Random => random(),
+            RssKey::Fixed => rss::Key::fixed(),
+            RssKey::Bytes(b) => rss::Key::new(b).unwrap_or_else(rss::Key::fixed),
+        }
+    }
 }
 
 pub const DEFAULT_CONNS_PER_WORKER: u32 = 1 << 20;

@@ -313,12 +313,10 @@ pub fn replay(args: &ReplayArgs) -> Result<ReplaySummary, String> {
     // No NIC; the key of `[engine] rss_key` when it names one, else the fixed key (a run
     // with a drawn key steers differently and cannot be replayed frame for frame).
     let nic = NicSetup {
-        rss_key: match cfg.engine.rss_key {
-            crate::appconfig::RssKey::Bytes(b) => {
-                rvs_dataplane::pipeline::rss::Key::new(b).unwrap_or_default()
-            }
-            _ => rvs_dataplane::pipeline::rss::Key::fixed(),
-        },
+        rss_key: cfg
+            .engine
+            .rss_key
+            .key(rvs_dataplane::pipeline::rss::Key::fixed),
         ..NicSetup::default()
     };
     let mut ws = workers(&cfg, &rules, n, t0, &nic, |_| {

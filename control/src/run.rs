@@ -39,7 +39,6 @@ use rvs_dataplane::dpdk::{
 use rvs_dataplane::pipeline::rss;
 use rvs_dataplane::pipeline::worker::{Out, TxOffloads, Worker};
 
-use crate::appconfig::RssKey;
 use crate::metrics::{self, LoopSample, PortSample, WorkerCounters};
 use crate::replay;
 use crate::rules::RuleSet;
@@ -258,12 +257,10 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
             .map_or(&pools[0].1, |(_, p)| p)
     };
     // The RSS key of every port and of steering: drawn now unless the config fixes it.
-    let rss_key = match cfg.engine.rss_key {
-        RssKey::Random => rss::Key::random(random_key_bytes),
-        RssKey::Fixed => rss::Key::fixed(),
-        // Checked when the config was read; the fixed key if that ever changes.
-        RssKey::Bytes(b) => rss::Key::new(b).unwrap_or_else(rss::Key::fixed),
-    };
+    let rss_key = cfg
+        .engine
+        .rss_key
+        .key(|| rss::Key::random(random_key_bytes));
     // Configure and start every port, then split it into one queue handle per worker.
     let mut readers: Vec<(String, PortStatsReader)> = Vec::new();
     let mut port_q: Vec<Vec<PortQueue>> = Vec::new();
