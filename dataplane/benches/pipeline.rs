@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use etherparse::PacketBuilder;
 use rvs_dataplane::addr::{V4, V6};
 use rvs_dataplane::config::{Config, DestConfig, Fwd, ServiceConfig, ServiceKey, Sysctl};
@@ -183,30 +183,7 @@ fn established(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(1));
     for fwd in [Fwd::Droute, Fwd::Masq] {
-        let mut w = worker(fwd, flows + 4096, Sysctl::default());
-        let mut now = 1u64;
-        // Open 1M flows with their SYN, then measure ACKs of all of them in a random order.
-        let mut order: Vec<u32> = (0..flows).collect();
-        let mut rng = rvs_dataplane::rng::Rng::new(9);
-        for i in (1..order.len()).rev() {
-            order.swap(i, rng.below(i as u64 + 1) as usize);
-        }
-        let syns: Vec<Frame64> = (0..flows)
-            .map(|i| {
-                let (a, p) = client(i);
-                tcp(a, p, VIP, 80, true)
-            })
-            .collect();
-        pump(&mut w, &syns, u64::from(flows), &mut now);
-        drop(syns);
-        let acks: Vec<Frame64> = order
-            .iter()
-            .take(flows as usize)
-            .map(|&i| {
-                let (a, p) = client(i);
-                tcp(a, p, VIP, 80, false)
-            })
-            .collect();
+        let (mut w, acks, mut now) = established_setup(fwd, flows);
         let name = if fwd == Fwd::Droute {
             "dr_established_1M_flows"
         } else {
@@ -217,9 +194,8 @@ fn established(c: &mut Criterion) {
         });
         if fwd == Fwd::Masq {
             // Replies from the dests, back to the clients.
-            let replies: Vec<Frame64> = order
+            let replies: Vec<Frame64> = shuffled(flows)
                 .iter()
-                .take(flows as usize)
                 .map(|&i| {
                     let (a, p) = client(i);
                     // wlc spread the flows over 8 dests; a reply from the wrong one would miss, so
@@ -234,6 +210,39 @@ fn established(c: &mut Criterion) {
         }
     }
     g.finish();
+}
+
+/// A worker with `flows` conns opened by their SYNs, and an ACK of every flow in a random
+/// order (`shuffled`).
+fn established_setup(fwd: Fwd, flows: u32) -> (Worker<VecBuf>, Vec<Frame64>, u64) {
+    let mut w = worker(fwd, flows + 4096, Sysctl::default());
+    let mut now = 1u64;
+    let syns: Vec<Frame64> = (0..flows)
+        .map(|i| {
+            let (a, p) = client(i);
+            tcp(a, p, VIP, 80, true)
+        })
+        .collect();
+    pump(&mut w, &syns, u64::from(flows), &mut now);
+    drop(syns);
+    let acks: Vec<Frame64> = shuffled(flows)
+        .iter()
+        .map(|&i| {
+            let (a, p) = client(i);
+            tcp(a, p, VIP, 80, false)
+        })
+        .collect();
+    (w, acks, now)
+}
+
+/// The flows `0..flows` in a fixed random order.
+fn shuffled(flows: u32) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..flows).collect();
+    let mut rng = rvs_dataplane::rng::Rng::new(9);
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    order
 }
 
 fn dest_of(w: &Worker<VecBuf>, caddr: [u8; 4], cport: u16) -> [u8; 4] {
@@ -288,9 +297,43 @@ fn new_conns(c: &mut Criterion) {
     g.finish();
 }
 
+/// `RVS_BENCH_COUNT=<frames>`: no criterion; set up the DR established bench and pump that
+/// many frames through `counted`, for an instruction count per frame that does not depend on
+/// the machine's load:
+/// `valgrind --tool=callgrind --toggle-collect='*counted*' target/release/deps/pipeline-*`.
+fn count_mode() -> bool {
+    let Some(frames) = std::env::var("RVS_BENCH_COUNT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return false;
+    };
+    let flows: u32 = std::env::var("RVS_BENCH_FLOWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1 << 16);
+    let (mut w, acks, mut now) = established_setup(Fwd::Droute, flows);
+    // One pass first so the counted frames see warm tables, then the counted ones.
+    pump(&mut w, &acks, u64::from(flows), &mut now);
+    counted(&mut w, &acks, frames, &mut now);
+    eprintln!("counted {frames} frames over {flows} flows");
+    true
+}
+
+#[inline(never)]
+fn counted(w: &mut Worker<VecBuf>, frames: &[Frame64], iters: u64, now: &mut u64) {
+    black_box(pump(w, frames, iters, now));
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_secs(1));
     targets = established, new_conns
 }
-criterion_main!(benches);
+fn main() {
+    if count_mode() {
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

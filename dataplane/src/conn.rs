@@ -274,6 +274,11 @@ impl<A: Family> ConnTable<A> {
         core::mem::size_of::<Conn<A>>() + self.index_bytes() / self.slab.len()
     }
 
+    /// The entry in `slot`, if the slab has one (free or not): for hints, which may be stale.
+    #[inline]
+    pub fn try_get(&self, slot: u32) -> Option<&Conn<A>> {
+        self.slab.get(slot as usize)
+    }
     #[inline]
     pub fn get(&self, slot: u32) -> &Conn<A> {
         &self.slab[slot as usize]
@@ -561,7 +566,7 @@ impl<A: Family> ConnTable<A> {
     /// so a hashed entry with the key is the answer; otherwise the ordinary probe.
     #[inline]
     pub fn lookup_hinted(&self, k: &ConnKey<A>, side: Side, hint: u32) -> Option<u32> {
-        match self.slab.get(hint as usize) {
+        match self.try_get(hint) {
             Some(c) if c.flags & flags::HASHED != 0 && c.matches(k, side) => Some(hint),
             _ => self.lookup(k, side),
         }

@@ -409,7 +409,37 @@ impl<A: Family> Shard<A> {
     /// [`Shard::process`] with the slots an earlier staged lookup named for the inbound and
     /// the outbound key ([`ConnTable::prefetch_entry`]; [`NO_HINT`] for none): the same
     /// verdict, without the probes when a hint holds.
+    #[inline]
     pub fn process_hinted(
+        &mut self,
+        pkt: &Packet<A>,
+        now: u64,
+        hint_in: u32,
+        hint_out: u32,
+    ) -> Verdict<A> {
+        // The common packet first, inline in the caller's loop: a plain ACK of an established
+        // TCP conn that the hint names. The same steps as below (lookup, check_existing with
+        // no SYN, conn_packet's shortcut); anything else, or a failed hint, goes the whole way.
+        if let Some(c) = self.conns.try_get(hint_in) {
+            if pkt.proto == 6
+                && tcp::is_plain_ack(pkt.tcp_flags)
+                && c.flags & (flags::HASHED | flags::ONE_PACKET) == flags::HASHED
+                && c.matches(&in_key(pkt), Side::In)
+                && (c.dest == NIL || self.dest_available(c.dest))
+                && self.plain_ack(hint_in, now)
+            {
+                self.counters.packets_in.inc();
+                let c = self.conns.get_mut(hint_in);
+                c.in_pkts = c.in_pkts.saturating_add(1);
+                return Verdict::Xmit(self.xmit_of(hint_in, false));
+            }
+        }
+        self.process_general(pkt, now, hint_in, hint_out)
+    }
+
+    /// [`Shard::process_hinted`] past its inline shortcut.
+    #[inline(never)]
+    fn process_general(
         &mut self,
         pkt: &Packet<A>,
         now: u64,
@@ -541,25 +571,17 @@ impl<A: Family> Shard<A> {
     /// A packet of a known conn: in_pkts, state transition, dest counters, ASSURED, timer.
     fn conn_packet(&mut self, slot: u32, dir: Dir, pkt: &Packet<A>, now: u64) -> Verdict<A> {
         let secure = self.defense.secure_tcp_active();
-        let timeouts = &self.cfg.sysctl.timeouts;
         let c = self.conns.get_mut(slot);
         if dir == Dir::Input && c.flags & flags::ONE_PACKET == 0 {
             c.in_pkts = c.in_pkts.saturating_add(1);
         } else {
             c.flags &= !flags::NOOUTPUT;
         }
-        // The common packet, a plain ACK of an established TCP conn, moves only its timer: no
-        // transition, no gauge or dest counter changes (`tcp::is_plain_ack`).
-        if c.proto == 6
-            && c.state == tcp::TcpState::Established as u8
-            && c.flags & flags::INACTIVE == 0
-            && tcp::is_plain_ack(pkt.tcp_flags)
-        {
-            let timeout = timeouts.of(Proto::Tcp, c.state);
-            c.timeout = timeout;
-            self.set_deadline(slot, now + u64::from(timeout));
+        if tcp::is_plain_ack(pkt.tcp_flags) && self.plain_ack(slot, now) {
             return Verdict::Xmit(self.xmit_of(slot, dir == Dir::Output));
         }
+        let timeouts = &self.cfg.sysctl.timeouts;
+        let c = self.conns.get_mut(slot);
         let eff = dir.for_conn(c.flags & flags::NOOUTPUT != 0);
         let old = c.state;
         let (new, assure) = match c.proto {
@@ -614,6 +636,29 @@ impl<A: Family> Shard<A> {
         Verdict::Xmit(self.xmit_of(slot, dir == Dir::Output))
     }
 
+    /// The common packet, a plain ACK of an established TCP conn, moves only its timer: no
+    /// transition, no gauge or dest counter changes (`tcp::is_plain_ack`; the caller checked
+    /// the flags). False, with nothing changed, when the conn is not such a conn.
+    #[inline(always)]
+    fn plain_ack(&mut self, slot: u32, now: u64) -> bool {
+        let timeout = self
+            .cfg
+            .sysctl
+            .timeouts
+            .of(Proto::Tcp, tcp::TcpState::Established as u8);
+        let c = self.conns.get_mut(slot);
+        if c.proto != 6
+            || c.state != tcp::TcpState::Established as u8
+            || c.flags & flags::INACTIVE != 0
+        {
+            return false;
+        }
+        c.timeout = timeout;
+        self.set_deadline(slot, now + u64::from(timeout));
+        true
+    }
+
+    #[inline]
     fn xmit_of(&self, slot: u32, reply: bool) -> Xmit<A> {
         let c = self.conns.get(slot);
         let fwd = Fwd::from_bits(c.flags);
@@ -658,7 +703,7 @@ impl<A: Family> Shard<A> {
 
     /// Move a conn's deadline. Later: only stored (the wheel re-files lazily when the old
     /// slot fires). Earlier: re-filed now, so a shorter timeout is honoured on time.
-    #[inline]
+    #[inline(always)]
     fn set_deadline(&mut self, slot: u32, deadline: u64) {
         let c = self.conns.get_mut(slot);
         let earlier = deadline < c.expires;

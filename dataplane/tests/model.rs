@@ -15,7 +15,8 @@
 //! per-class countdown), and the order of timers that fire in the same batch (a template due
 //! together with all of its controlled conns is either re-armed 60 s or freed).
 //!
-//! The model does not call engine internals: the engine is driven by `Shard::process`,
+//! The model does not call engine internals: the engine is driven by `Shard::process_hinted`
+//! (with no hint, the worker's staged hints, or wrong ones: `Harness::process`),
 //! `Shard::tick` and `Shard::flush` and observed through `Shard::conns`, `Shard::table`
 //! (to resolve a `control` slot), `Shard::dest_counts` and `Shard::counters`.
 
@@ -32,7 +33,7 @@ use rvs_dataplane::addr::V4;
 use rvs_dataplane::config::{
     Config, DestConfig, Fwd, Persistence, ServiceConfig, ServiceKey, Sysctl,
 };
-use rvs_dataplane::conn::{flags, Conn, NIL};
+use rvs_dataplane::conn::{flags, Conn, ConnKey, NIL, NO_HINT};
 use rvs_dataplane::counters::{DropReason, N_STATE_GAUGES, TCP_BASE, UDP_BASE};
 use rvs_dataplane::proto::tcp::{self, TcpState};
 use rvs_dataplane::proto::{Dir, Proto};
@@ -1273,6 +1274,8 @@ struct Harness {
     model: Model,
     now: u64,
     flows: Vec<Flow>,
+    /// Packets sent, which picks the hint kind (`Harness::process`).
+    sends: u64,
 }
 
 impl Harness {
@@ -1283,6 +1286,7 @@ impl Harness {
             model: Model::new(setup),
             now: 0,
             flows: Vec::new(),
+            sends: 0,
         }
     }
 
@@ -1299,6 +1303,42 @@ impl Harness {
         }
     }
 
+    /// The packet through `Shard::process_hinted`, with the hints taken in turn: none (as
+    /// `Shard::process`), the ones the worker's staged lookup gives (inbound to the VIP,
+    /// outbound otherwise), or another live conn's slot (a stale or wrong hint). The verdict
+    /// and state must not depend on the hint.
+    fn process(&mut self, pkt: &Packet<V4>) -> Verdict<V4> {
+        self.sends += 1;
+        let t = self.shard.table();
+        let hint = match self.sends % 3 {
+            0 => NO_HINT,
+            1 => {
+                let to_vip = pkt.daddr == V4(VIP);
+                let key = ConnKey {
+                    proto: pkt.proto,
+                    caddr: if to_vip { pkt.saddr } else { pkt.daddr },
+                    cport: if to_vip { pkt.sport } else { pkt.dport },
+                    addr: if to_vip { pkt.daddr } else { pkt.saddr },
+                    port: if to_vip { pkt.dport } else { pkt.sport },
+                    template: false,
+                };
+                let h = t.prefetch_entry(t.hash_of(&key));
+                return if to_vip {
+                    self.shard.process_hinted(pkt, self.now, h, NO_HINT)
+                } else {
+                    self.shard.process_hinted(pkt, self.now, NO_HINT, h)
+                };
+            }
+            _ => {
+                let live: Vec<u32> = t.live_slots().collect();
+                live.get(self.sends as usize % live.len().max(1))
+                    .copied()
+                    .unwrap_or(NO_HINT)
+            }
+        };
+        self.shard.process_hinted(pkt, self.now, hint, hint)
+    }
+
     fn send(&mut self, p: MPkt) -> Result<(), String> {
         let pkt = if p.proto == TCP {
             Packet::tcp(V4(p.saddr), p.sport, V4(p.daddr), p.dport, p.flags)
@@ -1306,7 +1346,7 @@ impl Harness {
             Packet::udp(V4(p.saddr), p.sport, V4(p.daddr), p.dport)
         };
         let created_before = self.model.c.conns_created;
-        let v = self.shard.process(&pkt, self.now);
+        let v = self.process(&pkt);
         let eng = engine_snap(&self.shard, &self.setup);
         let what = format!("{p:?}");
         let mv = self
