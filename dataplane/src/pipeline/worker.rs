@@ -628,7 +628,7 @@ impl<B: Buf> Worker<B> {
 
     /// The index hash a frame's conn is looked up by, and whether it goes to a VIP: a frame to
     /// a VIP is keyed by its client as sent, anything else as a reply (client = destination).
-    #[inline]
+    #[inline(always)]
     fn staged_key<A: Af>(&self, k: ConnKey<A>) -> (u64, bool) {
         let fam = A::fam_ref(self);
         let to_vip = fam.vips.contains(&k.addr);
@@ -1283,6 +1283,7 @@ impl<B: Buf> Worker<B> {
     }
 
     /// Resolve the next hop's MAC and transmit (or hold until resolved).
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn send<A: Af>(
         &mut self,
@@ -1296,6 +1297,21 @@ impl<B: Buf> Worker<B> {
         if let Some(mac) = A::fam(self).neigh.ready(nh, port, now) {
             return self.send_resolved(pres, port, buf, mac, out);
         }
+        self.send_unresolved(pres, port, nh, buf, now, out)
+    }
+
+    /// [`Worker::send`] when the neighbor is not ready: hold, solicit or drop.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn send_unresolved<A: Af>(
+        &mut self,
+        pres: &Presence,
+        port: u16,
+        nh: A,
+        buf: B,
+        now: u64,
+        out: &mut impl FnMut(Out<B>),
+    ) {
         match A::fam(self).neigh.resolve(nh, port, (port, buf), now) {
             Resolve::Ready(mac, (p, b)) => self.send_resolved(pres, p, b, mac, out),
             Resolve::Held { solicit } => {
@@ -1313,6 +1329,7 @@ impl<B: Buf> Worker<B> {
         }
     }
 
+    #[inline]
     #[allow(clippy::too_many_arguments)]
     fn send_resolved(
         &mut self,
