@@ -559,22 +559,27 @@ impl<B: Buf> Worker<B> {
         for b in bufs.iter().flatten() {
             crate::mem::prefetch_read(b.data());
         }
-        let mut plan = [Plan::Empty; BURST];
+        // Stage 1's decisions by field: an array of enums would pack and unpack the fast
+        // summary at every stage.
+        let mut kind = [Plan::Empty; BURST];
+        let mut hash = [0u64; BURST];
+        let mut fast = [wire::fast::Fast4::default(); BURST];
         let mut hint = [NO_HINT; BURST];
         let mac = pres.ports.get(usize::from(port)).map(|p| p.mac);
         for i in 0..n + 2 * STAGE {
             if let Some(b) = bufs.get(i).and_then(Option::as_ref) {
-                plan[i] = self.plan(b.data(), mac);
-                match plan[i].hash() {
-                    Some((false, h)) => self.f4.shard.table().prefetch_bucket(h),
-                    Some((true, h)) => self.f6.shard.table().prefetch_bucket(h),
+                let (k, h) = self.plan(b.data(), mac, &mut fast[i]);
+                (kind[i], hash[i]) = (k, h);
+                match k.family() {
+                    Some(false) => self.f4.shard.table().prefetch_bucket(h),
+                    Some(true) => self.f6.shard.table().prefetch_bucket(h),
                     None => {}
                 }
             }
             if let Some(j) = i.checked_sub(STAGE).filter(|&j| j < n) {
-                hint[j] = match plan[j].hash() {
-                    Some((false, h)) => self.f4.shard.table().prefetch_entry(h),
-                    Some((true, h)) => self.f6.shard.table().prefetch_entry(h),
+                hint[j] = match kind[j].family() {
+                    Some(false) => self.f4.shard.table().prefetch_entry(hash[j]),
+                    Some(true) => self.f6.shard.table().prefetch_entry(hash[j]),
                     None => NO_HINT,
                 };
             }
@@ -585,44 +590,45 @@ impl<B: Buf> Worker<B> {
                 continue;
             };
             self.counters.rx.inc();
-            match plan[k] {
-                Plan::Fast { f, to_vip, .. } => {
-                    // The staged lookup keyed a frame to a VIP as inbound, others as replies.
-                    let hints = if to_vip {
-                        (hint[k], NO_HINT)
-                    } else {
-                        (NO_HINT, hint[k])
-                    };
-                    self.lb_fast(pres, port, b, &f, hints, now, out)
+            // The staged lookup keyed a frame to a VIP as inbound, others as replies.
+            match kind[k] {
+                Plan::FastIn => self.lb_fast(pres, port, b, &fast[k], (hint[k], NO_HINT), now, out),
+                Plan::FastReply => {
+                    self.lb_fast(pres, port, b, &fast[k], (NO_HINT, hint[k]), now, out)
                 }
                 _ => self.input(pres, port, b, now, false, out),
             }
         }
     }
 
-    /// Stage 1 for one frame: the fast path's summary of it, or the general path with the
-    /// index hash of its conn when its flow can be read ([`Worker::staged_key`]).
+    /// Stage 1 for one frame: the fast path's summary of it (into `fast`), or the general
+    /// path; with the index hash of its conn when its flow can be read
+    /// ([`Worker::staged_key`]).
     #[inline]
-    fn plan(&self, f: &[u8], mac: Option<[u8; 6]>) -> Plan {
-        if let Some(fast) = wire::fast::classify4(f).filter(|_| mac.is_some_and(|m| f[..6] == m)) {
+    fn plan(&self, f: &[u8], mac: Option<[u8; 6]>, fast: &mut wire::fast::Fast4) -> (Plan, u64) {
+        if let Some(ff) = wire::fast::classify4(f).filter(|_| mac.is_some_and(|m| f[..6] == m)) {
+            *fast = ff;
             let (hash, to_vip) = self.staged_key(ConnKey {
-                proto: fast.proto,
-                caddr: V4(fast.saddr),
-                cport: fast.sport,
-                addr: V4(fast.daddr),
-                port: fast.dport,
+                proto: ff.proto,
+                caddr: V4(ff.saddr),
+                cport: ff.sport,
+                addr: V4(ff.daddr),
+                port: ff.dport,
                 template: false,
             });
-            return Plan::Fast {
-                f: fast,
+            return (
+                if to_vip {
+                    Plan::FastIn
+                } else {
+                    Plan::FastReply
+                },
                 hash,
-                to_vip,
-            };
+            );
         }
         match flow_hint(f) {
-            Some(Hint::V4(k)) => Plan::General(Some((false, self.staged_key(k).0))),
-            Some(Hint::V6(k)) => Plan::General(Some((true, self.staged_key(k).0))),
-            None => Plan::General(None),
+            Some(Hint::V4(k)) => (Plan::General4, self.staged_key(k).0),
+            Some(Hint::V6(k)) => (Plan::General6, self.staged_key(k).0),
+            None => (Plan::General, 0),
         }
     }
 
@@ -1447,28 +1453,28 @@ enum IcmpKind {
 const STAGE: usize = 16;
 
 /// Stage 1's decision for a frame of a burst.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Plan {
     Empty,
-    /// The fast path, with the index hash of its conn (keyed inbound when to a VIP, else
-    /// as a reply).
-    Fast {
-        f: wire::fast::Fast4,
-        hash: u64,
-        to_vip: bool,
-    },
-    /// The general path; (v6?, index hash) when the frame's flow could be read.
-    General(Option<(bool, u64)>),
+    /// The fast path, keyed inbound (to a VIP).
+    FastIn,
+    /// The fast path, keyed as a reply (the client is the destination).
+    FastReply,
+    /// The general path, with the index hash of an IPv4 / IPv6 flow.
+    General4,
+    General6,
+    /// The general path, no flow read.
+    General,
 }
 
 impl Plan {
-    /// (v6?, index hash) of the frame's conn lookup, if it has one.
+    /// Whether the frame's conn lookup is IPv6, if it has one.
     #[inline]
-    fn hash(&self) -> Option<(bool, u64)> {
-        match *self {
-            Plan::Fast { hash, .. } => Some((false, hash)),
-            Plan::General(h) => h,
-            Plan::Empty => None,
+    fn family(self) -> Option<bool> {
+        match self {
+            Plan::FastIn | Plan::FastReply | Plan::General4 => Some(false),
+            Plan::General6 => Some(true),
+            Plan::Empty | Plan::General => None,
         }
     }
 }

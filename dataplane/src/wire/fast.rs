@@ -15,7 +15,7 @@ const L4: usize = L3 + 20;
 const MIN_LEN: usize = L4 + 8;
 
 /// What the fast path knows of a frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Fast4 {
     pub saddr: u32,
     pub daddr: u32,
