@@ -62,6 +62,10 @@ for kind in established synflood; do
   ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
   printf '%-12s rvs %7s Mpps | testpmd io %7s Mpps | testpmd csum %7s Mpps | rvs/io %s | rvs/csum %s\n' \
     "$kind" "$r" "$io" "$csum" "$(ratio "$r" "$io")" "$(ratio "$r" "$csum")"
+  # Per frame: what each costs, and what rvs and csum add to io's receive-and-send.
+  awk -v r="$r" -v i="$io" -v c="$csum" 'BEGIN { if (r > 0 && i > 0 && c > 0)
+    printf "  per frame: io %.1f ns, csum %.1f ns (+%.1f), rvs %.1f ns (+%.1f); 0.8 x io leaves rvs %.1f ns of its own\n",
+      1e3 / i, 1e3 / c, 1e3 / c - 1e3 / i, 1e3 / r, 1e3 / r - 1e3 / i, 1e3 / (0.8 * i) - 1e3 / i }'
   if awk -v b="$io" 'BEGIN { exit !(b == 0) }'; then
     echo "  testpmd forwarded nothing; its log: $W/testpmd-io.log" >&2
   fi

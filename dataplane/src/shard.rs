@@ -409,7 +409,7 @@ impl<A: Family> Shard<A> {
     /// [`Shard::process`] with the slots an earlier staged lookup named for the inbound and
     /// the outbound key ([`ConnTable::prefetch_entry`]; [`NO_HINT`] for none): the same
     /// verdict, without the probes when a hint holds.
-    #[inline]
+    #[inline(always)]
     pub fn process_hinted(
         &mut self,
         pkt: &Packet<A>,
@@ -658,7 +658,7 @@ impl<A: Family> Shard<A> {
         true
     }
 
-    #[inline]
+    #[inline(always)]
     fn xmit_of(&self, slot: u32, reply: bool) -> Xmit<A> {
         let c = self.conns.get(slot);
         let fwd = Fwd::from_bits(c.flags);

@@ -969,7 +969,7 @@ impl<B: Buf> Worker<B> {
     /// [`Worker::lb`] for a frame the fast classifier summarised (untagged IPv4 TCP/UDP to
     /// our MAC, no options, not a fragment): the same steps and verdicts, without building a
     /// [`ParsedFrame`]. A local destination takes the general path (to the kernel).
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn lb_fast(
         &mut self,
@@ -1013,7 +1013,7 @@ impl<B: Buf> Worker<B> {
     /// [`Worker::forward`] for a fast-path frame (header offsets known): DR and NAT both
     /// ways in place; tunnels and TTL expiry go through the general code with the frame
     /// parsed, as they build new headers or an ICMP error.
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn forward_fast(
         &mut self,
