@@ -248,6 +248,7 @@ pub fn demo(
         max_ms: Some(60_000),
         mbufs: None,
         exception: false,
+        stats_period_ms: None,
     };
     let res = run(&args);
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));

@@ -68,6 +68,16 @@ fn parse_mac(s: &str) -> Result<[u8; 6], String> {
         .ok_or_else(|| format!("{s:?}: want a MAC like 02:00:00:00:00:01"))
 }
 
+/// Seconds (a decimal, at least 0.01) to milliseconds.
+fn parse_period(s: &str) -> Result<u64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.01..=86_400.0).contains(&v) => Ok((v * 1000.0).round() as u64),
+        _ => Err(format!(
+            "{s:?}: want seconds from 0.01 to 86400, like 2 or 0.5"
+        )),
+    }
+}
+
 #[derive(Args)]
 struct DemoCli {
     /// Clients, each opening and closing one conn.
@@ -105,6 +115,9 @@ struct RunCli {
     /// counted and dropped.
     #[arg(long)]
     no_exception: bool,
+    /// Print the rx, tx and drop rates of the last period every this many seconds.
+    #[arg(long, value_parser = parse_period)]
+    stats_period: Option<u64>,
     /// EAL arguments, after `--` (hugepages by default; `--no-huge -m 1024` in labs).
     #[arg(last = true)]
     eal: Vec<String>,
@@ -278,6 +291,7 @@ fn main() -> ExitCode {
                 max_ms: r.max_ms,
                 mbufs: r.mbufs,
                 exception: !r.no_exception,
+                stats_period_ms: r.stats_period,
             };
             match rvs_control::run::run(&args) {
                 Ok(s) => {

@@ -322,6 +322,7 @@ pub fn run_pcap(
         max_ms: Some(20_000),
         mbufs: None,
         exception: r.exception,
+        stats_period_ms: None,
     })
     .expect("rvsd run");
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
