@@ -194,16 +194,7 @@ fn established(c: &mut Criterion) {
         });
         if fwd == Fwd::Masq {
             // Replies from the dests, back to the clients.
-            let replies: Vec<Frame64> = shuffled(flows)
-                .iter()
-                .map(|&i| {
-                    let (a, p) = client(i);
-                    // wlc spread the flows over 8 dests; a reply from the wrong one would miss, so
-                    // ask the shard which dest each flow got.
-                    let d = dest_of(&w, a, p);
-                    tcp(d, 80, a, p, false)
-                })
-                .collect();
+            let replies = replies(&w, flows);
             g.bench_function("nat_out_established_1M_flows", |b| {
                 b.iter_custom(|iters| pump(&mut w, &replies, iters, &mut now))
             });
@@ -233,6 +224,20 @@ fn established_setup(fwd: Fwd, flows: u32) -> (Worker<VecBuf>, Vec<Frame64>, u64
         })
         .collect();
     (w, acks, now)
+}
+
+/// Replies from the dests to every flow of a NAT worker, in the `shuffled` order.
+fn replies(w: &Worker<VecBuf>, flows: u32) -> Vec<Frame64> {
+    shuffled(flows)
+        .iter()
+        .map(|&i| {
+            let (a, p) = client(i);
+            // wlc spread the flows over 8 dests; a reply from the wrong one would miss, so
+            // ask the shard which dest each flow got.
+            let d = dest_of(w, a, p);
+            tcp(d, 80, a, p, false)
+        })
+        .collect()
 }
 
 /// The flows `0..flows` in a fixed random order.
@@ -297,8 +302,9 @@ fn new_conns(c: &mut Criterion) {
     g.finish();
 }
 
-/// `RVS_BENCH_COUNT=<frames>`: no criterion; set up the DR established bench and pump that
-/// many frames through `counted`, for an instruction count per frame that does not depend on
+/// `RVS_BENCH_COUNT=<frames>`: no criterion; set up the established bench of
+/// `RVS_BENCH_PATH` (`dr`, the default, `nat_in` or `nat_out`) and pump that many frames
+/// through `counted`, for an instruction count per frame that does not depend on
 /// the machine's load:
 /// `valgrind --tool=callgrind --toggle-collect='*counted*' target/release/deps/pipeline-*`.
 fn count_mode() -> bool {
@@ -312,11 +318,21 @@ fn count_mode() -> bool {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1 << 16);
-    let (mut w, acks, mut now) = established_setup(Fwd::Droute, flows);
+    let path = std::env::var("RVS_BENCH_PATH").unwrap_or_else(|_| "dr".into());
+    let fwd = if path == "dr" { Fwd::Droute } else { Fwd::Masq };
+    let (mut w, acks, mut now) = established_setup(fwd, flows);
+    let frames_of = match path.as_str() {
+        "dr" | "nat_in" => acks,
+        "nat_out" => replies(&w, flows),
+        other => {
+            eprintln!("RVS_BENCH_PATH={other:?}: want dr, nat_in or nat_out");
+            return true;
+        }
+    };
     // One pass first so the counted frames see warm tables, then the counted ones.
-    pump(&mut w, &acks, u64::from(flows), &mut now);
-    counted(&mut w, &acks, frames, &mut now);
-    eprintln!("counted {frames} frames over {flows} flows");
+    pump(&mut w, &frames_of, u64::from(flows), &mut now);
+    counted(&mut w, &frames_of, frames, &mut now);
+    eprintln!("counted {frames} {path} frames over {flows} flows");
     true
 }
 

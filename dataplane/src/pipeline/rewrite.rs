@@ -3,7 +3,7 @@
 //! (`l3` = IP header, `l4` = transport header); a rewrite never reads outside the frame: a
 //! field that does not fit is left alone and the call reports failure.
 
-use crate::wire::checksum;
+use crate::wire::checksum::{self, Change};
 use crate::wire::sctp;
 
 const IP4_TTL: usize = 8;
@@ -110,13 +110,14 @@ pub fn nat4(
         return false;
     };
     if let Some(l4) = l4 {
-        if !nat_l4(frame, l4, proto, end, port, |c, udp| {
-            if udp {
-                checksum::udp_update32(c, old, addr)
-            } else {
-                checksum::update32(c, old, addr)
-            }
-        }) {
+        if !nat_l4(
+            frame,
+            l4,
+            proto,
+            end,
+            port,
+            Change::default().word32(old, addr),
+        ) {
             return false;
         }
     }
@@ -143,13 +144,14 @@ pub fn nat6(
         return false;
     };
     if let Some(l4) = l4 {
-        if !nat_l4(frame, l4, proto, end, port, |c, udp| {
-            if udp {
-                checksum::udp_update_addr_v6(c, &old, &addr)
-            } else {
-                checksum::update_addr_v6(c, &old, &addr)
-            }
-        }) {
+        if !nat_l4(
+            frame,
+            l4,
+            proto,
+            end,
+            port,
+            Change::default().addr6(&old, &addr),
+        ) {
             return false;
         }
     }
@@ -157,16 +159,9 @@ pub fn nat6(
     true
 }
 
-/// Port rewrite and transport checksum: `addr_fix` applies the address change to the
-/// checksum (`udp` = the UDP zero rules apply).
-fn nat_l4(
-    frame: &mut [u8],
-    l4: usize,
-    proto: u8,
-    end: End,
-    port: u16,
-    addr_fix: impl Fn(u16, bool) -> u16,
-) -> bool {
+/// Port rewrite and transport checksum: `addr` is the address change the checksum also
+/// takes (UDP's zero rules apply for UDP).
+fn nat_l4(frame: &mut [u8], l4: usize, proto: u8, end: End, port: u16, addr: Change) -> bool {
     let port_at = l4 + if end == End::Dst { 2 } else { 0 };
     let Some(old_port) = get16(frame, port_at) else {
         return false;
@@ -194,12 +189,12 @@ fn nat_l4(
     let Some(csum) = get16(frame, l4 + csum_at) else {
         return false;
     };
-    let udp = proto == 17;
-    let mut c = addr_fix(csum, udp);
-    c = if udp {
-        checksum::udp_update16(c, old_port, port)
+    // The address and the port under one checksum update.
+    let change = addr.word(old_port, port);
+    let c = if proto == 17 {
+        change.apply_udp(csum)
     } else {
-        checksum::update16(c, old_port, port)
+        change.apply(csum)
     };
     let _ = put16(frame, port_at, port);
     let _ = put16(frame, l4 + csum_at, c);

@@ -114,54 +114,93 @@ fn update(old_csum: u16, removed: u64, added: u64) -> u16 {
     !s
 }
 
+/// Words of checksummed data that changed, summed so that one update covers them all (RFC
+/// 1624 eqn. 3 adds the changes; applying them together or one by one gives the same
+/// checksum). NAT changes an address and a port under one transport checksum.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Change {
+    removed: u64,
+    added: u64,
+}
+
+impl Change {
+    /// A 16-bit word changed.
+    #[inline]
+    pub fn word(self, old: u16, new: u16) -> Change {
+        Change {
+            removed: self.removed + u64::from(!old),
+            added: self.added + u64::from(new),
+        }
+    }
+    /// A 32-bit field changed (big-endian readings, as `u32::from(Ipv4Addr)`).
+    #[inline]
+    pub fn word32(self, old: u32, new: u32) -> Change {
+        self.word((old >> 16) as u16, (new >> 16) as u16)
+            .word(old as u16, new as u16)
+    }
+    /// An IPv6 address changed.
+    #[inline]
+    pub fn addr6(self, old: &[u8; 16], new: &[u8; 16]) -> Change {
+        Change {
+            removed: self.removed + u64::from(!sum(old)),
+            added: self.added + u64::from(sum(new)),
+        }
+    }
+    /// The checksum `old_csum` becomes.
+    #[inline]
+    pub fn apply(self, old_csum: u16) -> u16 {
+        update(old_csum, self.removed, self.added)
+    }
+    /// [`Change::apply`] for a UDP checksum: a zero (no checksum) stays zero, a computed
+    /// zero is sent as `0xffff`.
+    #[inline]
+    pub fn apply_udp(self, old_csum: u16) -> u16 {
+        if old_csum == 0 {
+            return 0;
+        }
+        udp_encode(self.apply(old_csum))
+    }
+}
+
 /// New checksum after one 16-bit word of the covered data changed from `old_word` to
 /// `new_word` (a port, an ICMP echo id, the TTL/protocol word).
 #[inline]
 pub fn update16(old_csum: u16, old_word: u16, new_word: u16) -> u16 {
-    update(old_csum, u64::from(!old_word), u64::from(new_word))
+    Change::default().word(old_word, new_word).apply(old_csum)
 }
 
 /// New checksum after a 32-bit field (an IPv4 address, a sequence number) changed; the
 /// values are the field's big-endian reading (`u32::from(Ipv4Addr)`).
 #[inline]
 pub fn update32(old_csum: u16, old: u32, new: u32) -> u16 {
-    let removed = u64::from(!(old >> 16) as u16) + u64::from(!(old as u16));
-    let added = u64::from(new >> 16) + u64::from(new as u16);
-    update(old_csum, removed, added)
+    Change::default().word32(old, new).apply(old_csum)
 }
 
 /// New checksum after an IPv6 address in the covered data (or the pseudo-header) changed.
 #[inline]
 pub fn update_addr_v6(old_csum: u16, old: &[u8; 16], new: &[u8; 16]) -> u16 {
-    update(old_csum, u64::from(!sum(old)), u64::from(sum(new)))
+    Change::default().addr6(old, new).apply(old_csum)
 }
 
 /// [`update16`] for a UDP checksum: a zero stays zero (no checksum), a result of zero is sent
 /// as `0xffff`. (A zero UDP checksum is illegal over IPv6; it is left alone all the same.)
 #[inline]
 pub fn udp_update16(old_csum: u16, old_word: u16, new_word: u16) -> u16 {
-    if old_csum == 0 {
-        return 0;
-    }
-    udp_encode(update16(old_csum, old_word, new_word))
+    Change::default()
+        .word(old_word, new_word)
+        .apply_udp(old_csum)
 }
 
 /// [`update32`] with the UDP rules of [`udp_update16`].
 #[inline]
 pub fn udp_update32(old_csum: u16, old: u32, new: u32) -> u16 {
-    if old_csum == 0 {
-        return 0;
-    }
-    udp_encode(update32(old_csum, old, new))
+    Change::default().word32(old, new).apply_udp(old_csum)
 }
 
 /// [`update_addr_v6`] with the UDP rules of [`udp_update16`].
 #[inline]
 pub fn udp_update_addr_v6(old_csum: u16, old: &[u8; 16], new: &[u8; 16]) -> u16 {
-    if old_csum == 0 {
-        return 0;
-    }
-    udp_encode(update_addr_v6(old_csum, old, new))
+    Change::default().addr6(old, new).apply_udp(old_csum)
 }
 
 #[cfg(test)]

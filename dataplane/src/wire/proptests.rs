@@ -709,6 +709,49 @@ proptest! {
     }
 
     #[test]
+    fn change_of_several_words_equals_recompute(
+        mut d in data(),
+        i in any::<prop::sample::Index>(),
+        j in any::<prop::sample::Index>(),
+        new32 in any::<u32>(),
+        new16 in any::<u16>(),
+    ) {
+        // A 32-bit field and another word (an address and a port, as NAT changes them).
+        let n = d.len() / 2;
+        prop_assume!(n >= 3);
+        let i = i.index(n - 1);
+        let j = j.index(n);
+        prop_assume!(j != i && j != i + 1);
+        let before = full(&d);
+        let old32 = (u32::from(word(&d, i)) << 16) | u32::from(word(&d, i + 1));
+        let old16 = word(&d, j);
+        set_word(&mut d, i, (new32 >> 16) as u16);
+        set_word(&mut d, i + 1, new32 as u16);
+        set_word(&mut d, j, new16);
+        prop_assume!(d.iter().any(|&b| b != 0));
+        let c = checksum::Change::default().word32(old32, new32).word(old16, new16);
+        prop_assert_eq!(c.apply(before), full(&d));
+    }
+
+    #[test]
+    fn change_applied_at_once_equals_one_by_one(
+        csum in prop_oneof![Just(0u16), Just(0xffff), any::<u16>()],
+        old32 in any::<u32>(), new32 in any::<u32>(),
+        old16 in prop_oneof![Just(0u16), Just(0xffff), any::<u16>()],
+        new16 in prop_oneof![Just(0u16), Just(0xffff), any::<u16>()],
+    ) {
+        let c = checksum::Change::default().word32(old32, new32).word(old16, new16);
+        prop_assert_eq!(
+            c.apply(csum),
+            checksum::update16(checksum::update32(csum, old32, new32), old16, new16)
+        );
+        prop_assert_eq!(
+            c.apply_udp(csum),
+            checksum::udp_update16(checksum::udp_update32(csum, old32, new32), old16, new16)
+        );
+    }
+
+    #[test]
     fn update32_equals_recompute(mut d in data(), i in any::<prop::sample::Index>(), new in any::<u32>()) {
         prop_assume!(d.len() >= 4);
         let i = i.index(d.len() / 2 - 1);
