@@ -109,17 +109,9 @@ pub fn nat4(
     let (Some(old), Some(ipcsum)) = (get32(frame, at), get16(frame, l3 + IP4_CSUM)) else {
         return false;
     };
-    if let Some(l4) = l4 {
-        if !nat_l4(
-            frame,
-            l4,
-            proto,
-            end,
-            port,
-            Change::default().word32(old, addr),
-        ) {
-            return false;
-        }
+    let change = Change::default().word32(old, addr);
+    if !nat_l4(frame, l4, proto, end, port, change) {
+        return false;
     }
     frame[at..at + 4].copy_from_slice(&addr.to_be_bytes());
     let _ = put16(frame, l3 + IP4_CSUM, checksum::update32(ipcsum, old, addr));
@@ -143,25 +135,28 @@ pub fn nat6(
     else {
         return false;
     };
-    if let Some(l4) = l4 {
-        if !nat_l4(
-            frame,
-            l4,
-            proto,
-            end,
-            port,
-            Change::default().addr6(&old, &addr),
-        ) {
-            return false;
-        }
+    let change = Change::default().addr6(&old, &addr);
+    if !nat_l4(frame, l4, proto, end, port, change) {
+        return false;
     }
     frame[at..at + 16].copy_from_slice(&addr);
     true
 }
 
-/// Port rewrite and transport checksum: `addr` is the address change the checksum also
-/// takes (UDP's zero rules apply for UDP).
-fn nat_l4(frame: &mut [u8], l4: usize, proto: u8, end: End, port: u16, addr: Change) -> bool {
+/// Port rewrite and transport checksum (`l4` None: nothing to do): `addr` is the address
+/// change the checksum also takes (UDP's zero rules apply for UDP).
+fn nat_l4(
+    frame: &mut [u8],
+    l4: Option<usize>,
+    proto: u8,
+    end: End,
+    port: u16,
+    addr: Change,
+) -> bool {
+    // A non-first fragment: no transport header, its first fragment's checksum covers it.
+    let Some(l4) = l4 else {
+        return true;
+    };
     let port_at = l4 + if end == End::Dst { 2 } else { 0 };
     let Some(old_port) = get16(frame, port_at) else {
         return false;
