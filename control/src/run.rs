@@ -115,6 +115,11 @@ struct LoopCounters {
     last_ms: AtomicU64,
 }
 
+/// One loop counter summed over the workers.
+fn sum_loops(loops: &[Arc<LoopCounters>], f: fn(&LoopCounters) -> &AtomicU64) -> u64 {
+    loops.iter().map(|l| f(l).load(Relaxed)).sum()
+}
+
 /// `--stats-period`: the totals at the last report, to print the rates since.
 struct Period {
     every: Option<u64>,
@@ -138,14 +143,11 @@ impl Period {
         if dt < every {
             return None;
         }
-        let sum = |f: fn(&LoopCounters) -> &AtomicU64| -> u64 {
-            loops.iter().map(|l| f(l).load(Relaxed)).sum()
-        };
         let cur = [
-            sum(|l| &l.rx),
-            sum(|l| &l.tx),
-            sum(|l| &l.tx_dropped),
-            sum(|l| &l.kernel),
+            sum_loops(loops, |l| &l.rx),
+            sum_loops(loops, |l| &l.tx),
+            sum_loops(loops, |l| &l.tx_dropped),
+            sum_loops(loops, |l| &l.kernel),
         ];
         let rate = |i: usize| (cur[i] - self.last[i].min(cur[i])) as f64 / dt as f64 / 1e3;
         let line = format!(
@@ -490,9 +492,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
         std::fs::write(path, metrics::render_run(&counters, &samples, &ports))
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    let sum_of = |f: fn(&LoopCounters) -> &AtomicU64| -> u64 {
-        loops.iter().map(|l| f(l).load(Relaxed)).sum()
-    };
+    let sum_of = |f: fn(&LoopCounters) -> &AtomicU64| sum_loops(&loops, f);
     let first = loops
         .iter()
         .map(|l| l.first_rx_ms.load(Relaxed))
