@@ -249,6 +249,9 @@ pub fn demo(
         mbufs: None,
         exception: false,
         stats_period_ms: None,
+        // The demo's own socket and no endpoint: it runs beside a real rvsd too.
+        socket: Some(std::env::temp_dir().join(format!("{prefix}.sock"))),
+        metrics_listen: Some("off".into()),
     };
     let res = run(&args);
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));

@@ -8,9 +8,21 @@
 //! - [`metrics`]: the Prometheus text of every counter.
 //! - [`run`]: `rvsd run`, the appliance on DPDK.
 
+pub mod adm;
 pub mod appconfig;
+pub mod control_thread;
+pub mod controller;
+pub mod estimator;
+pub mod ipvs_metrics;
+#[cfg(feature = "dpdk")]
 pub mod lab;
+pub mod link;
 pub mod metrics;
+pub mod metrics_http;
+pub mod protocol;
 pub mod replay;
 pub mod rules;
+#[cfg(feature = "dpdk")]
 pub mod run;
+pub mod socket;
+pub mod stats;

@@ -353,3 +353,23 @@ pub fn render_run(
     }
     String::from_utf8(out).unwrap_or_default()
 }
+
+/// The config generation each worker runs (label `worker`).
+pub fn render_generations(gens: &[u64]) -> String {
+    let mut f = Families::default();
+    for (w, &g) in gens.iter().enumerate() {
+        f.add(
+            "rvs_worker_config_generation",
+            "The generation of the rules the worker runs (equal on every worker once a change is in force).",
+            MetricKind::Gauge,
+            vec![label("worker", &w.to_string())],
+            g,
+        );
+    }
+    let families: Vec<MetricFamily> = f.0.into_values().collect();
+    let mut out = Vec::new();
+    if TextEncoder::new().encode(&families, &mut out).is_err() {
+        return String::new();
+    }
+    String::from_utf8(out).unwrap_or_default()
+}

@@ -26,6 +26,7 @@ use pcap_file::pcapng::{Block, PcapNgReader, PcapNgWriter};
 use pcap_file::DataLink;
 
 use rvs_dataplane::addr::{Family, V4, V6};
+use rvs_dataplane::config::Config;
 use rvs_dataplane::l3::Route;
 use rvs_dataplane::pipeline::buf::{Buf, VecBuf};
 use rvs_dataplane::pipeline::worker::{Out, PortInfo, Presence, TxOffloads, Worker};
@@ -248,6 +249,22 @@ pub fn presence(cfg: &AppConfig, nic: &NicSetup) -> Result<Presence, String> {
     Ok(Presence::new(ports, &r4, &r6, s4, s6)?.with_rss_key(nic.rss_key.clone()))
 }
 
+/// One snapshot per family, as the workers run them.
+pub type Configs = (Arc<Config<V4>>, Arc<Config<V6>>);
+
+/// The engine's snapshots of a rule set under an appliance config (its sysctls and
+/// firewall-mark rules).
+pub fn snapshots(cfg: &AppConfig, rules: &RuleSet) -> Result<Configs, String> {
+    let (c4, c6) = rules.to_configs(cfg.sysctl()).map_err(|e| e.to_string())?;
+    let c4 = c4
+        .with_fwmark_rules(cfg.fwmark_rules_v4())
+        .map_err(|e| e.to_string())?;
+    let c6 = c6
+        .with_fwmark_rules(cfg.fwmark_rules_v6())
+        .map_err(|e| e.to_string())?;
+    Ok((Arc::new(c4), Arc::new(c6)))
+}
+
 /// Build the workers of an appliance config and rule set, `alloc(worker)` giving each its
 /// buffer source for the frames it builds itself; `nic` as for [`presence`].
 pub fn workers<B: Buf>(
@@ -258,15 +275,19 @@ pub fn workers<B: Buf>(
     nic: &NicSetup,
     alloc: impl Fn(u32) -> Box<dyn FnMut() -> Option<B> + Send>,
 ) -> Result<Vec<Worker<B>>, String> {
-    let (c4, c6) = rules.to_configs(cfg.sysctl()).map_err(|e| e.to_string())?;
-    let c4 = Arc::new(
-        c4.with_fwmark_rules(cfg.fwmark_rules_v4())
-            .map_err(|e| e.to_string())?,
-    );
-    let c6 = Arc::new(
-        c6.with_fwmark_rules(cfg.fwmark_rules_v6())
-            .map_err(|e| e.to_string())?,
-    );
+    let (c4, c6) = snapshots(cfg, rules)?;
+    workers_with(cfg, (c4, c6), n, t0, nic, alloc)
+}
+
+/// [`workers`] running given snapshots (the control thread's first generation).
+pub fn workers_with<B: Buf>(
+    cfg: &AppConfig,
+    (c4, c6): Configs,
+    n: u32,
+    t0: u64,
+    nic: &NicSetup,
+    alloc: impl Fn(u32) -> Box<dyn FnMut() -> Option<B> + Send>,
+) -> Result<Vec<Worker<B>>, String> {
     let pres = Arc::new(presence(cfg, nic)?);
     let params = ShardParams {
         capacity: cfg.engine.conns_per_worker,

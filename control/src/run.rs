@@ -39,9 +39,14 @@ use rvs_dataplane::dpdk::{
 use rvs_dataplane::pipeline::rss;
 use rvs_dataplane::pipeline::worker::{Out, TxOffloads, Worker};
 
+use crate::control_thread::{install_hup_handler, ControlThread, Render};
+use crate::controller::{Base, Controller};
+use crate::link::WorkerLink;
 use crate::metrics::{self, LoopSample, PortSample, WorkerCounters};
+use crate::metrics_http::MetricsServer;
 use crate::replay;
 use crate::rules::RuleSet;
+use crate::socket::{resolve_group, ControlSocket};
 
 const BURST: u16 = 32;
 /// Slots of each hand-off ring (it holds one less).
@@ -76,6 +81,31 @@ pub struct RunArgs {
     /// Print the rates of the last period every this many ms (as testpmd's
     /// `--stats-period`), from the control thread.
     pub stats_period_ms: Option<u64>,
+    /// The control socket (default: the config's `[control] socket`).
+    pub socket: Option<PathBuf>,
+    /// Where to serve /metrics: `ADDR:PORT` or `off` (default: the config's
+    /// `[metrics] listen`).
+    pub metrics_listen: Option<String>,
+}
+
+impl RunArgs {
+    /// A run of `config` with no rules, EAL arguments or limits, and the config's control
+    /// socket and metrics endpoint.
+    pub fn new(config: PathBuf) -> RunArgs {
+        RunArgs {
+            config,
+            rules: None,
+            eal: Vec::new(),
+            metrics_out: None,
+            idle_exit_ms: None,
+            max_ms: None,
+            mbufs: None,
+            exception: true,
+            stats_period_ms: None,
+            socket: None,
+            metrics_listen: None,
+        }
+    }
 }
 
 /// What the run did, summed over workers.
@@ -208,6 +238,38 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
         }
         None => RuleSet::new(),
     };
+    let n = cfg.engine.workers.max(1);
+    // The control side first: a refused rule set or a socket another rvsd serves stops us
+    // before the EAL takes the devices.
+    let base = Base {
+        sysctl: cfg.sysctl(),
+        fwmark_v4: cfg.fwmark_rules_v4(),
+        fwmark_v6: cfg.fwmark_rules_v6(),
+    };
+    let table_size = u64::from(cfg.engine.conns_per_worker) * u64::from(n);
+    let (ctl, first) =
+        Controller::new(rules, base, n, table_size).map_err(|e| match &args.rules {
+            Some(p) => format!("{}: {e}", p.display()),
+            None => e.to_string(),
+        })?;
+    let socket_path = args
+        .socket
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&cfg.control.socket));
+    let group = cfg
+        .control
+        .group
+        .as_deref()
+        .map(resolve_group)
+        .transpose()?;
+    let socket = ControlSocket::bind(&socket_path, group)?;
+    let listen = match args.metrics_listen.as_deref() {
+        None => cfg.metrics.listen,
+        Some("off") => None,
+        Some(a) => Some(a.parse::<std::net::SocketAddr>().map_err(|_| {
+            format!("--metrics-listen {a:?}: want ADDR:PORT (127.0.0.1:9750, [::1]:9750) or off")
+        })?),
+    };
     let mut argv = vec!["rvsd".to_string()];
     argv.extend(cfg.engine.eal_args.iter().cloned());
     argv.extend(args.eal.iter().cloned());
@@ -221,7 +283,6 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
             ));
         }
     }
-    let n = cfg.engine.workers.max(1);
     let mut eal = Eal::init(&argv).map_err(|e| e.to_string())?;
     let lcores = eal.lcores();
     if lcores.len() < n as usize {
@@ -428,33 +489,104 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
         })
         .collect();
     let nic = replay::NicSetup { tx, rss_key };
-    let workers = replay::workers::<Mbuf>(&cfg, &rules, n, t0, &nic, |w| {
+    let workers = replay::workers_with::<Mbuf>(&cfg, (first.v4, first.v6), n, t0, &nic, |w| {
         let sock = lcores.get(w as usize).map_or(home, |&l| eal.socket_of(l));
         let pool = pool_of(sock).clone();
         Box::new(move || pool.alloc())
     })?;
     let counters: Vec<WorkerCounters> = workers.iter().map(WorkerCounters::of).collect();
     let loops: Vec<Arc<LoopCounters>> = (0..n).map(|_| Arc::default()).collect();
+    let links: Vec<Arc<WorkerLink>> = (0..n).map(|_| Arc::default()).collect();
     for l in &loops {
         l.last_rx_ms.store(t0, Relaxed);
     }
     let stop = dpdk::install_stop_handler();
-    for ((w, io), (&lcore, me)) in workers.into_iter().zip(ios).zip(lcores.iter().zip(&loops)) {
+    for (((w, io), (&lcore, me)), link) in workers
+        .into_iter()
+        .zip(ios)
+        .zip(lcores.iter().zip(&loops))
+        .zip(&links)
+    {
         let me = Arc::clone(me);
+        let link = Arc::clone(link);
+        eprintln!("rvsd run: worker {} on lcore {lcore}", w.id);
         // The worker owns its queue handles and ring ends; they go when its loop ends (the
         // ports close when the last handle or reader goes).
-        let launched = eal.launch(lcore, Box::new(move || worker_loop(w, io, &me, stop, hz)));
+        let launched = eal.launch(
+            lcore,
+            Box::new(move || worker_loop(w, io, &me, &link, n, stop, hz)),
+        );
         if let Err(e) = launched {
             stop.store(true, Relaxed);
             eal.wait_all();
             return Err(e.to_string());
         }
     }
-    // The control thread: watch for the stop conditions, print the periodic rates.
+    // The control thread (the main lcore): the control socket, /metrics, SIGHUP, the stop
+    // conditions and the periodic rates. Threads it starts run on the housekeeping cores.
+    let housekeeping = housekeeping_cores(lcores);
+    eprintln!(
+        "rvsd run: control thread on the main lcore {}; control socket {}",
+        eal.main_lcore(),
+        socket_path.display()
+    );
+    let (scrape_tx, scrape_rx) = std::sync::mpsc::channel();
+    let metrics_server = match listen {
+        Some(addr) => {
+            let m = MetricsServer::start(addr, scrape_tx, housekeeping.clone());
+            match m {
+                Ok(m) => {
+                    eprintln!(
+                        "rvsd run: metrics at http://{}/metrics (thread on core {})",
+                        m.addr,
+                        housekeeping
+                            .first()
+                            .map_or("any".to_string(), |c| c.id.to_string())
+                    );
+                    Some(m)
+                }
+                Err(e) => {
+                    stop.store(true, Relaxed);
+                    eal.wait_all();
+                    return Err(e);
+                }
+            }
+        }
+        None => None,
+    };
+    let render: Render = {
+        let counters = counters.clone();
+        let loops = loops.clone();
+        let links = links.clone();
+        let readers = std::mem::take(&mut readers);
+        Box::new(move |ctl: &Controller| {
+            let samples: Vec<LoopSample> = loops
+                .iter()
+                .enumerate()
+                .map(|(i, l)| l.sample(i as u32))
+                .collect();
+            let ports: Vec<PortSample> = readers
+                .iter()
+                .map(|(name, r)| port_sample(name, r))
+                .collect();
+            let mut text = metrics::render_run(&counters, &samples, &ports);
+            text.push_str(&crate::ipvs_metrics::render(ctl));
+            text.push_str(&metrics::render_generations(
+                &links.iter().map(|l| l.generation()).collect::<Vec<_>>(),
+            ));
+            text
+        })
+    };
+    let mut ct = ControlThread::new(ctl, links.clone(), render, t0)
+        .with_socket(socket)
+        .with_scrapes(scrape_rx);
+    if let Some(p) = &args.rules {
+        ct = ct.with_reload(p.clone(), install_hup_handler());
+    }
     let start = t0;
     let mut period = Period::new(args.stats_period_ms, t0);
     loop {
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        ct.poll(ms(dpdk::rdtsc(), hz), std::time::Duration::from_millis(10));
         let now = ms(dpdk::rdtsc(), hz);
         if let Some(line) = period.tick(now, start, &loops) {
             println!("{line}");
@@ -479,18 +611,11 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
         }
     }
     let seconds = (ms(dpdk::rdtsc(), hz) - start) as f64 / 1000.0;
+    drop(metrics_server);
+    // What the workers gave back on their way out (old snapshots) is freed here.
+    ct.housekeeping(ms(dpdk::rdtsc(), hz));
     if let Some(path) = &args.metrics_out {
-        let samples: Vec<LoopSample> = loops
-            .iter()
-            .enumerate()
-            .map(|(i, l)| l.sample(i as u32))
-            .collect();
-        let ports: Vec<PortSample> = readers
-            .iter()
-            .map(|(name, r)| port_sample(name, r))
-            .collect();
-        std::fs::write(path, metrics::render_run(&counters, &samples, &ports))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(path, ct.render_now()).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let sum_of = |f: fn(&LoopCounters) -> &AtomicU64| sum_loops(&loops, f);
     let first = loops
@@ -524,12 +649,28 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
     // net_pcap's tx file); then the pool, then the EAL. A PMD that still holds mbufs
     // (net_pcap's infinite_rx keeps its capture in them) leaves the pool and the EAL up:
     // the run itself went fine, so that is a warning, not a failure.
+    // The control thread's render holds the port readers.
+    drop(ct);
     drop(readers);
     drop(pools);
     if let Err(e) = eal.cleanup() {
         eprintln!("rvsd run: warning: {e}");
     }
     Ok(sum)
+}
+
+/// The cores no worker runs on (the control side's threads go there); empty when the
+/// workers take every core (then they are not pinned, and the log says so).
+fn housekeeping_cores(worker_lcores: &[u32]) -> Vec<core_affinity::CoreId> {
+    let all = core_affinity::get_core_ids().unwrap_or_default();
+    let free: Vec<core_affinity::CoreId> = all
+        .into_iter()
+        .filter(|c| !worker_lcores.contains(&(c.id as u32)))
+        .collect();
+    if free.is_empty() {
+        eprintln!("rvsd run: warning: every core runs a worker; control threads are not pinned");
+    }
+    free
 }
 
 /// 40 unpredictable bytes for an RSS key: SipHash under the process's OS-seeded random keys
@@ -631,6 +772,8 @@ fn worker_loop(
     mut w: Worker<Mbuf>,
     mut io: WorkerIo,
     me: &LoopCounters,
+    link: &WorkerLink,
+    workers: u32,
     stop: &AtomicBool,
     hz: u64,
 ) -> i32 {
@@ -659,8 +802,11 @@ fn worker_loop(
     }
     let (mut rxc, mut txc, mut txd, mut fwdc, mut ho_full, mut tx_full) =
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut seen = 0u64;
     while !stop.load(Relaxed) {
         let now = ms(dpdk::rdtsc(), hz);
+        // Between bursts: whatever the control thread posted (one load when nothing came).
+        link.serve(&mut seen, &mut w, workers, now);
         w.tick(now, &mut |o| ob.emit(o));
         let mut got_any = false;
         for (pi, q) in io.ports.iter_mut().enumerate() {

@@ -7,6 +7,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::addr::Family;
+use crate::dest_stats::DestStatsRef;
 use crate::proto::{Proto, Timeouts};
 use crate::sched::{DestIdent, SchedFlags, SchedKind, SchedTables};
 
@@ -71,6 +72,8 @@ pub struct DestConfig<A> {
     pub l_threshold: u32,
     /// Tunnel encapsulation for `-i` (`--tun-type`, `--tun-port`, `--tun-*csum`).
     pub tun: TunConfig,
+    /// The dest's counters across workers (the control thread's; none in tests and replay).
+    pub stats: DestStatsRef,
 }
 
 /// IPVS's tunnel types (`--tun-type ipip|gue|gre`).

@@ -6,6 +6,7 @@ pub mod config;
 pub mod conn;
 pub mod counters;
 pub mod defense;
+pub mod dest_stats;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod l3;

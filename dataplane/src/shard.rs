@@ -18,6 +18,7 @@ use crate::config::{Config, Fwd, ServiceKey, TunConfig};
 use crate::conn::{flags, Conn, ConnKey, ConnRef, ConnTable, Side, BURST, NIL, NO_HINT};
 use crate::counters::{Counters, DropReason, SCTP_BASE, TCP_BASE, UDP_BASE};
 use crate::defense::Defense;
+use crate::dest_stats::{DestCells, DestStats};
 use crate::proto::{sctp, tcp, Dir, Proto};
 use crate::rng::Rng;
 use crate::sched::{self, DestLoad, SchedInput, SchedState};
@@ -39,6 +40,8 @@ pub struct Packet<A> {
     pub sport: u16,
     pub daddr: A,
     pub dport: u16,
+    /// The IP datagram's length in bytes (the dest's byte counters; IPVS's `skb->len`).
+    pub len: u32,
     /// TCP header flags byte (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10).
     pub tcp_flags: u8,
     /// SCTP: the chunks' event (`None`: no whole first chunk) and whether the first chunk is
@@ -113,6 +116,8 @@ pub struct ShardParams {
     /// The drop_entry scan visits 1/2^scan_shift of the index buckets a second: 5 (1/32) as
     /// IPVS; 0 visits every bucket (used by the reference-model tests to be deterministic).
     pub scan_shift: u8,
+    /// The worker running the shard: which cells of each dest's [`DestStats`] it writes.
+    pub worker: u32,
 }
 
 impl Default for ShardParams {
@@ -122,6 +127,7 @@ impl Default for ShardParams {
             max_dests: 4096,
             seed: 1,
             scan_shift: 5,
+            worker: 0,
         }
     }
 }
@@ -147,6 +153,10 @@ struct DestSlot<A> {
     /// Conns and templates bound to it.
     refs: u32,
     in_use: bool,
+    /// Its counters across workers (the snapshot's, or the shard's own without one), and
+    /// this worker's cells in it.
+    stats: Arc<DestStats>,
+    cell: usize,
 }
 
 /// Per-shard state of one service.
@@ -177,6 +187,7 @@ pub struct Shard<A: Family> {
     rng: Rng,
     seed: u64,
     scan_shift: u8,
+    worker: u32,
     /// Next defense update (once a second of `now`).
     next_defense: u64,
 }
@@ -196,6 +207,7 @@ impl<A: Family> Shard<A> {
             rng: Rng::new(params.seed ^ 0x5eed),
             seed: params.seed,
             scan_shift: params.scan_shift.min(20),
+            worker: params.worker,
             next_defense: now + 1000,
         };
         s.set_config(cfg, now);
@@ -235,7 +247,9 @@ impl<A: Family> Shard<A> {
     /// Swap in a new config snapshot. Dests keep their counters by identity (service key,
     /// address, port); dests no longer present are detached and stay while conns use them.
     /// With expire_nodest_conn, conns of removed dests are expired at once (newer kernels).
-    pub fn set_config(&mut self, cfg: Arc<Config<A>>, now: u64) {
+    /// Returns the snapshot it replaced, for the caller to free (a worker hands it back to
+    /// the control thread rather than free it between bursts).
+    pub fn set_config(&mut self, cfg: Arc<Config<A>>, now: u64) -> Arc<Config<A>> {
         // Detach every attached dest, copying its live load out.
         for i in 0..self.dests.len() {
             let d = &self.dests[i];
@@ -255,7 +269,7 @@ impl<A: Family> Shard<A> {
                 let key = (svc.key, dc.addr, dc.port);
                 let slot = match self.dest_map.get(&key) {
                     Some(&s) => s,
-                    None => self.alloc_dest(key),
+                    None => self.alloc_dest(key, &dc.stats.0),
                 };
                 let d = &mut self.dests[slot as usize];
                 d.svc = si as u32;
@@ -264,6 +278,15 @@ impl<A: Family> Shard<A> {
                 d.tun = dc.tun;
                 d.u_threshold = dc.u_threshold;
                 d.l_threshold = dc.l_threshold;
+                match &dc.stats.0 {
+                    Some(st) if !Arc::ptr_eq(st, &d.stats) => {
+                        d.stats = Arc::clone(st);
+                        d.cell = st.cell_of(self.worker);
+                    }
+                    Some(_) => {}
+                    // The shard's own block: the thresholds are this shard's alone.
+                    None => d.stats.split_evenly(dc.u_threshold, dc.l_threshold),
+                }
                 let mut load = d.detached;
                 load.weight = dc.weight;
                 loads.push(load);
@@ -277,7 +300,7 @@ impl<A: Family> Shard<A> {
             });
         }
         self.svcs = svcs;
-        self.cfg = cfg;
+        let old = std::mem::replace(&mut self.cfg, cfg);
         // Dests that left the config: free the unreferenced, expire conns if asked.
         let mut removed_with_conns = false;
         for i in 0..self.dests.len() {
@@ -295,9 +318,80 @@ impl<A: Family> Shard<A> {
             let gone: Vec<bool> = dests.iter().map(|d| d.in_use && d.svc == NIL).collect();
             self.flush_where(now, |c| c.dest != NIL && gone[c.dest as usize]);
         }
+        // Thresholds may have changed: each dest's overload flag from its share, and every
+        // block's cells from the counts the shard holds.
+        self.refresh_overload();
+        for i in 0..self.dests.len() {
+            if self.dests[i].in_use {
+                self.publish_load(i as u32);
+            }
+        }
+        old
     }
 
-    fn alloc_dest(&mut self, key: DestKey<A>) -> u32 {
+    /// This worker's cells of a dest's counters.
+    #[inline(always)]
+    fn cells(&self, dest: u32) -> &DestCells {
+        let d = &self.dests[dest as usize];
+        d.stats.cells_at(d.cell)
+    }
+
+    /// Mirror a dest's conn counts into its cells, where the control thread reads them.
+    fn publish_load(&self, dest: u32) {
+        let l = self.load(dest);
+        let c = self.cells(dest);
+        c.active.set(u64::from(l.active));
+        c.inactive.set(u64::from(l.inactive));
+        c.persist.set(u64::from(self.dests[dest as usize].persist));
+    }
+
+    /// The upper threshold this worker applies to a dest: its share of `-x` (None: no
+    /// upper threshold), and the lower: its share of `-y` (0: none, then 3/4 of the upper).
+    #[inline]
+    fn thresholds(&self, dest: u32) -> (Option<u32>, u32) {
+        let d = &self.dests[dest as usize];
+        if d.u_threshold == 0 && d.l_threshold == 0 {
+            return (None, 0);
+        }
+        let (u, l) = d.stats.share(self.worker);
+        (
+            (d.u_threshold != 0).then_some(u),
+            if d.l_threshold != 0 { l } else { 0 },
+        )
+    }
+
+    /// ip_vs_unbind_dest's rule for leaving overload, from this worker's shares: below the
+    /// lower threshold, or below 3/4 of the upper without one (no upper: never overloaded).
+    fn may_leave_overload(&self, dest: u32, total: u32) -> bool {
+        let d = &self.dests[dest as usize];
+        let (u, l) = self.thresholds(dest);
+        if d.l_threshold != 0 {
+            total < l
+        } else {
+            u.is_none_or(|u| u64::from(total) * 4 < u64::from(u) * 3)
+        }
+    }
+
+    /// Re-evaluate every attached dest's overload flag from the current shares (after a
+    /// config swap or a rebalance of the shares by the control thread).
+    pub fn refresh_overload(&mut self) {
+        for i in 0..self.dests.len() {
+            let d = &self.dests[i];
+            if !d.in_use || d.svc == NIL {
+                continue;
+            }
+            let l = self.load(i as u32);
+            let total = l.active + l.inactive;
+            let over = match self.thresholds(i as u32).0 {
+                None => false,
+                Some(u) if total >= u => true,
+                Some(_) => l.overloaded && !self.may_leave_overload(i as u32, total),
+            };
+            self.load_mut(i as u32).overloaded = over;
+        }
+    }
+
+    fn alloc_dest(&mut self, key: DestKey<A>, stats: &Option<Arc<DestStats>>) -> u32 {
         let slot = DestSlot {
             key,
             fwd: Fwd::Droute,
@@ -310,6 +404,11 @@ impl<A: Family> Shard<A> {
             l_threshold: 0,
             refs: 0,
             in_use: true,
+            cell: stats.as_ref().map_or(0, |s| s.cell_of(self.worker)),
+
+            stats: stats
+                .clone()
+                .unwrap_or_else(|| Arc::new(DestStats::new(1, 0, 0))),
         };
         let i = match self.dest_free.pop() {
             Some(i) => {
@@ -423,15 +522,26 @@ impl<A: Family> Shard<A> {
         if let Some(c) = self.conns.try_get(hint_in) {
             if pkt.proto == 6
                 && tcp::is_plain_ack(pkt.tcp_flags)
-                && c.flags & (flags::HASHED | flags::ONE_PACKET) == flags::HASHED
+                && c.flags & (flags::HASHED | flags::ONE_PACKET | flags::INACTIVE) == flags::HASHED
+                && c.state == tcp::TcpState::Established as u8
                 && c.matches(&in_key(pkt), Side::In)
-                && (c.dest == NIL || self.dest_available(c.dest))
-                && self.plain_ack(hint_in, now)
             {
-                self.counters.packets_in.inc();
-                let c = self.conns.get_mut(hint_in);
-                c.in_pkts = c.in_pkts.saturating_add(1);
-                return Verdict::Xmit(self.xmit_of(hint_in, false));
+                // The dest's cells with its availability check: one lookup of the dest.
+                let ok = match self.dests.get(c.dest as usize) {
+                    Some(d) if d.svc != NIL => {
+                        count(d.stats.cells_at(d.cell), false, pkt.len);
+                        true
+                    }
+                    Some(_) => false,
+                    None => c.dest == NIL,
+                };
+                if ok {
+                    self.ack_established(hint_in, now);
+                    self.counters.packets_in.inc();
+                    let c = self.conns.get_mut(hint_in);
+                    c.in_pkts = c.in_pkts.saturating_add(1);
+                    return Verdict::Xmit(self.xmit_of(hint_in, false));
+                }
             }
         }
         self.process_general(pkt, now, hint_in, hint_out)
@@ -577,6 +687,8 @@ impl<A: Family> Shard<A> {
         } else {
             c.flags &= !flags::NOOUTPUT;
         }
+        let dest = c.dest;
+        self.count_dest(dest, dir == Dir::Output, pkt.len);
         if tcp::is_plain_ack(pkt.tcp_flags) && self.plain_ack(slot, now) {
             return Verdict::Xmit(self.xmit_of(slot, dir == Dir::Output));
         }
@@ -628,6 +740,7 @@ impl<A: Family> Shard<A> {
                 l.active = l.active.saturating_sub(1);
                 l.inactive += 1;
             }
+            self.publish_load(dest);
         }
         if assure && control != NIL {
             self.assure_template(control);
@@ -641,21 +754,36 @@ impl<A: Family> Shard<A> {
     /// the flags). False, with nothing changed, when the conn is not such a conn.
     #[inline(always)]
     fn plain_ack(&mut self, slot: u32, now: u64) -> bool {
-        let timeout = self
-            .cfg
-            .sysctl
-            .timeouts
-            .of(Proto::Tcp, tcp::TcpState::Established as u8);
-        let c = self.conns.get_mut(slot);
+        let c = self.conns.get(slot);
         if c.proto != 6
             || c.state != tcp::TcpState::Established as u8
             || c.flags & flags::INACTIVE != 0
         {
             return false;
         }
-        c.timeout = timeout;
-        self.set_deadline(slot, now + u64::from(timeout));
+        self.ack_established(slot, now);
         true
+    }
+
+    /// [`Shard::plain_ack`]'s step once its checks held: the established timeout, re-armed.
+    #[inline(always)]
+    fn ack_established(&mut self, slot: u32, now: u64) {
+        let timeout = self
+            .cfg
+            .sysctl
+            .timeouts
+            .of(Proto::Tcp, tcp::TcpState::Established as u8);
+        self.conns.get_mut(slot).timeout = timeout;
+        self.set_deadline(slot, now + u64::from(timeout));
+    }
+
+    /// A packet of a conn of `dest` (NIL: none): its dest's packet and byte counters
+    /// (`ip_vs_in_stats` / `ip_vs_out_stats`).
+    #[inline(always)]
+    fn count_dest(&self, dest: u32, reply: bool, len: u32) {
+        if let Some(d) = self.dests.get(dest as usize) {
+            count(d.stats.cells_at(d.cell), reply, len);
+        }
     }
 
     #[inline(always)]
@@ -916,14 +1044,18 @@ impl<A: Family> Shard<A> {
             self.counters.conns_created.inc();
             self.counters.conns_by_state[gauge_index(proto, 0)].inc();
         }
-        let (u, _) = (ds.u_threshold, ds.l_threshold);
+        let (u, _) = self.thresholds(dest);
         let l = self.load_mut(dest);
         if !is_template {
             l.inactive += 1;
         }
-        if u != 0 && l.active + l.inactive >= u {
+        if u.is_some_and(|u| l.active + l.inactive >= u) {
             l.overloaded = true;
         }
+        if !is_template {
+            self.cells(dest).conns.inc();
+        }
+        self.publish_load(dest);
         self.counters
             .free_entries
             .set(u64::from(self.conns.free_entries()));
@@ -1031,7 +1163,6 @@ impl<A: Family> Shard<A> {
             if is_template {
                 ds.persist -= 1;
             }
-            let (u, lth) = (ds.u_threshold, ds.l_threshold);
             let l = self.load_mut(c.dest);
             if !is_template {
                 if c.has(flags::INACTIVE) {
@@ -1041,17 +1172,10 @@ impl<A: Family> Shard<A> {
                 }
             }
             let total = l.active + l.inactive;
-            if lth != 0 {
-                if total < lth {
-                    l.overloaded = false;
-                }
-            } else if u != 0 {
-                if total * 4 < u * 3 {
-                    l.overloaded = false;
-                }
-            } else {
-                l.overloaded = false;
+            if self.may_leave_overload(c.dest, total) {
+                self.load_mut(c.dest).overloaded = false;
             }
+            self.publish_load(c.dest);
             let ds = &self.dests[c.dest as usize];
             if ds.refs == 0 && ds.svc == NIL {
                 self.free_dest(c.dest);
@@ -1202,6 +1326,22 @@ impl<A: Family> Shard<A> {
     pub fn conns(&self) -> impl Iterator<Item = &Conn<A>> + '_ {
         self.conns.live_slots().map(move |s| self.conns.get(s))
     }
+
+    /// The live conns in slots `from..from + n` (a page of a listing: the caller bounds the
+    /// work done between two bursts by `n`), and the slot after the range (None: the end).
+    pub fn conns_in(
+        &self,
+        from: u32,
+        n: u32,
+    ) -> (impl Iterator<Item = (u32, &Conn<A>)> + '_, Option<u32>) {
+        let cap = self.conns.capacity();
+        let end = from.saturating_add(n).min(cap);
+        let next = (end < cap).then_some(end);
+        let it = (from.min(end)..end)
+            .filter(move |&s| self.conns.is_live(s))
+            .map(move |s| (s, self.conns.get(s)));
+        (it, next)
+    }
 }
 
 /// is_new_conn_expected: a closing conn hit by a new SYN is rescheduled (not if controlled).
@@ -1243,5 +1383,17 @@ fn gauge_index(proto: u8, state: u8) -> usize {
         6 => TCP_BASE + (state as usize).min(tcp::N_STATES - 1),
         132 => SCTP_BASE + (state as usize).min(sctp::N_STATES - 1),
         _ => UDP_BASE,
+    }
+}
+
+/// Count a packet in a dest's cells.
+#[inline(always)]
+fn count(c: &DestCells, reply: bool, len: u32) {
+    if reply {
+        c.outpkts.inc();
+        c.outbytes.add(u64::from(len));
+    } else {
+        c.inpkts.inc();
+        c.inbytes.add(u64::from(len));
     }
 }

@@ -189,6 +189,7 @@ fn build_shard(setup: &Setup) -> Shard<V4> {
             max_dests: 16,
             seed: setup.seed,
             scan_shift: 0,
+            worker: 0,
         },
         cfg,
         0,

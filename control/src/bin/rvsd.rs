@@ -118,6 +118,13 @@ struct RunCli {
     /// Print the rx, tx and drop rates of the last period every this many seconds.
     #[arg(long, value_parser = parse_period)]
     stats_period: Option<u64>,
+    /// The control socket rvsadm talks to (default: `[control] socket`, /run/rvsd.sock).
+    #[arg(long)]
+    socket: Option<std::path::PathBuf>,
+    /// Serve Prometheus /metrics here: ADDR:PORT, or off (default: `[metrics] listen`,
+    /// 127.0.0.1:9750).
+    #[arg(long)]
+    metrics_listen: Option<String>,
     /// EAL arguments, after `--` (hugepages by default; `--no-huge -m 1024` in labs).
     #[arg(last = true)]
     eal: Vec<String>,
@@ -292,6 +299,8 @@ fn main() -> ExitCode {
                 mbufs: r.mbufs,
                 exception: !r.no_exception,
                 stats_period_ms: r.stats_period,
+                socket: r.socket,
+                metrics_listen: r.metrics_listen,
             };
             match rvs_control::run::run(&args) {
                 Ok(s) => {

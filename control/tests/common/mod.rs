@@ -323,6 +323,8 @@ pub fn run_pcap(
         mbufs: None,
         exception: r.exception,
         stats_period_ms: None,
+        socket: Some(tmp(&format!("{name}.sock"))),
+        metrics_listen: Some("off".into()),
     })
     .expect("rvsd run");
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));

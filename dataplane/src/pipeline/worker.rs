@@ -371,6 +371,7 @@ impl<B: Buf> Worker<B> {
     ) -> Self {
         let p = ShardParams {
             seed: params.seed ^ u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            worker: id,
             ..params
         };
         let mut w = Worker {
@@ -395,21 +396,23 @@ impl<B: Buf> Worker<B> {
         Arc::clone(&self.counters)
     }
 
-    /// Swap in new service configs (steering and VIPs follow).
+    /// Swap in new service configs (steering and VIPs follow). Returns the snapshots they
+    /// replaced, for the caller to free where it likes (not between two bursts).
     pub fn set_configs(
         &mut self,
         cfg4: Arc<Config<V4>>,
         cfg6: Arc<Config<V6>>,
         workers: u32,
         now: u64,
-    ) {
+    ) -> (Arc<Config<V4>>, Arc<Config<V6>>) {
         let key = self.f4.steer.key();
         self.f4.steer = Steering::new(&cfg4, workers, Arc::clone(&key));
         self.f4.vips = vips_of(&cfg4);
-        self.f4.shard.set_config(cfg4, now);
+        let old4 = self.f4.shard.set_config(cfg4, now);
         self.f6.steer = Steering::new(&cfg6, workers, key);
         self.f6.vips = vips_of(&cfg6);
-        self.f6.shard.set_config(cfg6, now);
+        let old6 = self.f6.shard.set_config(cfg6, now);
+        (old4, old6)
     }
 
     /// Run `f` with the presence borrowed beside `&mut self` (moved out of its slot and back:
@@ -896,6 +899,7 @@ impl<B: Buf> Worker<B> {
             sport,
             daddr: dst,
             dport,
+            len: u32::try_from(ip.ip_len).unwrap_or(u32::MAX),
             ..Packet::default()
         };
         match ip.l4 {
@@ -996,6 +1000,7 @@ impl<B: Buf> Worker<B> {
             sport: f.sport,
             daddr: dst,
             dport: f.dport,
+            len: u32::from(f.ip_len),
             tcp_flags: f.tcp_flags,
             ..Packet::default()
         };

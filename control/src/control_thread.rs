@@ -1,0 +1,386 @@
+//! The control thread's loop: serves the control socket one client at a time, publishes
+//! snapshots to the workers and waits for every acknowledgement, gathers conn pages, answers
+//! metrics scrapes, and keeps house (the 2 s estimator, threshold rebalancing, freeing the
+//! dest blocks and snapshots nobody holds). It drives a [`Controller`] (which decides) over
+//! [`WorkerLink`]s (which carry); it is the same with DPDK workers and with test workers on
+//! plain threads.
+
+use std::io::{self, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::controller::{conn_row, pack_cursor, unpack_cursor, Controller, Snapshot, Step};
+use crate::estimator::PERIOD_MS;
+use crate::link::{ConnCursor, FromWorker, ToWorker, WorkerLink};
+use crate::protocol::{
+    self, ConnPage, ErrorKind, ErrorReply, Reply, Request, CONN_PAGE, MAX_REQUEST,
+};
+use crate::rules::RuleSet;
+use crate::socket::{self, ControlSocket};
+
+/// How long the workers have to take a snapshot before the client hears `Timeout`.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client may take to send its next request.
+const CLIENT_IDLE: Duration = Duration::from_secs(2);
+/// Threshold shares are rebalanced this often (ms).
+const REBALANCE_MS: u64 = 100;
+
+/// A metrics scrape handed to the control thread by the HTTP thread: it renders the text
+/// (it owns the rule set and the counter blocks) and answers on `reply`.
+pub struct Scrape {
+    pub reply: std::sync::mpsc::SyncSender<String>,
+}
+
+/// Renders the metrics text from what the control thread owns.
+pub type Render = Box<dyn FnMut(&Controller) -> String>;
+
+pub struct ControlThread {
+    pub ctl: Controller,
+    links: Vec<Arc<WorkerLink>>,
+    socket: Option<ControlSocket>,
+    scrapes: Option<Receiver<Scrape>>,
+    render: Render,
+    /// `--rules` (re-read on SIGHUP) and the flag a SIGHUP sets.
+    rules_path: Option<PathBuf>,
+    hup: Option<&'static AtomicBool>,
+    next_estimate: u64,
+    next_rebalance: u64,
+}
+
+impl ControlThread {
+    pub fn new(ctl: Controller, links: Vec<Arc<WorkerLink>>, render: Render, now: u64) -> Self {
+        ControlThread {
+            ctl,
+            links,
+            socket: None,
+            scrapes: None,
+            render,
+            rules_path: None,
+            hup: None,
+            next_estimate: now + PERIOD_MS,
+            next_rebalance: now,
+        }
+    }
+
+    pub fn with_socket(mut self, s: ControlSocket) -> Self {
+        self.socket = Some(s);
+        self
+    }
+
+    pub fn with_scrapes(mut self, r: Receiver<Scrape>) -> Self {
+        self.scrapes = Some(r);
+        self
+    }
+
+    pub fn with_reload(mut self, path: PathBuf, hup: &'static AtomicBool) -> Self {
+        self.rules_path = Some(path);
+        self.hup = Some(hup);
+        self
+    }
+
+    /// One round: wait up to `wait` for a client (the socket's fd), serve it, answer
+    /// scrapes, keep house at `now` (ms).
+    pub fn poll(&mut self, now: u64, wait: Duration) {
+        if let Some(s) = &self.socket {
+            let mut fds = libc::pollfd {
+                fd: s.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = wait.as_millis().min(i32::MAX as u128) as i32;
+            // SAFETY: one valid pollfd for the duration of the call.
+            unsafe { libc::poll(&mut fds, 1, ms) };
+        } else {
+            std::thread::sleep(wait);
+        }
+        self.serve_clients();
+        self.answer_scrapes();
+        self.reload_on_hup();
+        self.housekeeping(now);
+    }
+
+    fn serve_clients(&mut self) {
+        loop {
+            let conn = match self.socket.as_ref().map(|s| s.accept()) {
+                Some(Ok(Some(c))) => c,
+                Some(Err(e)) => {
+                    eprintln!("rvsd: control socket: accept: {e}");
+                    return;
+                }
+                _ => return,
+            };
+            if let Err(e) = self.serve(conn) {
+                // The client went away or sent garbage; it has had its error reply if any.
+                let _ = e;
+            }
+        }
+    }
+
+    /// Serve one client: requests until it closes (or idles past [`CLIENT_IDLE`]).
+    fn serve(&mut self, mut conn: UnixStream) -> io::Result<()> {
+        conn.set_nonblocking(false)?;
+        conn.set_read_timeout(Some(CLIENT_IDLE))?;
+        conn.set_write_timeout(Some(CLIENT_IDLE))?;
+        let access = self.socket.as_ref().map(|s| s.access());
+        if let Some(a) = access {
+            let p = socket::peer(&conn)?;
+            if !socket::allowed(&p, &a) {
+                eprintln!(
+                    "rvsd: control socket: refused pid {} uid {} (not root, rvsd's uid or the [control] group)",
+                    p.pid, p.uid
+                );
+                return send(
+                    &mut conn,
+                    &error(
+                        ErrorKind::Denied,
+                        "permission denied (not root, rvsd's user or the [control] group)",
+                    ),
+                );
+            }
+        }
+        loop {
+            let body = match protocol::read_message(&mut conn, MAX_REQUEST) {
+                Ok(Some(b)) => b,
+                Ok(None) => return Ok(()),
+                Err(protocol::ProtoError::Io(e)) => return Err(e),
+                Err(e) => {
+                    return send(&mut conn, &error(ErrorKind::BadRequest, &e.to_string()));
+                }
+            };
+            let reply = match protocol::decode_request(&body) {
+                Ok(req) => self.handle(req),
+                Err(e) => {
+                    return send(&mut conn, &error(ErrorKind::BadRequest, &e.to_string()));
+                }
+            };
+            send(&mut conn, &reply)?;
+        }
+    }
+
+    /// Answer one request (the socket's, SIGHUP's, or a test's).
+    pub fn handle(&mut self, req: Request) -> Reply {
+        match self.ctl.handle(req) {
+            Step::Reply(r) => r,
+            Step::Publish(s) => self.publish(s),
+            Step::Conns { cursor } => self.conn_page(cursor),
+        }
+    }
+
+    /// Post a snapshot to every worker and wait until all run it.
+    pub fn publish(&mut self, s: Snapshot) -> Reply {
+        let deadline = Instant::now() + PUBLISH_TIMEOUT;
+        for l in &self.links {
+            let mut cmd = ToWorker::Config {
+                generation: s.generation,
+                v4: Arc::clone(&s.v4),
+                v6: Arc::clone(&s.v6),
+            };
+            loop {
+                match l.post(cmd) {
+                    Ok(()) => break,
+                    Err(back) => {
+                        cmd = back;
+                        drain(l);
+                        if Instant::now() > deadline {
+                            return error(ErrorKind::Timeout, "a worker's command ring stays full");
+                        }
+                        std::thread::yield_now();
+                    }
+                }
+            }
+        }
+        drop(s);
+        let mut spins = 0u32;
+        while !self
+            .links
+            .iter()
+            .all(|l| l.generation() >= self.ctl.generation())
+        {
+            for l in &self.links {
+                drain(l);
+            }
+            if Instant::now() > deadline {
+                return error(
+                    ErrorKind::Timeout,
+                    "the workers did not take the change within 5 s (it is queued; they take it when they run again)",
+                );
+            }
+            spins += 1;
+            if spins < 1000 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        for l in &self.links {
+            drain(l);
+        }
+        Reply::Ok {
+            generation: self.ctl.generation(),
+        }
+    }
+
+    /// Up to [`CONN_PAGE`] conns from `cursor`, in worker order, each worker's IPv4 table
+    /// then its IPv6 one; each command scans a bounded number of slots.
+    fn conn_page(&mut self, cursor: u64) -> Reply {
+        let (mut w, mut v6, mut slot) = unpack_cursor(cursor);
+        let mut conns = Vec::new();
+        let deadline = Instant::now() + PUBLISH_TIMEOUT;
+        while (w as usize) < self.links.len() && conns.len() < CONN_PAGE as usize {
+            let l = &self.links[w as usize];
+            let room = CONN_PAGE as usize - conns.len();
+            let cmd = ToWorker::Conns {
+                cursor: ConnCursor { v6, slot },
+                rows: Vec::with_capacity(room),
+            };
+            if l.post(cmd).is_err() {
+                drain(l);
+                continue;
+            }
+            let (rows, next) = loop {
+                match l.take() {
+                    Some(FromWorker::Conns { rows, next }) => break (rows, next),
+                    Some(_) => {}
+                    None => {
+                        if Instant::now() > deadline {
+                            return error(
+                                ErrorKind::Timeout,
+                                "a worker did not answer the conn listing",
+                            );
+                        }
+                        std::hint::spin_loop();
+                    }
+                }
+            };
+            conns.extend(rows.iter().map(conn_row));
+            match next {
+                Some(c) => {
+                    v6 = c.v6;
+                    slot = c.slot;
+                }
+                None => {
+                    w += 1;
+                    v6 = false;
+                    slot = 0;
+                }
+            }
+        }
+        let next = ((w as usize) < self.links.len()).then(|| pack_cursor(w, v6, slot));
+        Reply::Conns(ConnPage { conns, next })
+    }
+
+    fn answer_scrapes(&mut self) {
+        let Some(rx) = &self.scrapes else {
+            return;
+        };
+        loop {
+            match rx.try_recv() {
+                Ok(s) => {
+                    let text = (self.render)(&self.ctl);
+                    let _ = s.reply.send(text);
+                }
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn reload_on_hup(&mut self) {
+        let (Some(path), Some(hup)) = (&self.rules_path, self.hup) else {
+            return;
+        };
+        if !hup.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let path = path.clone();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!(
+                    "rvsd: SIGHUP: {}: {e}; the running rules stay",
+                    path.display()
+                );
+                return;
+            }
+        };
+        match self.handle(Request::Replace { text }) {
+            Reply::Ok { generation } => eprintln!(
+                "rvsd: SIGHUP: {} in force (generation {generation})",
+                path.display()
+            ),
+            Reply::Error(e) => eprintln!(
+                "rvsd: SIGHUP: {}: {}; the running rules stay",
+                path.display(),
+                e.message
+            ),
+            _ => {}
+        }
+    }
+
+    /// The metrics text now (for `--metrics-out` at the end of a run).
+    pub fn render_now(&mut self) -> String {
+        (self.render)(&self.ctl)
+    }
+
+    /// The estimator every 2 s, threshold shares, freeing what nobody holds.
+    pub fn housekeeping(&mut self, now: u64) {
+        for l in &self.links {
+            drain(l);
+        }
+        if now >= self.next_estimate {
+            self.next_estimate = now + PERIOD_MS;
+            let rules: RuleSet = self.ctl.rules().clone();
+            self.ctl.stats_mut().estimate(&rules);
+        }
+        if now >= self.next_rebalance {
+            self.next_rebalance = now + REBALANCE_MS;
+            if self.ctl.stats().rebalance() {
+                for l in &self.links {
+                    let _ = l.post(ToWorker::Shares);
+                }
+            }
+            self.ctl.stats_mut().gc();
+        }
+    }
+}
+
+/// Replies nobody waits for (old snapshots, share acks): freed here, on the control thread.
+fn drain(l: &WorkerLink) {
+    while let Some(r) = l.take() {
+        drop(r);
+    }
+}
+
+fn error(kind: ErrorKind, message: &str) -> Reply {
+    Reply::Error(ErrorReply {
+        kind,
+        message: message.to_string(),
+    })
+}
+
+fn send(conn: &mut UnixStream, r: &Reply) -> io::Result<()> {
+    match protocol::write_message(conn, r) {
+        Ok(()) => conn.flush(),
+        Err(protocol::ProtoError::Io(e)) => Err(e),
+        Err(e) => Err(io::Error::other(e.to_string())),
+    }
+}
+
+/// Set by SIGHUP: re-read `--rules`.
+static HUP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_hup(_: libc::c_int) {
+    HUP.store(true, Ordering::Relaxed);
+}
+
+/// Install the SIGHUP handler; the flag it sets.
+pub fn install_hup_handler() -> &'static AtomicBool {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGHUP, on_hup as *const () as libc::sighandler_t);
+    }
+    &HUP
+}

@@ -1,0 +1,387 @@
+//! The controller: owns the rule set and answers requests, sans-IO. It takes a
+//! [`Request`] and returns a [`Step`]: a reply, or a snapshot to publish to every worker (the
+//! driver posts it and answers once every worker runs it), or a conn page to gather. It never
+//! touches a socket, a ring or a clock, so it is tested directly.
+//!
+//! **Changes.** A change is validated whole against a copy of the rules (the one parser and
+//! rule checks of [`crate::rules`]), turned into a snapshot (one `Config` per family, with
+//! every dest's counter block from the [`StatsRegistry`]) and numbered; only then does it
+//! become the rules in force. A refused change leaves everything as it was.
+
+use std::sync::Arc;
+
+use rvs_dataplane::addr::{Family, V4, V6};
+use rvs_dataplane::config::{Config, FwmarkRule, ServiceKey, Sysctl, TunCsum, TunKind};
+use rvs_dataplane::dest_stats::DestStatsRef;
+use rvs_dataplane::proto::{sctp, tcp, udp, Proto};
+
+use crate::link::ConnEntry;
+use crate::protocol::{
+    ConnRow, DestRow, ErrorKind, ErrorReply, Forward, Listing, Reply, Request, ServiceRow,
+    TunCsumInfo, TunnelInfo, VirtualKey,
+};
+use crate::rules::{parse_line, Command, RuleError, RuleSet, ServiceId};
+use crate::stats::StatsRegistry;
+
+/// What the rules do not say: the appliance file's sysctls and firewall-mark match rules.
+#[derive(Clone)]
+pub struct Base {
+    pub sysctl: Sysctl,
+    pub fwmark_v4: Vec<FwmarkRule<V4>>,
+    pub fwmark_v6: Vec<FwmarkRule<V6>>,
+}
+
+/// One numbered pair of snapshots for the workers.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub generation: u64,
+    pub v4: Arc<Config<V4>>,
+    pub v6: Arc<Config<V6>>,
+}
+
+/// What the driver does next for a request.
+pub enum Step {
+    Reply(Reply),
+    /// Post this snapshot to every worker; once all run it, reply `Ok { generation }`.
+    Publish(Snapshot),
+    /// Gather the conn page starting at `cursor` (see [`crate::link`]).
+    Conns {
+        cursor: u64,
+    },
+}
+
+pub struct Controller {
+    rules: RuleSet,
+    base: Base,
+    stats: StatsRegistry,
+    generation: u64,
+    conn_table_size: u64,
+}
+
+fn refused(e: impl std::fmt::Display) -> Step {
+    Step::Reply(Reply::Error(ErrorReply {
+        kind: ErrorKind::Refused,
+        message: e.to_string(),
+    }))
+}
+
+/// A service named as on a command line (`-t 10.0.0.1:80`, `-f 7 -6`), read by the one rules
+/// parser.
+pub fn parse_service(s: &str) -> Result<ServiceId, RuleError> {
+    match parse_line(&format!("-Z {s}"))? {
+        Some(Command::Zero(Some(id))) => Ok(id),
+        _ => Err(RuleError {
+            line: 0,
+            message: format!("{s}: not a service"),
+        }),
+    }
+}
+
+fn service_id_of<A: Family>(k: &ServiceKey<A>) -> ServiceId {
+    match *k {
+        ServiceKey::Addr {
+            proto,
+            vaddr,
+            vport,
+        } => ServiceId::Addr {
+            proto,
+            addr: vaddr.to_ip(),
+            port: vport,
+        },
+        ServiceKey::Fwmark(mark) => ServiceId::Fwmark {
+            mark,
+            v6: A::NAME == V6::NAME,
+        },
+    }
+}
+
+impl Controller {
+    /// A controller over `rules` for `workers` workers, and the first snapshot (generation 1).
+    pub fn new(
+        rules: RuleSet,
+        base: Base,
+        workers: u32,
+        conn_table_size: u64,
+    ) -> Result<(Controller, Snapshot), RuleError> {
+        let mut c = Controller {
+            rules: RuleSet::new(),
+            base,
+            stats: StatsRegistry::new(workers),
+            generation: 0,
+            conn_table_size,
+        };
+        let snap = c.commit(rules)?;
+        Ok((c, snap))
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn stats(&self) -> &StatsRegistry {
+        &self.stats
+    }
+
+    pub fn stats_mut(&mut self) -> &mut StatsRegistry {
+        &mut self.stats
+    }
+
+    /// Build the snapshot of `rules`; on success they are the rules in force.
+    fn commit(&mut self, rules: RuleSet) -> Result<Snapshot, RuleError> {
+        let (c4, c6) = rules.to_configs(self.base.sysctl.clone())?;
+        let err = |e: rvs_dataplane::config::ConfigError| RuleError {
+            line: 0,
+            message: e.0,
+        };
+        let mut c4 = c4
+            .with_fwmark_rules(self.base.fwmark_v4.clone())
+            .map_err(err)?;
+        let mut c6 = c6
+            .with_fwmark_rules(self.base.fwmark_v6.clone())
+            .map_err(err)?;
+        self.attach_stats(&mut c4);
+        self.attach_stats(&mut c6);
+        self.rules = rules;
+        self.stats.sync(&self.rules);
+        self.generation += 1;
+        Ok(Snapshot {
+            generation: self.generation,
+            v4: Arc::new(c4),
+            v6: Arc::new(c6),
+        })
+    }
+
+    fn attach_stats<A: Family>(&mut self, c: &mut Config<A>) {
+        for s in &mut c.services {
+            let sid = service_id_of(&s.key);
+            for d in &mut s.dests {
+                let b =
+                    self.stats
+                        .block((sid, d.addr.to_ip(), d.port), d.u_threshold, d.l_threshold);
+                d.stats = DestStatsRef(Some(b));
+            }
+        }
+    }
+
+    /// Answer a request.
+    pub fn handle(&mut self, req: Request) -> Step {
+        match req {
+            Request::Apply { lines } => self.apply(&lines),
+            Request::Replace { text } => match RuleSet::from_text(&text) {
+                Ok(rules) => self.change(rules),
+                Err(e) => refused(e),
+            },
+            Request::Zero { service } => {
+                let id = match service.as_deref().map(parse_service).transpose() {
+                    Ok(id) => id,
+                    Err(e) => return refused(e),
+                };
+                if let Some(id) = id {
+                    if self.rules.service(&id).is_none() {
+                        return refused(format!("{id}: No such service"));
+                    }
+                }
+                self.stats.zero(id);
+                Step::Reply(Reply::Ok {
+                    generation: self.generation,
+                })
+            }
+            Request::List { service } => {
+                let id = match service.as_deref().map(parse_service).transpose() {
+                    Ok(id) => id,
+                    Err(e) => return refused(e),
+                };
+                if let Some(id) = id {
+                    if self.rules.service(&id).is_none() {
+                        return refused(format!("{id}: No such service"));
+                    }
+                }
+                Step::Reply(Reply::Listing(self.listing(id)))
+            }
+            Request::Conns { cursor } => Step::Conns { cursor },
+            Request::Save => Step::Reply(Reply::Save {
+                text: self.rules.save(),
+            }),
+            Request::Timeouts => {
+                let (tcp, tcpfin, udp) = self.timeouts();
+                Step::Reply(Reply::Timeouts { tcp, tcpfin, udp })
+            }
+        }
+    }
+
+    /// Lines applied in order to a copy; all or none. With several lines, errors name the
+    /// line (1-based).
+    fn apply(&mut self, lines: &[String]) -> Step {
+        let mut next = self.rules.clone();
+        let mut zero = Vec::new();
+        let multi = lines.len() > 1;
+        for (i, line) in lines.iter().enumerate() {
+            let at = |e: RuleError| RuleError {
+                line: if multi { i + 1 } else { e.line },
+                ..e
+            };
+            let cmd = match parse_line(line) {
+                Ok(Some(c)) => c,
+                Ok(None) => continue,
+                Err(e) => return refused(at(e)),
+            };
+            if let Err(e) = next.apply_in_place(&cmd) {
+                return refused(at(e));
+            }
+            if let Command::Zero(id) = cmd {
+                zero.push(id);
+            }
+        }
+        let step = self.change(next);
+        if !matches!(step, Step::Reply(Reply::Error(_))) {
+            for id in zero {
+                self.stats.zero(id);
+            }
+        }
+        step
+    }
+
+    /// Make `rules` the rules in force, if they differ and build.
+    fn change(&mut self, rules: RuleSet) -> Step {
+        if rules == self.rules {
+            return Step::Reply(Reply::Ok {
+                generation: self.generation,
+            });
+        }
+        match self.commit(rules) {
+            Ok(s) => Step::Publish(s),
+            Err(e) => refused(e),
+        }
+    }
+
+    /// The `--set` timeouts in force (tcp, tcpfin, udp), seconds.
+    pub fn timeouts(&self) -> (u32, u32, u32) {
+        let mut t = self.base.sysctl.timeouts.clone();
+        let s = self.rules.timeouts;
+        t.set_tcp_tcpfin_udp(s.tcp, s.tcpfin, s.udp);
+        (
+            t.of(Proto::Tcp, tcp::TcpState::Established as u8) / 1000,
+            t.of(Proto::Tcp, tcp::TcpState::FinWait as u8) / 1000,
+            t.of(Proto::Udp, udp::STATE_NORMAL) / 1000,
+        )
+    }
+
+    /// What `-L` shows: every service (or one), its dests in the kernel's order, counts,
+    /// counters since `-Z` and rates.
+    pub fn listing(&self, only: Option<ServiceId>) -> Listing {
+        let mut services = Vec::new();
+        for s in &self.rules.services {
+            let id = s.spec.id;
+            if only.is_some_and(|o| o != id) {
+                continue;
+            }
+            let (stats, rates) = self.stats.service(&self.rules, &id);
+            let key = match id {
+                ServiceId::Addr { proto, addr, port } => VirtualKey::Addr {
+                    proto: proto as u8,
+                    addr,
+                    port,
+                },
+                ServiceId::Fwmark { mark, v6 } => VirtualKey::Fwmark { mark, v6 },
+            };
+            let dests = s
+                .dests
+                .iter()
+                .map(|d| {
+                    let (st, t, r) = self.stats.dest(&(id, d.addr, d.port));
+                    DestRow {
+                        addr: d.addr,
+                        port: d.port,
+                        forward: match d.fwd {
+                            rvs_dataplane::config::Fwd::Droute => Forward::Route,
+                            rvs_dataplane::config::Fwd::Masq => Forward::Masq,
+                            rvs_dataplane::config::Fwd::Tunnel => Forward::Tunnel,
+                        },
+                        weight: d.weight,
+                        u_threshold: d.u_threshold,
+                        l_threshold: d.l_threshold,
+                        active: clamp(t.active),
+                        inactive: clamp(t.inactive),
+                        persist: clamp(t.persist),
+                        tunnel: (d.fwd == rvs_dataplane::config::Fwd::Tunnel).then(|| {
+                            let csum = match d.tun.csum {
+                                TunCsum::NoCsum => TunCsumInfo::NoCsum,
+                                TunCsum::Csum => TunCsumInfo::Csum,
+                                TunCsum::RemCsum => TunCsumInfo::RemCsum,
+                            };
+                            match d.tun.kind {
+                                TunKind::Ipip => TunnelInfo::Ipip,
+                                TunKind::Gue => TunnelInfo::Gue {
+                                    port: d.tun.port,
+                                    csum,
+                                },
+                                TunKind::Gre => TunnelInfo::Gre { csum },
+                            }
+                        }),
+                        stats: st,
+                        rates: r,
+                    }
+                })
+                .collect();
+            let (persistent, netmask_prefix) = match s.spec.persistence {
+                Some(p) => (Some(p.timeout_s), p.prefix),
+                None => (None, if id.is_v6() { 128 } else { 32 }),
+            };
+            let f = s.spec.flags;
+            services.push(ServiceRow {
+                key,
+                sched: s.spec.sched.name().to_string(),
+                sched_flags: u32::from(f.flag1) | u32::from(f.flag2) << 1 | u32::from(f.flag3) << 2,
+                persistent,
+                netmask_prefix,
+                ops: s.spec.ops,
+                stats,
+                rates,
+                dests,
+            });
+        }
+        Listing {
+            conn_table_size: self.conn_table_size,
+            services,
+        }
+    }
+}
+
+fn clamp(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+/// A worker's conn entry as the listing shows it.
+pub fn conn_row(e: &ConnEntry) -> ConnRow {
+    let state = match (e.template, e.proto) {
+        (_, 6) => tcp::TcpState::from_u8(e.state).map_or("ERR!", |s| s.name()),
+        (_, 132) => sctp::SctpState::from_u8(e.state).map_or("ERR!", |s| s.name()),
+        (_, 17) => udp::name(e.state),
+        // A firewall-mark template (protocol IP), as the kernel names it.
+        _ => "NONE",
+    };
+    ConnRow {
+        proto: e.proto,
+        caddr: e.caddr,
+        cport: e.cport,
+        vaddr: e.vaddr,
+        vport: e.vport,
+        daddr: e.daddr,
+        dport: e.dport,
+        state: state.to_string(),
+        expires_ms: e.expires_ms,
+    }
+}
+
+/// The cursor of a listing across workers: worker, family, slot in one u64.
+pub fn pack_cursor(worker: u32, v6: bool, slot: u32) -> u64 {
+    u64::from(worker) << 33 | u64::from(v6) << 32 | u64::from(slot)
+}
+
+pub fn unpack_cursor(c: u64) -> (u32, bool, u32) {
+    ((c >> 33) as u32, (c >> 32) & 1 == 1, c as u32)
+}

@@ -1,0 +1,36 @@
+//! [`RuleError`]: a refused rule, with the line it came from.
+
+use std::fmt;
+
+/// A rule that was refused: the line (1-based; 0 when the command did not come from a text)
+/// and what is wrong, naming the option or field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl RuleError {
+    pub(super) fn new(message: impl Into<String>) -> Self {
+        RuleError {
+            line: 0,
+            message: message.into(),
+        }
+    }
+    pub(super) fn at(mut self, line: usize) -> Self {
+        self.line = line;
+        self
+    }
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "line {}: {}", self.line, self.message)
+        } else {
+            f.write_str(&self.message)
+        }
+    }
+}
+
+impl std::error::Error for RuleError {}

@@ -1,0 +1,315 @@
+//! The dests' counter blocks across snapshots (the control thread's registry): one
+//! [`DestStats`] per dest identity, handed to the workers in every snapshot the dest is in;
+//! `-Z` baselines; the 2 s estimators; the threshold shares' rebalancing.
+//!
+//! A block outlives its dest's rule while any worker still holds it (conns of a removed dest
+//! keep counting, as IPVS's dest trash). The registry keeps its own reference to every block,
+//! so a block is only ever freed here, on the control thread ([`StatsRegistry::gc`]), and what
+//! a removed dest counted is folded into its service's totals then.
+//!
+//! `-Z` does not write the workers' cells (they have one writer each): it records the current
+//! totals as a baseline that listings subtract. Prometheus series are the raw counters, which
+//! never go backwards.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use rvs_dataplane::dest_stats::{DestStats, DestTotals};
+
+use crate::estimator::Estimator;
+use crate::protocol::{Rates, Stats};
+use crate::rules::{RuleSet, ServiceId};
+
+/// A dest's identity across snapshots: its service, address and port.
+pub type DestId = (ServiceId, IpAddr, u16);
+
+struct DestEntry {
+    stats: Arc<DestStats>,
+    /// Totals at the last `-Z`.
+    zero: DestTotals,
+    est: Estimator,
+    /// The `-x`/`-y` the shares were last split for.
+    thresholds: (u32, u32),
+    /// In the rules in force.
+    live: bool,
+}
+
+struct ServiceEntry {
+    /// What its removed dests counted (after their baselines).
+    retired: Stats,
+    est: Estimator,
+}
+
+impl Default for ServiceEntry {
+    /// A new service starts from zero, as its dests' new blocks do.
+    fn default() -> Self {
+        ServiceEntry {
+            retired: Stats::default(),
+            est: Estimator::new(Stats::default()),
+        }
+    }
+}
+
+/// Every dest's block, baseline and estimator.
+pub struct StatsRegistry {
+    workers: u32,
+    dests: HashMap<DestId, DestEntry>,
+    services: HashMap<ServiceId, ServiceEntry>,
+    /// What freed blocks counted, raw (the appliance's totals never go backwards).
+    retired: DestTotals,
+}
+
+fn stats_of(t: &DestTotals, zero: &DestTotals) -> Stats {
+    Stats {
+        conns: t.conns.wrapping_sub(zero.conns),
+        inpkts: t.inpkts.wrapping_sub(zero.inpkts),
+        outpkts: t.outpkts.wrapping_sub(zero.outpkts),
+        inbytes: t.inbytes.wrapping_sub(zero.inbytes),
+        outbytes: t.outbytes.wrapping_sub(zero.outbytes),
+    }
+}
+
+fn add(a: &mut Stats, b: &Stats) {
+    a.conns = a.conns.wrapping_add(b.conns);
+    a.inpkts = a.inpkts.wrapping_add(b.inpkts);
+    a.outpkts = a.outpkts.wrapping_add(b.outpkts);
+    a.inbytes = a.inbytes.wrapping_add(b.inbytes);
+    a.outbytes = a.outbytes.wrapping_add(b.outbytes);
+}
+
+impl StatsRegistry {
+    pub fn new(workers: u32) -> Self {
+        StatsRegistry {
+            workers: workers.max(1),
+            dests: HashMap::new(),
+            services: HashMap::new(),
+            retired: DestTotals::default(),
+        }
+    }
+
+    pub fn workers(&self) -> u32 {
+        self.workers
+    }
+
+    /// The block of a dest (made on first sight, thresholds split evenly; a dest whose
+    /// thresholds changed gets them split evenly again until the next rebalance).
+    pub fn block(&mut self, id: DestId, upper: u32, lower: u32) -> Arc<DestStats> {
+        let workers = self.workers;
+        let e = self.dests.entry(id).or_insert_with(|| DestEntry {
+            stats: Arc::new(DestStats::new(workers, upper, lower)),
+            zero: DestTotals::default(),
+            est: Estimator::new(Stats::default()),
+            thresholds: (upper, lower),
+            live: true,
+        });
+        if e.thresholds != (upper, lower) {
+            e.stats.split_evenly(upper, lower);
+            e.thresholds = (upper, lower);
+        }
+        Arc::clone(&e.stats)
+    }
+
+    /// `rules` are in force: mark which dests are live; services that left lose their
+    /// entries.
+    pub fn sync(&mut self, rules: &RuleSet) {
+        for e in self.dests.values_mut() {
+            e.live = false;
+        }
+        for s in &rules.services {
+            self.services.entry(s.spec.id).or_default();
+            for d in &s.dests {
+                if let Some(e) = self.dests.get_mut(&(s.spec.id, d.addr, d.port)) {
+                    e.live = true;
+                }
+            }
+        }
+        self.services
+            .retain(|id, _| rules.services.iter().any(|s| s.spec.id == *id));
+    }
+
+    /// Free the blocks of removed dests that no worker or snapshot holds any more, folding
+    /// their counts into their service (if it is still there). Returns how many went.
+    pub fn gc(&mut self) -> usize {
+        let gone: Vec<DestId> = self
+            .dests
+            .iter()
+            .filter(|(_, e)| !e.live && Arc::strong_count(&e.stats) == 1)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &gone {
+            if let Some(e) = self.dests.remove(id) {
+                let t = e.stats.totals();
+                if let Some(s) = self.services.get_mut(&id.0) {
+                    add(&mut s.retired, &stats_of(&t, &e.zero));
+                }
+                let r = &mut self.retired;
+                r.conns += t.conns;
+                r.inpkts += t.inpkts;
+                r.outpkts += t.outpkts;
+                r.inbytes += t.inbytes;
+                r.outbytes += t.outbytes;
+            }
+        }
+        gone.len()
+    }
+
+    /// A dest's counters since its last `-Z`, its live counts, and its rates.
+    pub fn dest(&self, id: &DestId) -> (Stats, DestTotals, Rates) {
+        match self.dests.get(id) {
+            Some(e) => {
+                let t = e.stats.totals();
+                (stats_of(&t, &e.zero), t, e.est.rates())
+            }
+            None => Default::default(),
+        }
+    }
+
+    /// A service's counters since its last `-Z` (its dests', and what its removed dests
+    /// counted), and its rates.
+    pub fn service(&self, rules: &RuleSet, id: &ServiceId) -> (Stats, Rates) {
+        let mut sum = Stats::default();
+        let rates = match self.services.get(id) {
+            Some(s) => {
+                sum = s.retired;
+                s.est.rates()
+            }
+            None => Rates::default(),
+        };
+        for e in self
+            .dests
+            .iter()
+            .filter(|(k, _)| k.0 == *id)
+            .map(|(_, e)| e)
+        {
+            add(&mut sum, &stats_of(&e.stats.totals(), &e.zero));
+        }
+        let _ = rules;
+        (sum, rates)
+    }
+
+    /// The appliance's totals since start, raw (no `-Z`): every block's and the freed ones'
+    /// (IPVS's `ip_vs_stats` totals).
+    pub fn totals(&self) -> Stats {
+        let mut sum = Stats {
+            conns: self.retired.conns,
+            inpkts: self.retired.inpkts,
+            outpkts: self.retired.outpkts,
+            inbytes: self.retired.inbytes,
+            outbytes: self.retired.outbytes,
+        };
+        for e in self.dests.values() {
+            add(
+                &mut sum,
+                &stats_of(&e.stats.totals(), &DestTotals::default()),
+            );
+        }
+        sum
+    }
+
+    /// Every block with its identity (the metrics).
+    pub fn blocks(&self) -> impl Iterator<Item = (&DestId, &Arc<DestStats>, bool)> + '_ {
+        self.dests.iter().map(|(id, e)| (id, &e.stats, e.live))
+    }
+
+    /// `-Z`: counters and rates of one service's dests (or all) start again from zero.
+    pub fn zero(&mut self, service: Option<ServiceId>) {
+        for (id, e) in self.dests.iter_mut() {
+            if service.is_none_or(|s| s == id.0) {
+                e.zero = e.stats.totals();
+                e.est = Estimator::new(Stats::default());
+            }
+        }
+        for (id, s) in self.services.iter_mut() {
+            if service.is_none_or(|x| x == *id) {
+                *s = ServiceEntry::default();
+            }
+        }
+    }
+
+    /// One estimator period ended: every dest's and service's rates move.
+    pub fn estimate(&mut self, rules: &RuleSet) {
+        for e in self.dests.values_mut() {
+            let s = stats_of(&e.stats.totals(), &e.zero);
+            e.est.update(s);
+        }
+        let ids: Vec<ServiceId> = self.services.keys().copied().collect();
+        for id in ids {
+            let (s, _) = self.service(rules, &id);
+            if let Some(e) = self.services.get_mut(&id) {
+                e.est.update(s);
+            }
+        }
+    }
+
+    /// Rebalance the threshold shares of every live dest with `-x`/`-y` from the summed
+    /// counts: each worker keeps what it has and gets an even part of what is left under the
+    /// upper threshold, so the shares sum to it. True when a share changed (the workers must
+    /// then re-evaluate their overload flags).
+    pub fn rebalance(&self) -> bool {
+        let n = self.workers;
+        let mut changed = false;
+        for e in self.dests.values().filter(|e| e.live) {
+            let (upper, lower) = e.thresholds;
+            if upper == 0 && lower == 0 {
+                continue;
+            }
+            let counts: Vec<u64> = (0..n).map(|w| e.stats.worker_conns(w)).collect();
+            for (w, u) in shares(upper, &counts).into_iter().enumerate() {
+                let l = if upper == 0 {
+                    lower / n + u32::from((w as u32) < lower % n)
+                } else {
+                    (u64::from(lower) * u64::from(u) / u64::from(upper)) as u32
+                };
+                if e.stats.share(w as u32) != (u, l) {
+                    e.stats.set_share(w as u32, u, l);
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+}
+
+/// Upper-threshold shares from each worker's conns: what it holds (up to the threshold) plus
+/// an even part of the headroom left; they sum to `upper` whenever the counts do not exceed it.
+pub fn shares(upper: u32, counts: &[u64]) -> Vec<u32> {
+    let n = counts.len().max(1) as u64;
+    let upper64 = u64::from(upper);
+    let total: u64 = counts.iter().sum();
+    let headroom = upper64.saturating_sub(total);
+    let mut left = upper64;
+    counts
+        .iter()
+        .enumerate()
+        .map(|(w, &c)| {
+            let part = headroom / n + u64::from((w as u64) < headroom % n);
+            let s = (c.min(upper64) + part).min(left);
+            left -= s;
+            s as u32
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_keep_what_each_worker_holds_and_split_the_rest() {
+        assert_eq!(shares(100, &[0, 0, 0]), vec![34, 33, 33]);
+        assert_eq!(shares(100, &[34, 0, 0]), vec![56, 22, 22]);
+        assert_eq!(
+            shares(100, &[60, 40]),
+            vec![60, 40],
+            "full: nothing to give"
+        );
+        // Over the threshold (counts fell behind a lowered -x): nobody gets more than is left.
+        let s = shares(10, &[8, 8]);
+        assert_eq!(s.iter().sum::<u32>(), 10);
+        assert!(s.iter().zip([8u64, 8]).all(|(&s, c)| u64::from(s) <= c));
+        for counts in [[5u64, 1, 0, 9], [0, 0, 0, 0], [3, 3, 3, 3]] {
+            assert_eq!(shares(17, &counts).iter().sum::<u32>(), 17, "{counts:?}");
+        }
+    }
+}
