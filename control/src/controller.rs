@@ -385,3 +385,232 @@ pub fn pack_cursor(worker: u32, v6: bool, slot: u32) -> u64 {
 pub fn unpack_cursor(c: u64) -> (u32, bool, u32) {
     ((c >> 33) as u32, (c >> 32) & 1 == 1, c as u32)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctl() -> Controller {
+        let base = Base {
+            sysctl: Sysctl::default(),
+            fwmark_v4: Vec::new(),
+            fwmark_v6: Vec::new(),
+        };
+        Controller::new(RuleSet::new(), base, 2, 1024).unwrap().0
+    }
+
+    fn apply(c: &mut Controller, lines: &[&str]) -> Step {
+        c.handle(Request::Apply {
+            lines: lines.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
+    fn refusal(s: Step) -> String {
+        match s {
+            Step::Reply(Reply::Error(e)) => {
+                assert_eq!(e.kind, ErrorKind::Refused);
+                e.message
+            }
+            _ => panic!("expected a refusal"),
+        }
+    }
+
+    #[test]
+    fn a_change_is_a_numbered_snapshot_with_every_dest_counted_apart() {
+        let mut c = ctl();
+        assert_eq!(c.generation(), 1, "the first snapshot");
+        let s = apply(
+            &mut c,
+            &[
+                "-A -t 10.0.0.1:80 -s rr",
+                "-a -t 10.0.0.1:80 -r 10.0.1.1",
+                "-a -t 10.0.0.1:80 -r 10.0.1.2",
+            ],
+        );
+        let Step::Publish(snap) = s else {
+            panic!("a change publishes")
+        };
+        assert_eq!(snap.generation, 2);
+        let dests = &snap.v4.services[0].dests;
+        let blocks: Vec<_> = dests.iter().map(|d| d.stats.0.clone().unwrap()).collect();
+        assert!(!Arc::ptr_eq(&blocks[0], &blocks[1]));
+        assert_eq!(blocks[0].workers(), 2);
+        // An edit keeps the dests' blocks (their counters run on).
+        let Step::Publish(snap2) = apply(&mut c, &["-e -t 10.0.0.1:80 -r 10.0.1.1 -w 0"]) else {
+            panic!()
+        };
+        let again = snap2.v4.services[0]
+            .dests
+            .iter()
+            .find(|d| d.weight == 0)
+            .unwrap();
+        let before = dests.iter().find(|d| d.addr == again.addr).unwrap();
+        assert!(Arc::ptr_eq(
+            again.stats.0.as_ref().unwrap(),
+            before.stats.0.as_ref().unwrap()
+        ));
+        // Nothing changed: no snapshot.
+        assert!(matches!(
+            apply(&mut c, &["-e -t 10.0.0.1:80 -r 10.0.1.1 -w 0"]),
+            Step::Reply(Reply::Ok { generation: 3 })
+        ));
+    }
+
+    #[test]
+    fn a_refused_line_changes_nothing_and_is_named() {
+        let mut c = ctl();
+        let _ = apply(&mut c, &["-A -t 10.0.0.1:80"]);
+        let before = c.rules().clone();
+        let gen = c.generation();
+        let msg = refusal(apply(
+            &mut c,
+            &[
+                "-a -t 10.0.0.1:80 -r 10.0.1.1",
+                "-a -t 10.0.0.2:80 -r 10.0.1.1",
+            ],
+        ));
+        assert_eq!(msg, "line 2: -t 10.0.0.2:80: Service not defined");
+        assert_eq!(c.rules(), &before, "all or none");
+        assert_eq!(c.generation(), gen);
+        let msg = refusal(apply(&mut c, &["-A -t 10.0.0.1:80"]));
+        assert_eq!(msg, "-t 10.0.0.1:80: Service already exists");
+        let msg = refusal(apply(&mut c, &["-a -t 10.0.0.1:80 -r 10.0.1.1 -w 70000"]));
+        assert!(msg.contains("-w 70000"), "{msg}");
+        let msg = refusal(c.handle(Request::Replace {
+            text: "-A -t 10.0.0.9:80\n-a -t 10.0.0.9:80 -r 10.0.1.1 -x 1 -y 5\n".into(),
+        }));
+        assert!(msg.starts_with("line 2:"), "{msg}");
+        assert_eq!(c.rules(), &before);
+    }
+
+    #[test]
+    fn replace_swaps_the_whole_set_and_keeps_the_blocks_of_dests_that_stay() {
+        let mut c = ctl();
+        let Step::Publish(a) = apply(
+            &mut c,
+            &[
+                "-A -t 10.0.0.1:80",
+                "-a -t 10.0.0.1:80 -r 10.0.1.1",
+                "-A -u 10.0.0.1:53",
+            ],
+        ) else {
+            panic!()
+        };
+        let Step::Publish(b) = c.handle(Request::Replace {
+            text: "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.1.1\n-a -t 10.0.0.1:80 -r 10.0.1.3\n"
+                .into(),
+        }) else {
+            panic!()
+        };
+        assert_eq!(c.rules().services.len(), 1, "the UDP service went");
+        let kept = |s: &Snapshot| {
+            s.v4.services[0]
+                .dests
+                .iter()
+                .find(|d| {
+                    d.port == 80
+                        && d.addr.to_ip() == "10.0.1.1".parse::<std::net::IpAddr>().unwrap()
+                })
+                .and_then(|d| d.stats.0.clone())
+                .unwrap()
+        };
+        assert!(Arc::ptr_eq(&kept(&a), &kept(&b)));
+        assert_eq!(c.rules().save(), "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.1.1:80 -g -w 1\n-a -t 10.0.0.1:80 -r 10.0.1.3:80 -g -w 1\n");
+    }
+
+    #[test]
+    fn listings_show_counts_and_zero_resets_what_they_show() {
+        let mut c = ctl();
+        let Step::Publish(s) = apply(
+            &mut c,
+            &[
+                "-A -t 10.0.0.1:80 -p 60",
+                "-a -t 10.0.0.1:80 -r 10.0.1.1 -m -x 10",
+            ],
+        ) else {
+            panic!()
+        };
+        let b = s.v4.services[0].dests[0].stats.0.clone().unwrap();
+        b.cells(0).inpkts.add(5);
+        b.cells(1).inpkts.add(7);
+        b.cells(1).active.set(3);
+        let Step::Reply(Reply::Listing(l)) = c.handle(Request::List { service: None }) else {
+            panic!()
+        };
+        assert_eq!(l.conn_table_size, 1024);
+        let svc = &l.services[0];
+        assert_eq!(
+            (svc.persistent, svc.netmask_prefix, svc.sched.as_str()),
+            (Some(60), 32, "wlc")
+        );
+        let d = &svc.dests[0];
+        assert_eq!(
+            (d.forward, d.u_threshold, d.active, d.stats.inpkts),
+            (Forward::Masq, 10, 3, 12)
+        );
+        assert_eq!(svc.stats.inpkts, 12);
+        assert!(matches!(
+            c.handle(Request::Zero {
+                service: Some("-t 10.0.0.1:80".into())
+            }),
+            Step::Reply(Reply::Ok { .. })
+        ));
+        let Step::Reply(Reply::Listing(l)) = c.handle(Request::List {
+            service: Some("-t 10.0.0.1:80".into()),
+        }) else {
+            panic!()
+        };
+        let d = &l.services[0].dests[0];
+        assert_eq!(
+            (d.stats.inpkts, d.active),
+            (0, 3),
+            "-Z zeroes counters, not counts"
+        );
+        assert_eq!(c.stats().totals().inpkts, 12, "the series never go back");
+        assert_eq!(
+            refusal(c.handle(Request::List {
+                service: Some("-u 10.0.0.1:80".into())
+            })),
+            "-u 10.0.0.1:80: No such service"
+        );
+        assert_eq!(
+            refusal(c.handle(Request::Zero {
+                service: Some("-t 10.0.0.9:80".into())
+            })),
+            "-t 10.0.0.9:80: No such service"
+        );
+    }
+
+    #[test]
+    fn timeouts_and_save_answer_from_the_rules_in_force() {
+        let mut c = ctl();
+        assert!(matches!(
+            c.handle(Request::Timeouts),
+            Step::Reply(Reply::Timeouts {
+                tcp: 900,
+                tcpfin: 120,
+                udp: 300
+            })
+        ));
+        let _ = apply(&mut c, &["--set 100 0 20"]);
+        assert!(matches!(
+            c.handle(Request::Timeouts),
+            Step::Reply(Reply::Timeouts {
+                tcp: 100,
+                tcpfin: 120,
+                udp: 20
+            })
+        ));
+        let Step::Reply(Reply::Save { text }) = c.handle(Request::Save) else {
+            panic!()
+        };
+        assert_eq!(text, "--set 100 0 20\n");
+    }
+
+    #[test]
+    fn cursors_pack_worker_family_and_slot() {
+        for (w, v6, s) in [(0, false, 0), (3, true, 77), (255, true, u32::MAX)] {
+            assert_eq!(unpack_cursor(pack_cursor(w, v6, s)), (w, v6, s));
+        }
+    }
+}

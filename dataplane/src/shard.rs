@@ -157,6 +157,8 @@ struct DestSlot<A> {
     /// this worker's cells in it.
     stats: Arc<DestStats>,
     cell: usize,
+    /// The upper threshold (share) the overload flag was last judged by.
+    judged_upper: u32,
 }
 
 /// Per-shard state of one service.
@@ -382,11 +384,16 @@ impl<A: Family> Shard<A> {
             }
             let l = self.load(i as u32);
             let total = l.active + l.inactive;
-            let over = match self.thresholds(i as u32).0 {
+            let upper = self.thresholds(i as u32).0;
+            // As __ip_vs_update_dest: a raised (or cleared) upper threshold clears the
+            // overload; a worker's grown share is such a raise.
+            let raised = upper.is_none_or(|u| u > self.dests[i].judged_upper);
+            let over = match upper {
                 None => false,
                 Some(u) if total >= u => true,
-                Some(_) => l.overloaded && !self.may_leave_overload(i as u32, total),
+                Some(_) => l.overloaded && !raised && !self.may_leave_overload(i as u32, total),
             };
+            self.dests[i].judged_upper = upper.unwrap_or(0);
             self.load_mut(i as u32).overloaded = over;
         }
     }
@@ -405,7 +412,7 @@ impl<A: Family> Shard<A> {
             refs: 0,
             in_use: true,
             cell: stats.as_ref().map_or(0, |s| s.cell_of(self.worker)),
-
+            judged_upper: 0,
             stats: stats
                 .clone()
                 .unwrap_or_else(|| Arc::new(DestStats::new(1, 0, 0))),
