@@ -139,22 +139,26 @@ impl WorkerLink {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Worker side, once per loop: serve what was posted since `seen`.
+    /// Worker side, once per loop: serve what was posted since `seen`. True when a new
+    /// snapshot was taken (worker 0 then announces the VIPs).
     #[inline]
-    pub fn serve<B: Buf>(&self, seen: &mut u64, w: &mut Worker<B>, workers: u32, now: u64) {
+    pub fn serve<B: Buf>(&self, seen: &mut u64, w: &mut Worker<B>, workers: u32, now: u64) -> bool {
         let p = self.posted.load(Ordering::Acquire);
         if p != *seen {
             *seen = p;
-            self.serve_all(w, workers, now);
+            return self.serve_all(w, workers, now);
         }
+        false
     }
 
     #[cold]
     #[inline(never)]
-    fn serve_all<B: Buf>(&self, w: &mut Worker<B>, workers: u32, now: u64) {
+    fn serve_all<B: Buf>(&self, w: &mut Worker<B>, workers: u32, now: u64) -> bool {
+        let mut swapped = false;
         while let Some(cmd) = self.to.pop() {
             let reply = match cmd {
                 ToWorker::Config { generation, v4, v6 } => {
+                    swapped = true;
                     let old = w.set_configs(v4, v6, workers, now);
                     self.generation.store(generation, Ordering::Release);
                     FromWorker::Applied { generation, old }
@@ -180,6 +184,7 @@ impl WorkerLink {
             // there were not, the reply (and any snapshot in it) would be dropped here.
             let _ = self.from.push(reply);
         }
+        swapped
     }
 }
 

@@ -73,7 +73,7 @@ impl Families {
 
     fn path(&mut self, base: &[LabelPair], c: &PathCounters) {
         use MetricKind::Counter as C;
-        let rows: [(&'static str, &'static str, u64); 10] = [
+        let rows: [(&'static str, &'static str, u64); 11] = [
             (
                 "rvs_rx_frames_total",
                 "Frames received from ports.",
@@ -114,6 +114,11 @@ impl Families {
                 "rvs_solicits_total",
                 "ARP requests and neighbor solicitations sent.",
                 c.solicits.get(),
+            ),
+            (
+                "rvs_announces_total",
+                "Gratuitous ARPs and unsolicited neighbor advertisements sent for the VIPs (at start and after each rule change).",
+                c.announces.get(),
             ),
             (
                 "rvs_icmp_errors_sent_total",

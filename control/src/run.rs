@@ -806,7 +806,10 @@ fn worker_loop(
     while !stop.load(Relaxed) {
         let now = ms(dpdk::rdtsc(), hz);
         // Between bursts: whatever the control thread posted (one load when nothing came).
-        link.serve(&mut seen, &mut w, workers, now);
+        if link.serve(&mut seen, &mut w, workers, now) && w.id == 0 {
+            // New VIPs are announced as at start.
+            w.announce(&mut |o| ob.emit(o));
+        }
         w.tick(now, &mut |o| ob.emit(o));
         let mut got_any = false;
         for (pi, q) in io.ports.iter_mut().enumerate() {

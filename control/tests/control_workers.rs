@@ -45,7 +45,7 @@ impl Runner {
         let thread = std::thread::spawn(move || {
             let mut seen = 0;
             loop {
-                link.serve(&mut seen, &mut w, n, NOW);
+                let _ = link.serve(&mut seen, &mut w, n, NOW);
                 match rx.try_recv() {
                     Ok(Job::Syns { first, count, vip }) => {
                         let got = (0..count)

@@ -85,6 +85,8 @@ pub struct PathCounters {
     pub echo_replies: Cell,
     pub solicits: Cell,
     pub icmp_errors_sent: Cell,
+    /// Gratuitous ARPs and unsolicited neighbor advertisements for the VIPs.
+    pub announces: Cell,
     pub drops: [Cell; PathDrop::COUNT],
 }
 
@@ -489,6 +491,7 @@ impl<B: Buf> Worker<B> {
                     let ip = Ipv4Addr::from(vip.0);
                     if local::arp(&mut b, 1, [0xff; 6], p.mac, ip, [0; 6], ip) {
                         self.counters.tx.inc();
+                        self.counters.announces.inc();
                         out(Out::Tx {
                             port: i as u16,
                             buf: b,
@@ -514,6 +517,7 @@ impl<B: Buf> Worker<B> {
                         0x20,
                     ) {
                         self.counters.tx.inc();
+                        self.counters.announces.inc();
                         out(Out::Tx {
                             port: i as u16,
                             buf: b,
