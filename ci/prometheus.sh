@@ -80,6 +80,7 @@ import socket
 s = [socket.socket() for _ in range(2)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*(x.getsockname()[1] for x in s))')
+[ -n "${pport:-}" ] || fail "no free local ports"
 
 echo "== rvsd run with traffic (metrics on 127.0.0.1:$mport, file prefix $prefix)"
 # 20000 established flows (ACKs; sloppy_tcp makes them conns) then a 100000-source SYN flood
@@ -158,11 +159,11 @@ prom_pid=$!
 
 # Everything else goes through the HTTP APIs: python3 polls (no blind sleeps) and checks.
 python3 - "http://127.0.0.1:$pport" "http://127.0.0.1:$mport/metrics" "$JOB" \
-  "$PROM_DIR/alerts.yml" "$rvsd_pid" "$prom_pid" <<'EOF' || fail "see the checks above"
+  "$PROM_DIR/alerts.yml" docs/metrics.md "$rvsd_pid" "$prom_pid" <<'EOF' || fail "see the checks above"
 import json, os, re, sys, time, urllib.error, urllib.parse, urllib.request
 
-prom, rvsd_metrics, job, alerts_path = sys.argv[1:5]
-pids = {"rvsd": int(sys.argv[5]), "prometheus": int(sys.argv[6])}
+prom, rvsd_metrics, job, alerts_path, doc_path = sys.argv[1:6]
+pids = {"rvsd": int(sys.argv[6]), "prometheus": int(sys.argv[7])}
 t0 = time.monotonic()
 failed = []
 
@@ -301,6 +302,16 @@ present = {x["metric"]["__name__"] for x in
 check(set(used) <= present, f"the {len(used)} series alerts.yml reads are scraped",
       sorted(set(used) - present) or "all")
 
+# docs/metrics.md documents every family rvsd serves, and every drop reason and state.
+scrape = get(rvsd_metrics)
+doc = open(doc_path).read()
+fams = re.findall(r"^# TYPE (\S+) ", scrape, re.M)
+values = set(re.findall(r'(?:reason|state)="([^"]+)"', scrape))
+undoc = sorted(n for n in set(fams) | values if f"`{n}`" not in doc)
+check(fams and not undoc,
+      f"docs/metrics.md names all {len(fams)} families and {len(values)} reasons and states",
+      undoc or "all")
+
 # The rules as Prometheus runs them: every one evaluates without error.
 def rules_evaluated():
     rs = [r for g in api("rules")["groups"] for r in g["rules"]]
@@ -338,6 +349,11 @@ echo "== rvsd stops on SIGTERM and writes --metrics-out"
 stop_pid "$prom_pid" prometheus
 prom_pid=""
 kill -TERM "$rvsd_pid"
+for _ in $(seq 150); do
+  kill -0 "$rvsd_pid" 2>/dev/null || break
+  sleep 0.1
+done
+kill -0 "$rvsd_pid" 2>/dev/null && fail "rvsd still runs 15 s after SIGTERM"
 rc=0
 wait "$rvsd_pid" || rc=$?
 rvsd_pid=""

@@ -1,42 +1,60 @@
 #!/usr/bin/env python3
-"""ci/netns.sh's client: N sequential TCP connections to ADDR:PORT, each sends a line and
-reads the server's name back. Prints one line: "ok=K fail=F NAME=count ..." (names
-sorted), then one line per failure on stderr. Exit 0 when every connection answered.
+"""ci/netns.sh's client: N sequential TCP connections to ADDR:PORT. Each sends a line and UP
+bytes, and reads the server's name and DOWN bytes back (server.py's protocol), checking the
+length. Prints one line: "ok=K fail=F NAME=count ..." (names sorted); the first failures
+go to stderr. Exits 0 when every connection got its whole answer.
 
-Usage: client.py ADDR PORT N [SOURCE_ADDR]
+Usage: client.py ADDR PORT N [--up BYTES] [--down BYTES] [--src ADDR] [--timeout S]
+       [--max-fail K]   (stops after K failures, 3 by default)
 """
+import argparse
 import collections
 import socket
 import sys
 
-addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-src = sys.argv[4] if len(sys.argv) > 4 else None
+ap = argparse.ArgumentParser()
+ap.add_argument("addr")
+ap.add_argument("port", type=int)
+ap.add_argument("n", type=int)
+ap.add_argument("--up", type=int, default=0)
+ap.add_argument("--down", type=int, default=0)
+ap.add_argument("--src")
+ap.add_argument("--timeout", type=float, default=3.0)
+ap.add_argument("--max-fail", type=int, default=3, help="stop after this many failures")
+a = ap.parse_args()
+
 counts = collections.Counter()
 fails = []
-for i in range(n):
+stopped = None
+for i in range(a.n):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(3)
+    s.settimeout(a.timeout)
     try:
-        if src:
-            s.bind((src, 0))
-        s.connect((addr, port))
-        s.sendall(b"hello %d\n" % i)
-        data = b""
+        if a.src:
+            s.bind((a.src, 0))
+        s.connect((a.addr, a.port))
+        s.sendall(b"hello %d %d %d\n" % (i, a.up, a.down) + b"y" * a.up)
+        data = bytearray()
         while True:
-            chunk = s.recv(256)
+            chunk = s.recv(65536)
             if not chunk:
                 break
             data += chunk
-        name = data.decode(errors="replace").strip()
+        name, _, rest = bytes(data).partition(b"\n")
         if not name:
-            raise OSError("empty answer")
-        counts[name] += 1
+            raise OSError("no answer")
+        if len(rest) != a.down:
+            raise OSError(f"{name.decode()} answered {len(rest)} of {a.down} bytes")
+        counts[name.decode(errors="replace")] += 1
     except OSError as e:
         fails.append(f"connection {i}: {e!r}")
     finally:
         s.close()
+    if len(fails) >= a.max_fail and i + 1 < a.n:
+        stopped = f"stopped after {len(fails)} failures, {a.n - i - 1} connections not tried"
+        break
 print(f"ok={sum(counts.values())} fail={len(fails)} " +
       " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
-for f in fails[:10]:
+for f in fails[:5] + ([stopped] if stopped else []):
     print(f, file=sys.stderr)
 sys.exit(1 if fails else 0)

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""ci/netns.sh's real server: answers every TCP connection with its own name and closes.
+"""ci/netns.sh's real server: answers every TCP connection with its own name.
 
-Usage: server.py NAME [PORT]. Listens on 0.0.0.0:PORT (80); in DR the connections arrive
-for the VIP on lo and the answer leaves from it. Prints "ready" once listening.
+Usage: server.py NAME [PORT]. Listens on 0.0.0.0:PORT (default 80); with direct routing the
+connections arrive for the VIP on lo and the answer leaves from it. Protocol: the client
+sends one line "hello I UP DOWN", then UP bytes; the server reads them all and answers
+"NAME\n" followed by DOWN bytes, then closes. Prints "ready" once listening.
 """
 import socket
 import sys
@@ -20,10 +22,14 @@ print("ready", flush=True)
 def serve(conn):
     try:
         conn.settimeout(5)
-        # The client sends one line first; answer after it so data flows both ways.
-        conn.recv(256)
-        conn.sendall(f"{name}\n".encode())
-    except OSError:
+        f = conn.makefile("rb")
+        words = f.readline().split()
+        up, down = (int(words[2]), int(words[3])) if len(words) >= 4 else (0, 0)
+        got = len(f.read(up)) if up else 0
+        if got != up:
+            return
+        conn.sendall(f"{name}\n".encode() + b"x" * down)
+    except (OSError, ValueError):
         pass
     finally:
         conn.close()

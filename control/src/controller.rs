@@ -279,7 +279,7 @@ impl Controller {
             if only.is_some_and(|o| o != id) {
                 continue;
             }
-            let (stats, rates) = self.stats.service(&self.rules, &id);
+            let (stats, rates) = self.stats.service(s, false);
             let key = match id {
                 ServiceId::Addr { proto, addr, port } => VirtualKey::Addr {
                     proto: proto as u8,

@@ -248,7 +248,6 @@ pub fn render(ctl: &Controller) -> String {
         let id = s.spec.id;
         let l = svc_labels(&id);
         let sl = l.service();
-        let mut raw = Stats::default();
         for d in &s.dests {
             let (_, t, _) = reg.dest(&(id, d.addr, d.port));
             let bl = l.backend(&d.addr, d.port);
@@ -266,16 +265,11 @@ pub fn render(ctl: &Controller) -> String {
             for (f, (_, get)) in backend.iter_mut().zip(stat_fields.iter()) {
                 f.rows.push((bl.clone(), get(&st)));
             }
-            raw.conns += st.conns;
-            raw.inpkts += st.inpkts;
-            raw.outpkts += st.outpkts;
-            raw.inbytes += st.inbytes;
-            raw.outbytes += st.outbytes;
         }
+        let (raw, r) = reg.service(s, true);
         for (f, (_, get)) in service.iter_mut().zip(stat_fields.iter()) {
             f.rows.push((sl.clone(), get(&raw)));
         }
-        let (_, r) = reg.service(ctl.rules(), &id);
         let rates = [r.cps, r.inpps, r.outpps, r.inbps, r.outbps];
         for (f, v) in rate.iter_mut().zip(rates) {
             f.rows.push((sl.clone(), v));

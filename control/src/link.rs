@@ -110,16 +110,21 @@ pub struct WorkerLink {
 
 impl Default for WorkerLink {
     fn default() -> Self {
-        WorkerLink {
-            posted: AtomicU64::new(0),
-            generation: AtomicU64::new(0),
-            to: ArrayQueue::new(RING),
-            from: ArrayQueue::new(RING),
-        }
+        WorkerLink::new(0)
     }
 }
 
 impl WorkerLink {
+    /// The link of a worker that starts on the snapshot of `generation`.
+    pub fn new(generation: u64) -> Self {
+        WorkerLink {
+            posted: AtomicU64::new(0),
+            generation: AtomicU64::new(generation),
+            to: ArrayQueue::new(RING),
+            from: ArrayQueue::new(RING),
+        }
+    }
+
     /// Control side: queue a command. `Err` gives it back when the ring is full.
     pub fn post(&self, cmd: ToWorker) -> Result<(), ToWorker> {
         self.to.push(cmd)?;

@@ -73,7 +73,7 @@ impl Families {
 
     fn path(&mut self, base: &[LabelPair], c: &PathCounters) {
         use MetricKind::Counter as C;
-        let rows: [(&'static str, &'static str, u64); 11] = [
+        let rows: [(&'static str, &'static str, u64); 12] = [
             (
                 "rvs_rx_frames_total",
                 "Frames received from ports.",
@@ -114,6 +114,11 @@ impl Families {
                 "rvs_solicits_total",
                 "ARP requests and neighbor solicitations sent.",
                 c.solicits.get(),
+            ),
+            (
+                "rvs_neigh_shared_total",
+                "Copies of neighbor answers to the appliance handed to the other workers (the worker that asked learns them).",
+                c.neigh_shared.get(),
             ),
             (
                 "rvs_announces_total",

@@ -489,6 +489,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
         })
         .collect();
     let nic = replay::NicSetup { tx, rss_key };
+    let generation = first.generation;
     let workers = replay::workers_with::<Mbuf>(&cfg, (first.v4, first.v6), n, t0, &nic, |w| {
         let sock = lcores.get(w as usize).map_or(home, |&l| eal.socket_of(l));
         let pool = pool_of(sock).clone();
@@ -496,7 +497,9 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
     })?;
     let counters: Vec<WorkerCounters> = workers.iter().map(WorkerCounters::of).collect();
     let loops: Vec<Arc<LoopCounters>> = (0..n).map(|_| Arc::default()).collect();
-    let links: Vec<Arc<WorkerLink>> = (0..n).map(|_| Arc::default()).collect();
+    let links: Vec<Arc<WorkerLink>> = (0..n)
+        .map(|_| Arc::new(WorkerLink::new(generation)))
+        .collect();
     for l in &loops {
         l.last_rx_ms.store(t0, Relaxed);
     }

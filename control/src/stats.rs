@@ -15,14 +15,19 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use rvs_dataplane::config::FastHasher;
 use rvs_dataplane::dest_stats::{DestStats, DestTotals};
 
 use crate::estimator::Estimator;
 use crate::protocol::{Rates, Stats};
-use crate::rules::{RuleSet, ServiceId};
+use crate::rules::{RuleSet, Service, ServiceId};
 
 /// A dest's identity across snapshots: its service, address and port.
 pub type DestId = (ServiceId, IpAddr, u16);
+
+/// The operator's keys: no need for SipHash's DoS resistance, and a 100k-dest set is
+/// looked up on every change.
+type Map<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
 
 struct DestEntry {
     stats: Arc<DestStats>,
@@ -36,8 +41,9 @@ struct DestEntry {
 }
 
 struct ServiceEntry {
-    /// What its removed dests counted (after their baselines).
+    /// What its removed dests counted (after their baselines, and raw).
     retired: Stats,
+    retired_raw: Stats,
     est: Estimator,
 }
 
@@ -46,6 +52,7 @@ impl Default for ServiceEntry {
     fn default() -> Self {
         ServiceEntry {
             retired: Stats::default(),
+            retired_raw: Stats::default(),
             est: Estimator::new(Stats::default()),
         }
     }
@@ -54,8 +61,8 @@ impl Default for ServiceEntry {
 /// Every dest's block, baseline and estimator.
 pub struct StatsRegistry {
     workers: u32,
-    dests: HashMap<DestId, DestEntry>,
-    services: HashMap<ServiceId, ServiceEntry>,
+    dests: Map<DestId, DestEntry>,
+    services: Map<ServiceId, ServiceEntry>,
     /// What freed blocks counted, raw (the appliance's totals never go backwards).
     retired: DestTotals,
 }
@@ -82,8 +89,8 @@ impl StatsRegistry {
     pub fn new(workers: u32) -> Self {
         StatsRegistry {
             workers: workers.max(1),
-            dests: HashMap::new(),
-            services: HashMap::new(),
+            dests: Map::default(),
+            services: Map::default(),
             retired: DestTotals::default(),
         }
     }
@@ -124,8 +131,9 @@ impl StatsRegistry {
                 }
             }
         }
-        self.services
-            .retain(|id, _| rules.services.iter().any(|s| s.spec.id == *id));
+        let ids: std::collections::HashSet<ServiceId> =
+            rules.services.iter().map(|s| s.spec.id).collect();
+        self.services.retain(|id, _| ids.contains(id));
     }
 
     /// Free the blocks of removed dests that no worker or snapshot holds any more, folding
@@ -142,6 +150,7 @@ impl StatsRegistry {
                 let t = e.stats.totals();
                 if let Some(s) = self.services.get_mut(&id.0) {
                     add(&mut s.retired, &stats_of(&t, &e.zero));
+                    add(&mut s.retired_raw, &stats_of(&t, &DestTotals::default()));
                 }
                 let r = &mut self.retired;
                 r.conns += t.conns;
@@ -166,25 +175,19 @@ impl StatsRegistry {
     }
 
     /// A service's counters since its last `-Z` (its dests', and what its removed dests
-    /// counted), and its rates.
-    pub fn service(&self, rules: &RuleSet, id: &ServiceId) -> (Stats, Rates) {
-        let mut sum = Stats::default();
-        let rates = match self.services.get(id) {
-            Some(s) => {
-                sum = s.retired;
-                s.est.rates()
-            }
-            None => Rates::default(),
+    /// counted), and its rates; `raw` without the `-Z` baselines (the metrics).
+    pub fn service(&self, svc: &Service, raw: bool) -> (Stats, Rates) {
+        let id = svc.spec.id;
+        let (mut sum, rates) = match self.services.get(&id) {
+            Some(s) => (if raw { s.retired_raw } else { s.retired }, s.est.rates()),
+            None => (Stats::default(), Rates::default()),
         };
-        for e in self
-            .dests
-            .iter()
-            .filter(|(k, _)| k.0 == *id)
-            .map(|(_, e)| e)
-        {
-            add(&mut sum, &stats_of(&e.stats.totals(), &e.zero));
+        for d in &svc.dests {
+            if let Some(e) = self.dests.get(&(id, d.addr, d.port)) {
+                let zero = if raw { DestTotals::default() } else { e.zero };
+                add(&mut sum, &stats_of(&e.stats.totals(), &zero));
+            }
         }
-        let _ = rules;
         (sum, rates)
     }
 
@@ -222,7 +225,8 @@ impl StatsRegistry {
         }
         for (id, s) in self.services.iter_mut() {
             if service.is_none_or(|x| x == *id) {
-                *s = ServiceEntry::default();
+                s.retired = Stats::default();
+                s.est = Estimator::new(Stats::default());
             }
         }
     }
@@ -233,10 +237,9 @@ impl StatsRegistry {
             let s = stats_of(&e.stats.totals(), &e.zero);
             e.est.update(s);
         }
-        let ids: Vec<ServiceId> = self.services.keys().copied().collect();
-        for id in ids {
-            let (s, _) = self.service(rules, &id);
-            if let Some(e) = self.services.get_mut(&id) {
+        for svc in &rules.services {
+            let (s, _) = self.service(svc, false);
+            if let Some(e) = self.services.get_mut(&svc.spec.id) {
                 e.est.update(s);
             }
         }

@@ -111,7 +111,7 @@ fn setup(n: u32, rules: &str) -> (ControlThread, Vec<Arc<WorkerLink>>, Vec<Runne
         |_| Box::new(|| Some(VecBuf::empty())),
     )
     .unwrap();
-    let links: Vec<Arc<WorkerLink>> = (0..n).map(|_| Arc::default()).collect();
+    let links: Vec<Arc<WorkerLink>> = (0..n).map(|_| Arc::new(WorkerLink::new(1))).collect();
     let runners = ws
         .into_iter()
         .zip(&links)

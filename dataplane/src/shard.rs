@@ -11,10 +11,11 @@
 //! `ip_vs_conn_flush` -> [`Shard::flush`].
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use crate::addr::Family;
-use crate::config::{Config, Fwd, ServiceKey, TunConfig};
+use crate::config::{Config, FastHasher, Fwd, ServiceKey, TunConfig};
 use crate::conn::{flags, Conn, ConnKey, ConnRef, ConnTable, Side, BURST, NIL, NO_HINT};
 use crate::counters::{Counters, DropReason, SCTP_BASE, TCP_BASE, UDP_BASE};
 use crate::defense::Defense;
@@ -183,7 +184,7 @@ pub struct Shard<A: Family> {
     svcs: Vec<SvcState>,
     dests: Vec<DestSlot<A>>,
     dest_free: Vec<u32>,
-    dest_map: HashMap<DestKey<A>, u32>,
+    dest_map: HashMap<DestKey<A>, u32, BuildHasherDefault<FastHasher>>,
     defense: Defense,
     counters: Arc<Counters>,
     rng: Rng,
@@ -203,7 +204,10 @@ impl<A: Family> Shard<A> {
             svcs: Vec::new(),
             dests: Vec::with_capacity(params.max_dests as usize),
             dest_free: Vec::with_capacity(params.max_dests as usize),
-            dest_map: HashMap::with_capacity(params.max_dests as usize),
+            dest_map: HashMap::with_capacity_and_hasher(
+                params.max_dests as usize,
+                Default::default(),
+            ),
             defense: Defense::default(),
             counters: Arc::new(Counters::default()),
             rng: Rng::new(params.seed ^ 0x5eed),
@@ -264,6 +268,8 @@ impl<A: Family> Shard<A> {
             }
         }
         let mut svcs = Vec::with_capacity(cfg.services.len());
+        // Dests whose counter block is new to them (their counts go there).
+        let mut moved = Vec::new();
         for (si, svc) in cfg.services.iter().enumerate() {
             let mut loads = Vec::with_capacity(svc.dests.len());
             let mut slots = Vec::with_capacity(svc.dests.len());
@@ -271,7 +277,11 @@ impl<A: Family> Shard<A> {
                 let key = (svc.key, dc.addr, dc.port);
                 let slot = match self.dest_map.get(&key) {
                     Some(&s) => s,
-                    None => self.alloc_dest(key, &dc.stats.0),
+                    None => {
+                        let s = self.alloc_dest(key, &dc.stats.0);
+                        moved.push(s);
+                        s
+                    }
                 };
                 let d = &mut self.dests[slot as usize];
                 d.svc = si as u32;
@@ -284,6 +294,7 @@ impl<A: Family> Shard<A> {
                     Some(st) if !Arc::ptr_eq(st, &d.stats) => {
                         d.stats = Arc::clone(st);
                         d.cell = st.cell_of(self.worker);
+                        moved.push(slot);
                     }
                     Some(_) => {}
                     // The shard's own block: the thresholds are this shard's alone.
@@ -320,13 +331,11 @@ impl<A: Family> Shard<A> {
             let gone: Vec<bool> = dests.iter().map(|d| d.in_use && d.svc == NIL).collect();
             self.flush_where(now, |c| c.dest != NIL && gone[c.dest as usize]);
         }
-        // Thresholds may have changed: each dest's overload flag from its share, and every
-        // block's cells from the counts the shard holds.
+        // Thresholds may have changed: each dest's overload flag from its share; a dest that
+        // got a new block has its counts published there.
         self.refresh_overload();
-        for i in 0..self.dests.len() {
-            if self.dests[i].in_use {
-                self.publish_load(i as u32);
-            }
+        for slot in moved {
+            self.publish_load(slot);
         }
         old
     }

@@ -679,6 +679,76 @@ fn unknown_next_hop_is_resolved_then_the_held_packet_sent() {
     check(&out[0]);
 }
 
+/// With two workers, the one that asked for a next hop's MAC is not always the one the
+/// answer reaches (ARP is not spread by RSS): the receiver hands the others a copy, and the
+/// asker learns from it and sends what it held. A copy is only learned from, never answered.
+#[test]
+fn an_arp_reply_reaching_another_worker_resolves_the_asker() {
+    let mut cfg = service(Fwd::Droute, TunConfig::default(), false);
+    let mut s = cfg.services[0].clone();
+    s.dests[0].addr = v4([10, 0, 0, 12]);
+    s.rebuild_tables();
+    cfg = Config::new(vec![s], Sysctl::default()).unwrap();
+    let mut ws = [
+        worker(cfg.clone(), Config::default(), 0, 2),
+        worker(cfg, Config::default(), 1, 2),
+    ];
+    // The worker that owns the flow holds the SYN and asks; the other hands it over.
+    let syn = tcp_frame(CLIENT, 40000, VIP, 80, true, 64, b"");
+    let owner = (0..2)
+        .find(|&i| !tx(w_rx(&mut ws[i], syn.clone())).is_empty())
+        .expect("one worker owns the flow");
+    let [w0, w1] = &mut ws;
+    let (asker, answered) = if owner == 0 { (w0, w1) } else { (w1, w0) };
+    let mut reply = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0x12], LB_MAC)
+        .arp(
+            etherparse::ArpPacket::new(
+                etherparse::ArpHardwareId::ETHERNET,
+                etherparse::EtherType::IPV4,
+                etherparse::ArpOperation::REPLY,
+                &[2, 0, 0, 0, 0, 0x12],
+                &[10, 0, 0, 12],
+                &LB_MAC,
+                &[10, 0, 0, 1],
+            )
+            .unwrap(),
+        )
+        .write(&mut reply)
+        .unwrap();
+    // The reply reaches the other worker, which has nothing held: it hands a copy over.
+    let out = run(answered, &[reply], 2);
+    let copies: Vec<(u32, u16, Vec<u8>)> = out
+        .into_iter()
+        .filter_map(|o| match o {
+            Out::Handoff { worker, port, buf } => Some((worker, port, buf.data().to_vec())),
+            Out::Tx { .. } => panic!("nothing to send on the answered worker"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(copies.len(), 1);
+    assert_eq!(copies[0].0, owner as u32);
+    assert_eq!(answered.counters().neigh_shared.get(), 1);
+    let mut out = Vec::new();
+    asker.rx_handoff(copies[0].1, VecBuf::from_frame(&copies[0].2), 3, &mut |o| {
+        out.push(o)
+    });
+    let sent = tx(out);
+    assert_eq!(sent.len(), 1, "the held SYN, and no answer to the copy");
+    assert_eq!(eth_dst(&sent[0]), [2, 0, 0, 0, 0, 0x12]);
+    assert_eq!(
+        asker.counters().neigh_shared.get(),
+        0,
+        "a copy is not shared again"
+    );
+}
+
+fn w_rx(w: &mut Worker<VecBuf>, frame: Vec<u8>) -> Vec<Out<VecBuf>> {
+    let mut outs = Vec::new();
+    w.rx(0, VecBuf::from_frame(&frame), 1, &mut |o| outs.push(o));
+    outs
+}
+
 #[test]
 fn ipv6_dr_and_neighbor_solicitation() {
     let mut w = worker(Config::default(), service6(Fwd::Droute), 0, 1);

@@ -1,6 +1,7 @@
 //! [`RuleSet`]: the services and `--set` timeouts that a sequence of commands built, each
 //! command run with the kernel's checks, and the set's `ipvsadm-save -n` form.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use rvs_dataplane::proto::MAX_TIMEOUT_S;
@@ -15,7 +16,22 @@ pub struct RuleSet {
     /// In the order they were added.
     pub services: Vec<Service>,
     pub timeouts: SetTimeouts,
+    /// Where each service is in `services` (a 10k-service set is not searched line by line).
+    by_id: ServiceIndex,
 }
+
+/// Service id -> position. Kept by [`RuleSet::apply_in_place`]; a set whose `services` was
+/// changed from outside is searched instead (the index is trusted only while it agrees).
+#[derive(Clone, Debug, Default)]
+struct ServiceIndex(HashMap<ServiceId, usize>);
+
+/// Two rule sets are equal by their rules; the index is how they are searched.
+impl PartialEq for ServiceIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for ServiceIndex {}
 
 impl RuleSet {
     /// An empty rule set.
@@ -36,11 +52,30 @@ impl RuleSet {
 
     /// The service named `id`.
     pub fn service(&self, id: &ServiceId) -> Option<&Service> {
-        self.services.iter().find(|s| s.spec.id == *id)
+        self.index(id).and_then(|i| self.services.get(i))
     }
 
     fn index(&self, id: &ServiceId) -> Option<usize> {
+        let m = &self.by_id.0;
+        if m.len() == self.services.len() {
+            match m.get(id) {
+                Some(&i) if self.services.get(i).is_some_and(|s| s.spec.id == *id) => {
+                    return Some(i)
+                }
+                None => return None,
+                Some(_) => {}
+            }
+        }
         self.services.iter().position(|s| s.spec.id == *id)
+    }
+
+    fn reindex(&mut self) {
+        self.by_id.0 = self
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.spec.id, i))
+            .collect();
     }
 
     /// Run `cmd` with the kernel's checks and return the new set; `self` is not changed, so
@@ -58,6 +93,9 @@ impl RuleSet {
     }
 
     fn apply_inner(&mut self, cmd: &Command) -> Result<(), String> {
+        if self.by_id.0.len() != self.services.len() {
+            self.reindex();
+        }
         let no_service = |id: &ServiceId| format!("{id}: No such service");
         match cmd {
             Command::AddService(spec) => {
@@ -65,6 +103,7 @@ impl RuleSet {
                 if self.index(&spec.id).is_some() {
                     return Err(format!("{}: Service already exists", spec.id));
                 }
+                self.by_id.0.insert(spec.id, self.services.len());
                 self.services.push(Service {
                     spec: spec.clone(),
                     dests: Vec::new(),
@@ -80,8 +119,12 @@ impl RuleSet {
             Command::DeleteService(id) => {
                 let i = self.index(id).ok_or_else(|| no_service(id))?;
                 self.services.remove(i);
+                self.reindex();
             }
-            Command::Clear => self.services.clear(),
+            Command::Clear => {
+                self.services.clear();
+                self.by_id.0.clear();
+            }
             Command::Zero(id) => {
                 if let Some(id) = id {
                     self.index(id).ok_or_else(|| no_service(id))?;

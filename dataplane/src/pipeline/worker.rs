@@ -87,6 +87,9 @@ pub struct PathCounters {
     pub icmp_errors_sent: Cell,
     /// Gratuitous ARPs and unsolicited neighbor advertisements for the VIPs.
     pub announces: Cell,
+    /// Copies of neighbor answers (ARP replies and neighbor advertisements to the appliance)
+    /// handed to the other workers, so the one that asked learns them too.
+    pub neigh_shared: Cell,
     pub drops: [Cell; PathDrop::COUNT],
 }
 
@@ -355,6 +358,8 @@ pub struct Worker<B> {
     counters: Arc<PathCounters>,
     alloc: Box<dyn FnMut() -> Option<B> + Send>,
     ident: u16,
+    /// Workers of the appliance (neighbor answers are shared with the others).
+    workers: u32,
 }
 
 impl<B: Buf> Worker<B> {
@@ -384,6 +389,7 @@ impl<B: Buf> Worker<B> {
             counters: Arc::new(PathCounters::default()),
             alloc,
             ident: 0,
+            workers,
         };
         for &(ip, mac, port) in &pres.static4 {
             let _ = w.f4.neigh.add_static(ip, mac, port);
@@ -431,6 +437,30 @@ impl<B: Buf> Worker<B> {
     fn drop(&self, r: PathDrop, buf: B, out: &mut impl FnMut(Out<B>)) {
         self.counters.drops[r as usize].inc();
         out(Out::Drop(buf));
+    }
+
+    /// A neighbor answer to the appliance arrives at one worker (ARP is not hashed to
+    /// queues), but the worker that asked may be another: each other worker gets a copy
+    /// through the hand-off rings and learns from it. Only answers addressed to the
+    /// appliance are shared, so a flood of foreign ARP is not multiplied.
+    #[cold]
+    fn share_neigh(&mut self, port: u16, buf: &B, out: &mut impl FnMut(Out<B>)) {
+        for w in (0..self.workers).filter(|&w| w != self.id) {
+            let Some(mut copy) = (self.alloc)() else {
+                continue;
+            };
+            let Some(d) = copy.append(buf.len()) else {
+                continue;
+            };
+            d.copy_from_slice(buf.data());
+            self.counters.neigh_shared.inc();
+            self.counters.handoff_out.inc();
+            out(Out::Handoff {
+                worker: w,
+                port,
+                buf: copy,
+            });
+        }
     }
 
     /// Hand a frame to the kernel interface of `port` (the exception path), counted.
@@ -678,13 +708,14 @@ impl<B: Buf> Worker<B> {
             return self.drop(PathDrop::NotForUs, buf, out);
         }
         match pf.ethertype {
-            EtherType::ARP => self.arp(pres, port, buf, &pf, now, out),
+            EtherType::ARP => self.arp(pres, port, buf, &pf, now, handed, out),
             EtherType::IPV4 => self.ip::<V4>(pres, port, buf, &pf, now, handed, out),
             EtherType::IPV6 => self.ip::<V6>(pres, port, buf, &pf, now, handed, out),
             _ => self.to_kernel(port, buf, out),
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     #[allow(clippy::too_many_arguments)]
     fn arp(
         &mut self,
@@ -693,6 +724,7 @@ impl<B: Buf> Worker<B> {
         mut buf: B,
         pf: &ParsedFrame,
         now: u64,
+        handed: bool,
         out: &mut impl FnMut(Out<B>),
     ) {
         let Ok(a) = wire::arp::Packet::new_checked(&buf.data()[pf.l3_offset..]) else {
@@ -710,8 +742,15 @@ impl<B: Buf> Worker<B> {
         for ((p, b), mac) in ready {
             self.send_resolved(pres, p, b, mac, out);
         }
+        if handed {
+            // Another worker's copy of a reply to us (see `share_neigh`): learned above.
+            return out(Out::Drop(buf));
+        }
         if !ours {
             return self.drop(PathDrop::ArpNotOurs, buf, out);
+        }
+        if op == wire::arp::Operation::REPLY {
+            self.share_neigh(port, &buf, out);
         }
         if op == wire::arp::Operation::REQUEST {
             let mac = me.mac;
@@ -771,7 +810,8 @@ impl<B: Buf> Worker<B> {
                     return;
                 }
                 if A::V6 && (s.msg_type == 135 || s.msg_type == 136) {
-                    return self.ndp(pres, port, buf, pf, ip.l4_offset, now, out);
+                    let to_us = handed || local;
+                    return self.ndp(pres, port, buf, pf, (ip.l4_offset, handed, to_us), now, out);
                 }
                 if local && !s.is_error {
                     return self.to_kernel(port, buf, out);
@@ -791,6 +831,7 @@ impl<B: Buf> Worker<B> {
         }
     }
 
+    /// `(l4 offset, handed by another worker, addressed to a port address)`.
     #[allow(clippy::too_many_arguments)]
     fn ndp(
         &mut self,
@@ -798,7 +839,7 @@ impl<B: Buf> Worker<B> {
         port: u16,
         mut buf: B,
         pf: &ParsedFrame,
-        l4: usize,
+        (l4, handed, to_us): (usize, bool, bool),
         now: u64,
         out: &mut impl FnMut(Out<B>),
     ) {
@@ -845,6 +886,11 @@ impl<B: Buf> Worker<B> {
             }
         }
         if advert {
+            // An advertisement to us answers some worker's solicitation: the others learn it
+            // from a copy (a copy handed to us is only learned from).
+            if !handed && to_us && lla.is_some() {
+                self.share_neigh(port, &buf, out);
+            }
             return out(Out::Drop(buf));
         }
         let t = v6(target);

@@ -1,0 +1,451 @@
+#!/usr/bin/env bash
+# ci/netns.sh: real kernel TCP through a running rvsd, the service configured only with
+# rvsadm against it, in the topology of the kernel's IPVS selftest
+# (tools/testing/selftests/netfilter/ipvs.sh: a client, a balancer and servers, each in its
+# own network namespace; test_dr and test_nat), with two real servers.
+#
+# rvsd runs in the balancer namespace on net_af_packet ports bound to veths there; that
+# namespace's own kernel is kept off those veths (no addresses, IPv6 off, an nftables netdev
+# ingress chain with policy drop on each), as a NIC bound to DPDK would be. rvsd resolves
+# the servers' MACs itself (ARP): the appliance files have no static neighbors.
+#
+#   dr:  one L2 segment (bridge br0 in namespace sw) joins client 10.0.0.2, rvsd's p0
+#        (10.0.0.1/24, answers ARP for the VIP 10.0.0.100) and servers 10.0.0.11 and
+#        10.0.0.12, which hold the VIP on lo (arp_ignore=1, arp_announce=2) and answer the
+#        client directly.
+#   nat: client 10.0.1.2 (and .3) -- veth -- rvsd p0 10.0.1.1/24; rvsd p1 10.0.2.1/24 --
+#        br0 -- servers 10.0.2.11 and 10.0.2.12 (default route via 10.0.2.1); the client
+#        routes the VIP 10.0.3.100 via 10.0.1.1.
+#
+# Each test: 50 real TCP connections (client.py) must all complete and be served by both
+# servers (rr); a server drained with -w 0 gets no new connection; after -d of the other,
+# everything goes to the one left; -Ln / -Ln --stats list the dests with their counts; the
+# NAT test then checks persistence (-p 60: each client address keeps one server). Any
+# failure stops the script with a message, rvsd's log and its non-zero drop counters.
+#
+# Usage (root): ci/netns.sh [dr] [nat]   (both by default)
+# Env: RVS_BIN_DIR   where rvsd and rvsadm are (default target/release; a relative path is
+#                     taken from the repository root)
+#      RVS_NETNS_CONNS  connections of the first round (default 50)
+#      RVS_NETNS_KEEP_OFFLOADS=1  leave the veths' tx checksum offload on (shows why it is
+#                     turned off: the test must then fail)
+#      RVS_NETNS_WORKERS  rvsd's [engine] workers (default 1; more use the fixed RSS key and
+#                     share the CPUs: --lcores)
+#      RVS_NETNS_EXPECT_WRONG=1  expect the drained server to take the new connections
+#                     (a deliberately wrong expectation: the test must then fail)
+# Needs ip, nft, ethtool and python3 (nftables and ethtool are installed if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+here=$PWD/ci/netns
+
+BIN=${RVS_BIN_DIR:-target/release}
+RVSD=$BIN/rvsd
+RVSADM=$BIN/rvsadm
+CONNS=${RVS_NETNS_CONNS:-50}
+WORKERS=${RVS_NETNS_WORKERS:-1}
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
+
+die() { echo "netns: FAIL: $*" >&2; exit 1; }
+say() { echo "netns: $*"; }
+indent() { sed 's/^/    /'; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (namespaces, veths, nftables)"
+if [ ! -x "$RVSD" ] || [ ! -x "$RVSADM" ]; then
+  die "no $RVSD / $RVSADM (build them: cargo build --release -p rvs-control; or set RVS_BIN_DIR)"
+fi
+[ -n "$PY" ] || die "python3 is required"
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+command -v nft >/dev/null || need+=(nftables)
+command -v ethtool >/dev/null || need+=(ethtool)
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+case "$BIN" in /*) ;; *) RVSD=$PWD/$RVSD RVSADM=$PWD/$RVSADM ;; esac
+
+# Unique names: the pid and a random part, so leftovers of a killed run never collide.
+TAG=rvsnetns-$$-$(printf %04x $((RANDOM)))
+TMP=""      # the run's files (configs, logs, sockets), made once the trap is set
+NSS=()      # namespaces made
+PIDS=()     # background processes started (servers)
+RVSD_PID=""
+PREFIX=""   # the running rvsd's EAL --file-prefix
+CUR=""      # the test running, for messages
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+secs() { local d=$(($(now_ms) - $1)); echo "$((d / 1000)).$((d % 1000 / 100))"; }
+t_start=$(now_ms)
+
+# Leftovers of a killed run (its pid is gone) do not collide with this run; say so.
+for old in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -o '^rvsnetns-[0-9]*-[0-9a-f]*' |
+  sort -u); do
+  pid=${old#rvsnetns-}; pid=${pid%%-*}
+  kill -0 "$pid" 2>/dev/null && continue
+  left=$(ip netns list | awk -v t="$old-" 'index($1, t) == 1 {print $1}' | tr '\n' ' ')
+  pids=$(for n in $left; do ip netns pids "$n" 2>/dev/null || true; done | tr '\n' ' ')
+  echo "netns: note: leftovers of a killed run: namespaces $left; processes ${pids:-none};" \
+    "/var/run/dpdk/$old-*; /tmp/$old.*" >&2
+done
+
+# Stops rvsd (SIGTERM: it writes --metrics-out), waiting up to 5 s before SIGKILL.
+# Then removes its EAL runtime dir.
+stop_rvsd() {
+  if [ -n "$RVSD_PID" ]; then
+    kill -TERM "$RVSD_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$RVSD_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$RVSD_PID" 2>/dev/null || true
+    wait "$RVSD_PID" 2>/dev/null || true
+    RVSD_PID=""
+  fi
+  [ -z "$PREFIX" ] || rm -rf "/var/run/dpdk/$PREFIX"
+  PREFIX=""
+}
+
+stop_servers() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  PIDS=()
+}
+
+del_namespaces() {
+  local n
+  for n in "${NSS[@]}"; do ip netns del "$n" 2>/dev/null || true; done
+  NSS=()
+}
+
+# The non-zero drop counters of the last rvsd run (from --metrics-out).
+drops() {
+  local m=$TMP/$CUR/metrics.prom
+  [ -f "$m" ] || return 0
+  grep -E '^rvs_(path_)?drops_total' "$m" | grep -v ' 0$' | indent || true
+}
+
+cleanup() {
+  local rc=$?
+  set +e
+  stop_servers
+  stop_rvsd
+  if [ "$rc" != 0 ] && [ -n "$CUR" ]; then
+    echo "netns: --- $CUR: rvsd's log (last lines)" >&2
+    tail -n 15 "$TMP/$CUR/rvsd.log" >&2 2>/dev/null
+    echo "netns: --- $CUR: rvsd's non-zero drop counters" >&2
+    drops >&2
+  fi
+  del_namespaces
+  [ -z "$TMP" ] || rm -rf "$TMP"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "netns: interrupted" >&2; exit 130' INT
+trap 'echo "netns: terminated" >&2; exit 143' TERM
+TMP=$(mktemp -d "/tmp/$TAG.XXXX")
+
+# mkns SHORT: a namespace $TAG-$CUR-SHORT, loopback up, IPv6 off; prints nothing.
+mkns() {
+  local n=$TAG-$CUR-$1
+  ip netns add "$n"
+  NSS+=("$n")
+  ip -n "$n" link set lo up
+  ip netns exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
+    net.ipv6.conf.default.disable_ipv6=1
+}
+ns() { echo "$TAG-$CUR-$1"; }
+nsx() { local n; n=$(ns "$1"); shift; ip netns exec "$n" "$@"; }
+
+# veth NS_A IF_A NS_B IF_B: a veth pair, both ends up.
+veth() {
+  ip link add "$2" netns "$(ns "$1")" type veth peer name "$4" netns "$(ns "$3")"
+  ip -n "$(ns "$1")" link set "$2" up
+  ip -n "$(ns "$3")" link set "$4" up
+}
+
+# A kernel endpoint's interface: the veth's tx checksum offload off. A kernel sending on a
+# veth leaves the TCP checksum to the "hardware" (CHECKSUM_PARTIAL); a kernel receiving on
+# the peer trusts it, but AF_PACKET hands rvsd the frame with the checksum not filled in, and
+# rvsd forwards it as it is, so the server (or client) drops it as corrupt. Turning tx
+# checksumming off also turns TSO off (no super-frames above the MTU reach rvsd).
+endpoint_if() {
+  [ "${RVS_NETNS_KEEP_OFFLOADS:-0}" = 1 ] && return 0
+  nsx "$1" ethtool -K "$2" tx off >/dev/null
+}
+
+# rvsd_port IF MAC: one of rvsd's veths in the balancer namespace: rvsd's MAC, no kernel
+# address (IPv6 is off in the namespace), and the kernel's ingress dropped.
+rvsd_port() {
+  ip -n "$(ns lb)" link set "$1" address "$2"
+  nsx lb nft -f - <<EOF
+table netdev rvsd_$1 {
+  chain in {
+    type filter hook ingress device "$1" priority 0; policy drop;
+  }
+}
+EOF
+}
+
+# start_rvsd IF...: rvsd in the balancer namespace on net_af_packet0.. bound to IF...,
+# with $TMP/$CUR/appliance.toml; waits until rvsadm gets an answer.
+start_rvsd() {
+  local d=$TMP/$CUR i=0 ifc vdevs=()
+  for ifc in "$@"; do vdevs+=(--vdev "net_af_packet$i,iface=$ifc"); i=$((i + 1)); done
+  PREFIX=$TAG-$CUR
+  # The main lcore (control thread) on CPU 0, worker lcores 1..N spread over the CPUs.
+  local lcores=(-l 0-1) cpus w map
+  if [ "$WORKERS" != 1 ]; then
+    cpus=$(nproc)
+    map="0@0"
+    for w in $(seq "$WORKERS"); do map+=",$w@$((w % cpus))"; done
+    lcores=(--lcores "$map")
+  fi
+  printf '\n[engine]\nworkers = %s\n' "$WORKERS" >>"$d/appliance.toml"
+  [ "$WORKERS" = 1 ] || echo 'rss_key = "fixed"' >>"$d/appliance.toml"
+  ip netns exec "$(ns lb)" "$RVSD" run --config "$d/appliance.toml" --no-exception \
+    --socket "$d/rvsd.sock" --metrics-listen off --metrics-out "$d/metrics.prom" -- \
+    --no-huge -m 1024 --no-pci "${lcores[@]}" --file-prefix "$PREFIX" "${vdevs[@]}" \
+    --log-level lib.eal:error >"$d/rvsd.log" 2>&1 &
+  RVSD_PID=$!
+  for _ in $(seq 100); do
+    kill -0 "$RVSD_PID" 2>/dev/null || die "$CUR: rvsd exited at start"
+    adm -Ln >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  die "$CUR: rvsd's control socket did not answer within 10 s"
+}
+
+adm() { timeout 10 "$RVSADM" --socket "$TMP/$CUR/rvsd.sock" "$@"; }
+# A rule change: echoed, and the script fails when rvsadm refuses it.
+rule() {
+  echo "  rvsadm $*"
+  adm "$@" || die "$CUR: rvsadm $* failed"
+}
+
+# server NS NAME: server.py in namespace NS answering NAME on port 80.
+server() {
+  local log=$TMP/$CUR/server-$2.log
+  # ip netns exec itself in the background (not a shell function): $! is then the server.
+  ip netns exec "$(ns "$1")" "$PY" "$here/server.py" "$2" 80 >"$log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 50); do grep -q ready "$log" 2>/dev/null && return 0; sleep 0.1; done
+  die "$CUR: server $2 did not start: $(cat "$log")"
+}
+
+# clients LABEL N [client.py options]: N connections from the client namespace to the VIP;
+# all must complete. Sets OUT to client.py's count line.
+clients() {
+  local label=$1 n=$2 err=$TMP/$CUR/client.err
+  shift 2
+  if ! OUT=$(timeout 60 ip netns exec "$(ns c)" "$PY" "$here/client.py" "$VIP" 80 "$n" "$@" \
+    2>"$err"); then
+    echo "  $label: $OUT" >&2
+    indent <"$err" >&2
+    die "$CUR: $label: connections to $VIP:80 failed"
+  fi
+  echo "  $label: $OUT"
+}
+count() { echo "$OUT" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k {print $2; f = 1} END {if (!f) print 0}'; }
+
+# expect_only NAME N: all N connections of the last round went to NAME.
+expect_only() {
+  [ "$(count "$1")" = "$2" ] || die "$CUR: expected all $2 connections on $1, got: $OUT"
+}
+# expect_both A B N: rr over two servers: each took at least a quarter of N.
+expect_both() {
+  local a b
+  a=$(count "$1") b=$(count "$2")
+  if [ $((a + b)) != "$3" ] || [ $((a * 4)) -lt "$3" ] || [ $((b * 4)) -lt "$3" ]; then
+    die "$CUR: expected $3 connections shared by $1 and $2, got: $OUT"
+  fi
+}
+
+# check_stats OUTPKTS RIP...: -Ln --stats lists exactly RIP... (as ADDR:80) under the
+# service, each with Conns > 0 and InPkts > 0, and OutPkts > 0 when OUTPKTS is "out" (NAT).
+check_stats() {
+  local want_out=$1 st rip line got
+  shift
+  st=$(adm -Ln --stats) || die "$CUR: rvsadm -Ln --stats failed"
+  indent <<<"$st"
+  got=$(echo "$st" | awk '$1 == "->" && $2 ~ /:80$/ {print $2}' | sort | tr '\n' ' ')
+  [ "$got" = "$(printf '%s:80 ' "$@" | tr ' ' '\n' | grep . | sort | tr '\n' ' ')" ] ||
+    die "$CUR: -Ln --stats lists dests '$got', expected '$*'"
+  for rip in "$@"; do
+    line=$(echo "$st" | awk -v d="$rip:80" '$1 == "->" && $2 == d')
+    echo "$line" | awk -v o="$want_out" '{exit !($3 > 0 && $4 > 0 && (o != "out" || $5 > 0))}' ||
+      die "$CUR: -Ln --stats: $rip has zero counts: $line"
+  done
+}
+
+# check_list RIP...: -Ln lists exactly these dests.
+check_list() {
+  local l got
+  l=$(adm -Ln) || die "$CUR: rvsadm -Ln failed"
+  indent <<<"$l"
+  got=$(echo "$l" | awk '$1 == "->" && $2 ~ /:80$/ {print $2}' | sort | tr '\n' ' ')
+  [ "$got" = "$(printf '%s:80 ' "$@" | tr ' ' '\n' | grep . | sort | tr '\n' ' ')" ] ||
+    die "$CUR: -Ln lists dests '$got', expected '$*'"
+}
+
+# check_neigh NS ADDR MAC: the kernel in NS resolved ADDR (by ARP, answered by rvsd) to MAC.
+check_neigh() {
+  local got
+  got=$(ip -n "$(ns "$1")" neigh show "$2" | awk '{for (i = 1; i < NF; i++) if ($i == "lladdr") print $(i + 1)}')
+  [ "$got" = "$3" ] || die "$CUR: $1 has $2 at '${got:-no entry}', expected rvsd's $3"
+  echo "  $1's ARP entry: $2 is-at $got (rvsd)"
+}
+
+# The drained server's expected share (0), or a deliberately wrong one.
+drained_server() { if [ "${RVS_NETNS_EXPECT_WRONG:-0}" = 1 ]; then echo "$1"; else echo "$2"; fi; }
+
+# The steps both tests share, once the topology, rvsd and the servers are up.
+# balance FWD S1 S2 OUTPKTS [client.py options]
+balance() {
+  local fwd=$1 s1=$2 s2=$3 out=$4
+  shift 4
+  rule -A -t "$VIP:80" -s rr
+  rule -a -t "$VIP:80" -r "$s1:80" "$fwd"
+  rule -a -t "$VIP:80" -r "$s2:80" "$fwd"
+  clients "rr, 2 servers" "$CONNS" "$@"
+  expect_both s1 s2 "$CONNS"
+  check_stats "$out" "$s1" "$s2"
+  rule -e -t "$VIP:80" -r "$s1:80" "$fwd" -w 0
+  clients "s1 drained (-w 0)" 20
+  expect_only "$(drained_server s1 s2)" 20
+  rule -d -t "$VIP:80" -r "$s2:80"
+  rule -e -t "$VIP:80" -r "$s1:80" "$fwd" -w 1
+  clients "s2 deleted, s1 back to -w 1" 20
+  expect_only s1 20
+  check_list "$s1"
+}
+
+# The last run's totals: rvsd's stop line and its drop counters.
+summary() {
+  stop_rvsd
+  local line
+  line=$(grep 'rvsd run: .* frames in' "$TMP/$CUR/rvsd.log" | sed 's/^rvsd run: //') || true
+  say "$CUR: rvsd: ${line:-no summary line}"
+  local d
+  d=$(drops)
+  [ -z "$d" ] || { say "$CUR: rvsd's non-zero drop counters:"; echo "$d"; }
+}
+
+end_test() {
+  summary
+  stop_servers
+  del_namespaces
+  say "$CUR: PASS ($(secs "$t0") s)"
+  CUR=""
+}
+
+test_dr() {
+  CUR=dr t0=$(now_ms) VIP=10.0.0.100
+  mkdir -p "$TMP/$CUR"
+  say "dr: direct routing, one L2 segment (bridge), VIP $VIP answered by rvsd"
+  local n i=0
+  for n in sw c lb s1 s2; do mkns $n; done
+  ip -n "$(ns sw)" link add br0 type bridge
+  ip -n "$(ns sw)" link set br0 up
+  for n in c lb s1 s2; do
+    veth sw "to-$n" "$n" eth0
+    ip -n "$(ns sw)" link set "to-$n" master br0
+  done
+  rvsd_port eth0 02:00:00:00:00:01
+  ip -n "$(ns c)" addr add 10.0.0.2/24 dev eth0
+  endpoint_if c eth0
+  for n in s1 s2; do
+    i=$((i + 1))
+    ip -n "$(ns $n)" addr add "10.0.0.1$i/24" dev eth0
+    ip -n "$(ns $n)" addr add "$VIP/32" dev lo
+    nsx $n sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+    endpoint_if $n eth0
+  done
+  cat >"$TMP/$CUR/appliance.toml" <<EOF
+[[port]]
+name = "p0"
+mac = "02:00:00:00:00:01"
+addrs = ["10.0.0.1/24"]
+device = "net_af_packet0"
+EOF
+  start_rvsd eth0
+  server s1 s1
+  server s2 s2
+  balance -g 10.0.0.11 10.0.0.12 in --up 20000
+  check_neigh c "$VIP" 02:00:00:00:00:01
+  rule -C
+  if timeout 10 ip netns exec "$(ns c)" "$PY" "$here/client.py" "$VIP" 80 1 --timeout 1 \
+    >/dev/null 2>&1; then
+    die "dr: a connection completed with no service configured"
+  fi
+  echo "  no service (-C): a connection fails, as it should"
+  end_test
+}
+
+test_nat() {
+  CUR=nat t0=$(now_ms) VIP=10.0.3.100
+  mkdir -p "$TMP/$CUR"
+  say "nat: masquerading, client -- rvsd p0 | rvsd p1 -- bridge -- servers, VIP $VIP"
+  local n i=0
+  for n in sw c lb s1 s2; do mkns $n; done
+  veth c eth0 lb p0
+  ip -n "$(ns sw)" link add br0 type bridge
+  ip -n "$(ns sw)" link set br0 up
+  veth sw to-lb lb p1
+  ip -n "$(ns sw)" link set to-lb master br0
+  rvsd_port p0 02:00:00:00:01:01
+  rvsd_port p1 02:00:00:00:02:01
+  ip -n "$(ns c)" addr add 10.0.1.2/24 dev eth0
+  ip -n "$(ns c)" addr add 10.0.1.3/24 dev eth0
+  ip -n "$(ns c)" route add "$VIP/32" via 10.0.1.1
+  endpoint_if c eth0
+  for n in s1 s2; do
+    i=$((i + 1))
+    veth sw "to-$n" $n eth0
+    ip -n "$(ns sw)" link set "to-$n" master br0
+    ip -n "$(ns $n)" addr add "10.0.2.1$i/24" dev eth0
+    ip -n "$(ns $n)" route add default via 10.0.2.1
+    endpoint_if $n eth0
+  done
+  cat >"$TMP/$CUR/appliance.toml" <<EOF
+[[port]]
+name = "client"
+mac = "02:00:00:00:01:01"
+addrs = ["10.0.1.1/24"]
+device = "net_af_packet0"
+
+[[port]]
+name = "servers"
+mac = "02:00:00:00:02:01"
+addrs = ["10.0.2.1/24"]
+device = "net_af_packet1"
+EOF
+  start_rvsd p0 p1
+  server s1 s1
+  server s2 s2
+  balance -m 10.0.2.11 10.0.2.12 out --up 20000 --down 100000
+  check_neigh c 10.0.1.1 02:00:00:00:01:01
+  # Persistence: both servers back, a persistent service; each client address keeps one.
+  rule -a -t "$VIP:80" -r 10.0.2.12:80 -m
+  rule -E -t "$VIP:80" -s rr -p 60
+  adm -Ln | grep -q "^TCP  $VIP:80 rr persistent 60" ||
+    die "nat: -Ln does not show the service as persistent 60: $(adm -Ln)"
+  local a b
+  clients "-p 60, from 10.0.1.2" 20 --src 10.0.1.2
+  a=$(echo "$OUT" | grep -o 's[12]=20' | cut -d= -f1) ||
+    die "nat: -p 60: 10.0.1.2's connections did not all go to one server: $OUT"
+  clients "-p 60, from 10.0.1.3" 20 --src 10.0.1.3
+  b=$(echo "$OUT" | grep -o 's[12]=20' | cut -d= -f1) ||
+    die "nat: -p 60: 10.0.1.3's connections did not all go to one server: $OUT"
+  echo "  persistence: 10.0.1.2 -> $a, 10.0.1.3 -> $b"
+  end_test
+}
+
+tests=("$@")
+[ ${#tests[@]} -gt 0 ] || tests=(dr nat)
+for t in "${tests[@]}"; do
+  case $t in
+    dr) test_dr ;;
+    nat) test_nat ;;
+    *) die "unknown test $t (dr, nat)" ;;
+  esac
+done
+say "all passed: ${tests[*]} ($(secs "$t_start") s)"

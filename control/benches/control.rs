@@ -1,0 +1,205 @@
+//! The control plane's costs (a bench, not a test; `cargo bench -p rvs-control --bench
+//! control`): two workers on threads of their own serve their links as `rvsd run`'s do
+//! between bursts; the control thread serves its Unix socket.
+//!
+//! - one `-e` (a weight change) over the socket, from connect to reply, applied on every
+//!   worker: p50 / p99 / max over `RVS_BENCH_CHANGES` changes (default 2000);
+//! - a 10k-service, 100k-dest rule set applied with `--replace` (build + publish + every
+//!   worker's swap), then one `-e` with that set in force;
+//! - a /metrics render with 100k dests.
+
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rvs_control::appconfig::default_lab;
+use rvs_control::control_thread::ControlThread;
+use rvs_control::controller::{Base, Controller};
+use rvs_control::link::WorkerLink;
+use rvs_control::protocol::{self, Reply, Request, MAX_REPLY};
+use rvs_control::replay::{workers_with, NicSetup};
+use rvs_control::rules::RuleSet;
+use rvs_control::socket::ControlSocket;
+use rvs_dataplane::pipeline::buf::VecBuf;
+
+const WORKERS: u32 = 2;
+
+fn request(path: &std::path::Path, req: &Request) -> Reply {
+    let mut s = UnixStream::connect(path).expect("connect");
+    protocol::write_message(&mut s, req).expect("send");
+    let body = protocol::read_message(&mut s, MAX_REPLY)
+        .expect("read")
+        .expect("a reply");
+    protocol::decode_reply(&body).expect("decode")
+}
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn big_rules(services: u32, dests_per: u32) -> String {
+    let mut t = String::new();
+    for s in 0..services {
+        let vip = format!("10.{}.{}.{}", 100 + s / 65536, (s / 256) % 256, s % 256);
+        t.push_str(&format!("-A -t {vip}:80 -s wlc\n"));
+        for d in 0..dests_per {
+            t.push_str(&format!(
+                "-a -t {vip}:80 -r 172.{}.{}.{}:8080 -m\n",
+                16 + d,
+                (s / 256) % 256,
+                s % 256
+            ));
+        }
+    }
+    t
+}
+
+fn main() {
+    let changes: usize = std::env::var("RVS_BENCH_CHANGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let mut cfg = default_lab();
+    cfg.engine.workers = WORKERS;
+    cfg.engine.conns_per_worker = 65536;
+    let base = Base {
+        sysctl: cfg.sysctl(),
+        fwmark_v4: Vec::new(),
+        fwmark_v6: Vec::new(),
+    };
+    let rules = RuleSet::from_text(
+        "-A -t 10.0.0.100:80 -s rr\n-a -t 10.0.0.100:80 -r 10.0.0.11\n-a -t 10.0.0.100:80 -r 10.0.0.12\n",
+    )
+    .unwrap();
+    let (ctl, first) = Controller::new(rules, base, WORKERS, 65536).unwrap();
+    let ws = workers_with(
+        &cfg,
+        (first.v4, first.v6),
+        WORKERS,
+        0,
+        &NicSetup::default(),
+        |_| Box::new(|| Some(VecBuf::empty())),
+    )
+    .unwrap();
+    let links: Vec<Arc<WorkerLink>> = (0..WORKERS).map(|_| Arc::new(WorkerLink::new(1))).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for (mut w, link) in ws.into_iter().zip(links.clone()) {
+        let stop = Arc::clone(&stop);
+        threads.push(std::thread::spawn(move || {
+            let mut seen = 0;
+            let t0 = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                let now = t0.elapsed().as_millis() as u64;
+                let _ = link.serve(&mut seen, &mut w, WORKERS, now);
+                // Two workers and the control thread share this machine's cores: a worker
+                // that spun without yielding would starve the control thread.
+                std::thread::yield_now();
+            }
+        }));
+    }
+    let path = std::env::temp_dir().join(format!("rvs-bench-{}.sock", std::process::id()));
+    let sock = ControlSocket::bind(&path, None).unwrap();
+    let ctl_stop = Arc::clone(&stop);
+    let render_times = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let rt = Arc::clone(&render_times);
+    let control = std::thread::spawn(move || {
+        let mut ct = ControlThread::new(
+            ctl,
+            links,
+            Box::new(move |c| {
+                let t = Instant::now();
+                let s = rvs_control::ipvs_metrics::render(c);
+                rt.lock().unwrap().push((t.elapsed(), s.len()));
+                s
+            }),
+            0,
+        )
+        .with_socket(sock);
+        let t0 = Instant::now();
+        while !ctl_stop.load(Ordering::Relaxed) {
+            ct.poll(t0.elapsed().as_millis() as u64, Duration::from_millis(1));
+        }
+        let t = Instant::now();
+        let text = ct.render_now();
+        (t.elapsed(), text.len())
+    });
+
+    // One -e at a time, as rvsadm sends it (connect, request, reply).
+    let mut lat = Vec::with_capacity(changes);
+    for i in 0..changes {
+        let line = format!("-e -t 10.0.0.100:80 -r 10.0.0.11:80 -g -w {}", 1 + i % 100);
+        let t = Instant::now();
+        let r = request(&path, &Request::Apply { lines: vec![line] });
+        lat.push(t.elapsed());
+        assert!(matches!(r, Reply::Ok { .. }), "{r:?}");
+    }
+    let (p50, p99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
+    println!(
+        "one -e on {WORKERS} workers, {changes} changes: p50 {:.1} us, p99 {:.1} us, max {:.1} us",
+        p50.as_secs_f64() * 1e6,
+        p99.as_secs_f64() * 1e6,
+        lat.last().unwrap().as_secs_f64() * 1e6
+    );
+
+    // 10k services, 100k dests, in one --replace.
+    let text = big_rules(10_000, 10);
+    // Where the time goes, without workers: parsing, then the controller's snapshot.
+    let t = Instant::now();
+    let parsed = RuleSet::from_text(&text).unwrap();
+    let parse = t.elapsed();
+    let t = Instant::now();
+    let _ = parsed.to_configs(cfg.sysctl()).unwrap();
+    let configs = t.elapsed();
+    println!(
+        "  (of which: parse {:.1} ms, engine snapshots {:.1} ms)",
+        parse.as_secs_f64() * 1e3,
+        configs.as_secs_f64() * 1e3
+    );
+    let t = Instant::now();
+    let r = request(&path, &Request::Replace { text: text.clone() });
+    let took = t.elapsed();
+    assert!(matches!(r, Reply::Ok { .. }), "{r:?}");
+    println!(
+        "--replace of 10000 services, 100000 dests ({} KiB of rules): {:.1} ms",
+        text.len() / 1024,
+        took.as_secs_f64() * 1e3
+    );
+    let mut lat = Vec::new();
+    for i in 0..200 {
+        let line = format!(
+            "-e -t 10.100.0.1:80 -r 172.16.0.1:8080 -m -w {}",
+            1 + i % 100
+        );
+        let t = Instant::now();
+        let r = request(&path, &Request::Apply { lines: vec![line] });
+        lat.push(t.elapsed());
+        assert!(matches!(r, Reply::Ok { .. }), "{r:?}");
+    }
+    println!(
+        "one -e with 100000 dests in force: p50 {:.1} ms, p99 {:.1} ms",
+        pct(&mut lat, 0.5).as_secs_f64() * 1e3,
+        pct(&mut lat, 0.99).as_secs_f64() * 1e3
+    );
+    let t = Instant::now();
+    let r = request(&path, &Request::List { service: None });
+    let Reply::Listing(l) = r else { panic!() };
+    println!(
+        "-L of {} services: {:.1} ms",
+        l.services.len(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    stop.store(true, Ordering::Relaxed);
+    let (render, bytes) = control.join().unwrap();
+    println!(
+        "/metrics render with 100000 dests: {:.1} ms ({} KiB)",
+        render.as_secs_f64() * 1e3,
+        bytes / 1024
+    );
+    for t in threads {
+        let _ = t.join();
+    }
+    let _ = render_times;
+}
