@@ -13,6 +13,8 @@ echo "== clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== test"
 cargo test --workspace --locked
+echo "== rvsadm builds without DPDK (the control crate's dpdk feature off)"
+cargo build --locked -q -p rvs-control --no-default-features --bin rvsadm
 echo "== benches compile"
 cargo bench --workspace --locked --no-run
 echo "== simulate synflood (smoke: the seed's numbers, short run)"
@@ -20,6 +22,14 @@ cargo run --release --locked -q -p rvs-control --bin rvsd -- simulate synflood -
   --seconds 180 --rate 2000 --capacity 262144 --persistence 300 --legit 50 --drop-entry 3 >/dev/null
 echo "== demo (smoke: the DPDK EAL on net_pcap, no hugepages)"
 ./target/release/rvsd demo --clients 200 --flood 2000 >/dev/null
+echo "== control bench (one -e on every worker; a 10k-service --replace; a 100k-dest scrape)"
+RVS_BENCH_CHANGES=300 cargo bench --locked -q -p rvs-control --bench control
+echo "== netns (real kernel TCP through rvsd on net_af_packet, DR and NAT set up by rvsadm)"
+cargo build --release --locked -q -p rvs-control
+bash ci/netns.sh
+RVS_NETNS_WORKERS=2 bash ci/netns.sh
+echo "== ci/prometheus.sh (real Prometheus scraping rvsd: relabel rule, series, alerts)"
+bash ci/prometheus.sh
 echo "== pktgen-scripts/replay.sh (smoke: testpmd sends a generated mix into net_null)"
 out=$(pktgen-scripts/replay.sh --flows 10000 --seconds 1 -- -l 0-1 --no-huge -m 1024 --no-pci \
   --no-telemetry --file-prefix rvs-replay-smoke --vdev net_null0,no-rx=1)

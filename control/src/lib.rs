@@ -5,8 +5,13 @@
 //! - [`appconfig`]: the appliance's TOML file (ports, neighbors, routes, sysctls, engine
 //!   sizing, firewall-mark match rules).
 //! - [`replay`]: `rvsd replay`, the packet path over a capture in virtual time.
-//! - [`metrics`]: the Prometheus text of every counter.
+//! - [`metrics`], [`ipvs_metrics`]: the Prometheus text of every counter; [`metrics_http`]
+//!   serves it at `/metrics`.
 //! - [`run`]: `rvsd run`, the appliance on DPDK.
+//! - The live control plane: [`protocol`] (requests and replies), [`socket`] (the control
+//!   socket), [`controller`] (the rule set's owner, sans-IO), [`control_thread`] (its loop),
+//!   [`link`] (a worker's command ring), [`stats`] and [`estimator`] (counters across workers
+//!   and snapshots, rates), [`adm`] (`rvsadm`).
 
 pub mod adm;
 pub mod appconfig;

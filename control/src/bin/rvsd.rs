@@ -1,5 +1,6 @@
-//! rvsd: the rvs appliance daemon. This build offers `simulate`, which runs the engine in
-//! virtual time; `run` (DPDK) and `replay` (pcap) arrive with the packet-path and DPDK issues.
+//! rvsd: the rvs appliance daemon: `run` (the appliance on DPDK, driven by `rvsadm` over its
+//! control socket, `/metrics` over HTTP), `demo` (the lab default), `replay` (the packet path
+//! over a capture), `simulate` (the engine in virtual time), `lab-pcap` (traffic captures).
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
