@@ -36,7 +36,8 @@ fn request(path: &std::path::Path, req: &Request) -> Reply {
 
 fn pct(v: &mut [Duration], p: f64) -> Duration {
     v.sort();
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v.get(i).copied().unwrap_or_default()
 }
 
 fn big_rules(services: u32, dests_per: u32) -> String {
@@ -141,7 +142,7 @@ fn main() {
         "one -e on {WORKERS} workers, {changes} changes: p50 {:.1} us, p99 {:.1} us, max {:.1} us",
         p50.as_secs_f64() * 1e6,
         p99.as_secs_f64() * 1e6,
-        lat.last().unwrap().as_secs_f64() * 1e6
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e6
     );
 
     // 10k services, 100k dests, in one --replace.
@@ -167,8 +168,24 @@ fn main() {
         text.len() / 1024,
         took.as_secs_f64() * 1e3
     );
+    // Replace again with the same set and with another (every dest's weight changed):
+    // a reload that changes nothing much, and one that changes every dest.
+    let other = text.replace(" -m\n", " -m -w 2\n");
+    for (name, t) in [("the same set", &text), ("every weight changed", &other)] {
+        let start = Instant::now();
+        let r = request(&path, &Request::Replace { text: t.clone() });
+        assert!(matches!(r, Reply::Ok { .. }), "{r:?}");
+        println!(
+            "--replace again, {name}: {:.1} ms",
+            start.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    let edits: usize = std::env::var("RVS_BENCH_EDITS_100K")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
     let mut lat = Vec::new();
-    for i in 0..200 {
+    for i in 0..edits {
         let line = format!(
             "-e -t 10.100.0.1:80 -r 172.16.0.1:8080 -m -w {}",
             1 + i % 100

@@ -160,10 +160,12 @@ impl RuleSet {
                     .dests
                     .iter()
                     .position(|x| (x.addr, x.port) == (d.addr, d.port));
-                let dname = format!("{id} -r {}", AddrPort(d.addr, d.port));
+                let dname = || format!("{id} -r {}", AddrPort(d.addr, d.port));
                 match (add, pos) {
-                    (true, Some(_)) => return Err(format!("{dname}: Destination already exists")),
-                    (false, None) => return Err(format!("{dname}: No such destination")),
+                    (true, Some(_)) => {
+                        return Err(format!("{}: Destination already exists", dname()))
+                    }
+                    (false, None) => return Err(format!("{}: No such destination", dname())),
                     (true, None) => {
                         d.last_weight = d.weight;
                         svc.dests.insert(0, d);
