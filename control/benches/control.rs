@@ -154,10 +154,36 @@ fn main() {
     let t = Instant::now();
     let _ = parsed.to_configs(cfg.sysctl()).unwrap();
     let configs = t.elapsed();
+    // The controller alone (parse, snapshots, counter blocks), then one worker's swap.
+    let base2 = Base {
+        sysctl: cfg.sysctl(),
+        fwmark_v4: Vec::new(),
+        fwmark_v6: Vec::new(),
+    };
+    let (mut solo, _) = Controller::new(RuleSet::new(), base2, WORKERS, 65536).unwrap();
+    let t = Instant::now();
+    let rvs_control::controller::Step::Publish(snap) =
+        solo.handle(Request::Replace { text: text.clone() })
+    else {
+        panic!("a snapshot")
+    };
+    let controller = t.elapsed();
+    let (c4, c6) = rvs_control::replay::snapshots(&cfg, &RuleSet::new()).unwrap();
+    let mut w = workers_with(&cfg, (c4, c6), 1, 0, &NicSetup::default(), |_| {
+        Box::new(|| Some(VecBuf::empty()))
+    })
+    .unwrap()
+    .remove(0);
+    let t = Instant::now();
+    let old = w.set_configs(snap.v4, snap.v6, WORKERS, 0);
+    let swap = t.elapsed();
+    drop(old);
     println!(
-        "  (of which: parse {:.1} ms, engine snapshots {:.1} ms)",
+        "  (of which: parse {:.1} ms, engine snapshots {:.1} ms; the controller in all {:.1} ms, a worker's swap {:.1} ms)",
         parse.as_secs_f64() * 1e3,
-        configs.as_secs_f64() * 1e3
+        configs.as_secs_f64() * 1e3,
+        controller.as_secs_f64() * 1e3,
+        swap.as_secs_f64() * 1e3
     );
     let t = Instant::now();
     let r = request(&path, &Request::Replace { text: text.clone() });
