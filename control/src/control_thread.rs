@@ -19,7 +19,6 @@ use crate::link::{ConnCursor, FromWorker, ToWorker, WorkerLink};
 use crate::protocol::{
     self, ConnPage, ErrorKind, ErrorReply, Reply, Request, CONN_PAGE, MAX_REQUEST,
 };
-use crate::rules::RuleSet;
 use crate::socket::{self, ControlSocket};
 
 /// How long the workers have to take a snapshot before the client hears `Timeout`.
@@ -332,8 +331,7 @@ impl ControlThread {
         }
         if now >= self.next_estimate {
             self.next_estimate = now + PERIOD_MS;
-            let rules: RuleSet = self.ctl.rules().clone();
-            self.ctl.stats_mut().estimate(&rules);
+            self.ctl.estimate();
         }
         if now >= self.next_rebalance {
             self.next_rebalance = now + REBALANCE_MS;

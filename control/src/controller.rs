@@ -130,6 +130,11 @@ impl Controller {
         &mut self.stats
     }
 
+    /// One estimator period ended (every 2 s): rates move.
+    pub fn estimate(&mut self) {
+        self.stats.estimate(&self.rules);
+    }
+
     /// Build the snapshot of `rules`; on success they are the rules in force.
     fn commit(&mut self, rules: RuleSet) -> Result<Snapshot, RuleError> {
         let (c4, c6) = rules.to_configs(self.base.sysctl.clone())?;
