@@ -89,17 +89,21 @@ fn main() {
     let mut threads = Vec::new();
     for (mut w, link) in ws.into_iter().zip(links.clone()) {
         let stop = Arc::clone(&stop);
-        threads.push(std::thread::spawn(move || {
-            let mut seen = 0;
-            let t0 = Instant::now();
-            while !stop.load(Ordering::Relaxed) {
-                let now = t0.elapsed().as_millis() as u64;
-                let _ = link.serve(&mut seen, &mut w, WORKERS, now);
-                // Two workers and the control thread share this machine's cores: a worker
-                // that spun without yielding would starve the control thread.
-                std::thread::yield_now();
-            }
-        }));
+        let b = std::thread::Builder::new().name("bench-worker".into());
+        threads.push(
+            b.spawn(move || {
+                let mut seen = 0;
+                let t0 = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    let now = t0.elapsed().as_millis() as u64;
+                    let _ = link.serve(&mut seen, &mut w, WORKERS, now);
+                    // Two workers and the control thread share this machine's cores: a worker
+                    // that spun without yielding would starve the control thread.
+                    std::thread::yield_now();
+                }
+            })
+            .expect("a worker thread"),
+        );
     }
     let path = std::env::temp_dir().join(format!("rvs-bench-{}.sock", std::process::id()));
     let sock = ControlSocket::bind(&path, None).unwrap();

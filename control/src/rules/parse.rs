@@ -1,6 +1,7 @@
 //! The ipvsadm line parser: ipvsadm's option table, a getopt over the words of a line, and
 //! the command each line gives, with ipvsadm's defaults filled in and its own checks done.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -171,8 +172,8 @@ const SPECS: &[Spec] = &[
 /// One option as written on the line.
 struct Given<'a> {
     opt: Opt,
-    /// `-w` or `--weight`, as written.
-    name: String,
+    /// `-w` or `--weight`, as written (a slice of the word, but for bundled flags).
+    name: Cow<'a, str>,
     value: Option<&'a str>,
 }
 
@@ -181,7 +182,7 @@ impl Given<'_> {
     fn field(&self) -> String {
         match self.value {
             Some(v) => format!("{} {v}", self.name),
-            None => self.name.clone(),
+            None => self.name.to_string(),
         }
     }
     fn err(&self, why: impl fmt::Display) -> String {
@@ -255,7 +256,7 @@ fn scan<'a>(words: &[&'a str]) -> Result<(Vec<Given<'a>>, Vec<&'a str>), String>
             };
             given.push(Given {
                 opt: sp.opt,
-                name: format!("--{name}"),
+                name: Cow::Borrowed(&w[..2 + name.len()]),
                 value,
             });
         } else if w.len() > 1 && w.starts_with('-') {
@@ -266,7 +267,12 @@ fn scan<'a>(words: &[&'a str]) -> Result<(Vec<Given<'a>>, Vec<&'a str>), String>
                     .find(|s| s.short == Some(c))
                     .ok_or_else(|| format!("-{c}: unknown option"))?;
                 let rest = &body[j + c.len_utf8()..];
-                let name = format!("-{c}");
+                // `-w` as written; the later flags of a bundle (`-gw`) are named apart.
+                let name = if j == 0 {
+                    Cow::Borrowed(&w[..1 + c.len_utf8()])
+                } else {
+                    Cow::Owned(format!("-{c}"))
+                };
                 match sp.arg {
                     Arg::No => given.push(Given {
                         opt: sp.opt,
