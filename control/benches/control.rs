@@ -23,6 +23,11 @@ use rvs_control::rules::RuleSet;
 use rvs_control::socket::ControlSocket;
 use rvs_dataplane::pipeline::buf::VecBuf;
 
+// As rvsd: the allocator matters for a 100k-dest change (glibc's aligned allocations are
+// slow).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const WORKERS: u32 = 2;
 
 fn request(path: &std::path::Path, req: &Request) -> Reply {

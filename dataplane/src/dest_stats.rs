@@ -56,11 +56,18 @@ pub struct DestTotals {
     pub persist: u64,
 }
 
-/// A dest's counters and threshold shares, one slot per worker.
+/// One worker's part of a dest's block: its cells, then its share on a line of its own.
+#[derive(Default, Debug)]
+struct WorkerPart {
+    cells: DestCells,
+    share: ThresholdShare,
+}
+
+/// A dest's counters and threshold shares, one part per worker (one allocation: a 100k-dest
+/// rule set makes 100k blocks).
 #[derive(Debug)]
 pub struct DestStats {
-    cells: Box<[DestCells]>,
-    shares: Box<[ThresholdShare]>,
+    parts: Box<[WorkerPart]>,
 }
 
 impl DestStats {
@@ -68,28 +75,27 @@ impl DestStats {
     pub fn new(workers: u32, upper: u32, lower: u32) -> Self {
         let n = workers.max(1) as usize;
         let s = DestStats {
-            cells: (0..n).map(|_| DestCells::default()).collect(),
-            shares: (0..n).map(|_| ThresholdShare::default()).collect(),
+            parts: (0..n).map(|_| WorkerPart::default()).collect(),
         };
         s.split_evenly(upper, lower);
         s
     }
 
     pub fn workers(&self) -> u32 {
-        self.cells.len() as u32
+        self.parts.len() as u32
     }
 
     /// Worker `w`'s cells (a block made for fewer workers has worker 0's for the rest: a
     /// shard's own block in tests and single-threaded replay).
     #[inline(always)]
     pub fn cells(&self, w: u32) -> &DestCells {
-        &self.cells[self.cell_of(w)]
+        &self.parts[self.cell_of(w)].cells
     }
 
     /// Where worker `w`'s cells are ([`Self::cells_at`]: one bounds check per packet).
     pub fn cell_of(&self, w: u32) -> usize {
         let w = w as usize;
-        if w < self.cells.len() {
+        if w < self.parts.len() {
             w
         } else {
             0
@@ -98,29 +104,28 @@ impl DestStats {
 
     #[inline(always)]
     pub fn cells_at(&self, i: usize) -> &DestCells {
-        &self.cells[i]
+        &self.parts[i].cells
     }
 
     /// Worker `w`'s threshold share: (upper, lower).
     #[inline]
     pub fn share(&self, w: u32) -> (u32, u32) {
-        let w = w as usize;
-        let s = &self.shares[if w < self.shares.len() { w } else { 0 }];
+        let s = &self.parts[self.cell_of(w)].share;
         (s.upper.load(Relaxed), s.lower.load(Relaxed))
     }
 
     /// Set worker `w`'s share (the control thread).
     pub fn set_share(&self, w: u32, upper: u32, lower: u32) {
-        if let Some(s) = self.shares.get(w as usize) {
-            s.upper.store(upper, Relaxed);
-            s.lower.store(lower, Relaxed);
+        if let Some(p) = self.parts.get(w as usize) {
+            p.share.upper.store(upper, Relaxed);
+            p.share.lower.store(lower, Relaxed);
         }
     }
 
     /// Every worker gets `upper / n` (the first `upper % n` one more), and the lower
     /// threshold in the same proportion: the shares sum to the thresholds.
     pub fn split_evenly(&self, upper: u32, lower: u32) {
-        let n = self.shares.len() as u32;
+        let n = self.parts.len() as u32;
         for w in 0..n {
             let u = upper / n + u32::from(w < upper % n);
             let l = lower / n + u32::from(w < lower % n);
@@ -137,7 +142,7 @@ impl DestStats {
     /// Summed over the workers.
     pub fn totals(&self) -> DestTotals {
         let mut t = DestTotals::default();
-        for c in self.cells.iter() {
+        for c in self.parts.iter().map(|p| &p.cells) {
             t.conns += c.conns.get();
             t.inpkts += c.inpkts.get();
             t.outpkts += c.outpkts.get();
