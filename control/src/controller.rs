@@ -180,33 +180,19 @@ impl Controller {
                 Ok(rules) => self.change(rules),
                 Err(e) => refused(e),
             },
-            Request::Zero { service } => {
-                let id = match service.as_deref().map(parse_service).transpose() {
-                    Ok(id) => id,
-                    Err(e) => return refused(e),
-                };
-                if let Some(id) = id {
-                    if self.rules.service(&id).is_none() {
-                        return refused(format!("{id}: No such service"));
-                    }
+            Request::Zero { service } => match self.known_service(service.as_deref()) {
+                Ok(id) => {
+                    self.stats.zero(id);
+                    Step::Reply(Reply::Ok {
+                        generation: self.generation,
+                    })
                 }
-                self.stats.zero(id);
-                Step::Reply(Reply::Ok {
-                    generation: self.generation,
-                })
-            }
-            Request::List { service } => {
-                let id = match service.as_deref().map(parse_service).transpose() {
-                    Ok(id) => id,
-                    Err(e) => return refused(e),
-                };
-                if let Some(id) = id {
-                    if self.rules.service(&id).is_none() {
-                        return refused(format!("{id}: No such service"));
-                    }
-                }
-                Step::Reply(Reply::Listing(self.listing(id)))
-            }
+                Err(e) => refused(e),
+            },
+            Request::List { service } => match self.known_service(service.as_deref()) {
+                Ok(id) => Step::Reply(Reply::Listing(self.listing(id))),
+                Err(e) => refused(e),
+            },
             Request::Conns { cursor } => Step::Conns { cursor },
             Request::Save => Step::Reply(Reply::Save {
                 text: self.rules.save(),
@@ -216,6 +202,18 @@ impl Controller {
                 Step::Reply(Reply::Timeouts { tcp, tcpfin, udp })
             }
         }
+    }
+
+    /// The service a request names (`-t 10.0.0.1:80`), if it names one that exists.
+    fn known_service(&self, s: Option<&str>) -> Result<Option<ServiceId>, String> {
+        let Some(s) = s else {
+            return Ok(None);
+        };
+        let id = parse_service(s).map_err(|e| e.to_string())?;
+        if self.rules.service(&id).is_none() {
+            return Err(format!("{id}: No such service"));
+        }
+        Ok(Some(id))
     }
 
     /// Lines applied in order to a copy; all or none. With several lines, errors name the

@@ -84,6 +84,21 @@ fn rvsadm(socket: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `rvsadm ARG < input` (`-R`, `--replace`); true when it succeeded.
+fn rvsadm_input(socket: &std::path::Path, arg: &str, input: &[u8]) -> bool {
+    let mut r = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
+        .arg("--socket")
+        .arg(socket)
+        .arg(arg)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("rvsadm runs");
+    if let Some(mut i) = r.stdin.take() {
+        i.write_all(input).expect("rvsadm reads its input");
+    }
+    r.wait().is_ok_and(|s| s.success())
+}
+
 fn ok(socket: &std::path::Path, args: &[&str]) -> String {
     let (code, out, err) = rvsadm(socket, args);
     assert_eq!(code, 0, "rvsadm {args:?}: {err}{out}");
@@ -285,33 +300,17 @@ fn rvsadm_drives_a_running_rvsd_while_frames_flow() {
     let saved = ok(&s, &["-S", "-n"]);
     ok(&s, &["-C"]);
     assert_eq!(ok(&s, &["-S", "-n"]), "");
-    let mut r = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
-        .arg("--socket")
-        .arg(&s)
-        .arg("-R")
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    r.stdin.take().unwrap().write_all(saved.as_bytes()).unwrap();
-    assert!(r.wait().unwrap().success());
+    assert!(rvsadm_input(&s, "-R", saved.as_bytes()));
     assert_eq!(ok(&s, &["-S", "-n"]), saved);
 
     // --replace keeps the conns of the dests that stay.
     wait_for("conns again", || dest_conns(&s, "10.0.0.12") > 1000);
     let before = dest_conns(&s, "10.0.0.12");
-    let mut r = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
-        .arg("--socket")
-        .arg(&s)
-        .arg("--replace")
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    r.stdin
-        .take()
-        .unwrap()
-        .write_all(b"-A -t 10.0.0.100:80 -s wlc\n-a -t 10.0.0.100:80 -r 10.0.0.12 -g\n-a -t 10.0.0.100:80 -r 10.0.0.13 -g\n")
-        .unwrap();
-    assert!(r.wait().unwrap().success());
+    assert!(rvsadm_input(
+        &s,
+        "--replace",
+        b"-A -t 10.0.0.100:80 -s wlc\n-a -t 10.0.0.100:80 -r 10.0.0.12 -g\n-a -t 10.0.0.100:80 -r 10.0.0.13 -g\n"
+    ));
     let listed = ok(&s, &["-Ln"]);
     assert!(
         listed.contains("TCP  10.0.0.100:80 wlc") && !listed.contains("10.0.0.11:80"),

@@ -657,22 +657,7 @@ fn unknown_next_hop_is_resolved_then_the_held_packet_sent() {
         panic!("an ARP request")
     };
     assert_eq!(a.target_protocol_addr(), &[10, 0, 0, 12]);
-    let mut reply = Vec::new();
-    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0x12], LB_MAC)
-        .arp(
-            etherparse::ArpPacket::new(
-                etherparse::ArpHardwareId::ETHERNET,
-                etherparse::EtherType::IPV4,
-                etherparse::ArpOperation::REPLY,
-                &[2, 0, 0, 0, 0, 0x12],
-                &[10, 0, 0, 12],
-                &LB_MAC,
-                &[10, 0, 0, 1],
-            )
-            .unwrap(),
-        )
-        .write(&mut reply)
-        .unwrap();
+    let reply = arp_reply_of_12();
     let out = tx(run(&mut w, &[reply], 2));
     assert_eq!(out.len(), 1, "the held SYN");
     assert_eq!(eth_dst(&out[0]), [2, 0, 0, 0, 0, 0x12]);
@@ -700,22 +685,7 @@ fn an_arp_reply_reaching_another_worker_resolves_the_asker() {
         .expect("one worker owns the flow");
     let [w0, w1] = &mut ws;
     let (asker, answered) = if owner == 0 { (w0, w1) } else { (w1, w0) };
-    let mut reply = Vec::new();
-    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0x12], LB_MAC)
-        .arp(
-            etherparse::ArpPacket::new(
-                etherparse::ArpHardwareId::ETHERNET,
-                etherparse::EtherType::IPV4,
-                etherparse::ArpOperation::REPLY,
-                &[2, 0, 0, 0, 0, 0x12],
-                &[10, 0, 0, 12],
-                &LB_MAC,
-                &[10, 0, 0, 1],
-            )
-            .unwrap(),
-        )
-        .write(&mut reply)
-        .unwrap();
+    let reply = arp_reply_of_12();
     // The reply reaches the other worker, which has nothing held: it hands a copy over.
     let out = run(answered, &[reply], 2);
     let copies: Vec<(u32, u16, Vec<u8>)> = out
@@ -741,6 +711,27 @@ fn an_arp_reply_reaching_another_worker_resolves_the_asker() {
         0,
         "a copy is not shared again"
     );
+}
+
+/// 10.0.0.12 (02:00:00:00:00:12) answers the appliance's ARP request.
+fn arp_reply_of_12() -> Vec<u8> {
+    let mut reply = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0x12], LB_MAC)
+        .arp(
+            etherparse::ArpPacket::new(
+                etherparse::ArpHardwareId::ETHERNET,
+                etherparse::EtherType::IPV4,
+                etherparse::ArpOperation::REPLY,
+                &[2, 0, 0, 0, 0, 0x12],
+                &[10, 0, 0, 12],
+                &LB_MAC,
+                &[10, 0, 0, 1],
+            )
+            .unwrap(),
+        )
+        .write(&mut reply)
+        .unwrap();
+    reply
 }
 
 fn w_rx(w: &mut Worker<VecBuf>, frame: Vec<u8>) -> Vec<Out<VecBuf>> {
