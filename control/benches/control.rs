@@ -101,7 +101,7 @@ fn main() {
                 let t0 = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     let now = t0.elapsed().as_millis() as u64;
-                    let _ = link.serve(&mut seen, &mut w, WORKERS, now);
+                    let _ = link.serve(&mut seen, &mut w, now);
                     // Two workers and the control thread share this machine's cores: a worker
                     // that spun without yielding would starve the control thread.
                     std::thread::yield_now();
@@ -184,7 +184,7 @@ fn main() {
     .unwrap()
     .remove(0);
     let t = Instant::now();
-    let old = w.set_configs(snap.v4, snap.v6, WORKERS, 0);
+    let old = w.set_configs(snap.v4, snap.v6, 0);
     let swap = t.elapsed();
     drop(old);
     println!(

@@ -173,23 +173,13 @@ impl ControlThread {
     pub fn publish(&mut self, s: Snapshot) -> Reply {
         let deadline = Instant::now() + PUBLISH_TIMEOUT;
         for l in &self.links {
-            let mut cmd = ToWorker::Config {
+            let cmd = ToWorker::Config {
                 generation: s.generation,
                 v4: Arc::clone(&s.v4),
                 v6: Arc::clone(&s.v6),
             };
-            loop {
-                match l.post(cmd) {
-                    Ok(()) => break,
-                    Err(back) => {
-                        cmd = back;
-                        drain(l);
-                        if Instant::now() > deadline {
-                            return error(ErrorKind::Timeout, "a worker's command ring stays full");
-                        }
-                        std::thread::yield_now();
-                    }
-                }
+            if !post_until(l, cmd, deadline) {
+                return error(ErrorKind::Timeout, "a worker's command ring stays full");
             }
         }
         drop(s);
@@ -236,9 +226,8 @@ impl ControlThread {
                 cursor: ConnCursor { v6, slot },
                 rows: Vec::with_capacity(room),
             };
-            if l.post(cmd).is_err() {
-                drain(l);
-                continue;
+            if !post_until(l, cmd, deadline) {
+                return error(ErrorKind::Timeout, "a worker's command ring stays full");
             }
             let (rows, next) = loop {
                 match l.take() {
@@ -341,6 +330,24 @@ impl ControlThread {
                 }
             }
             self.ctl.stats_mut().gc();
+        }
+    }
+}
+
+/// Post `cmd`, retrying while the ring is full (draining the replies that fill it) until
+/// `deadline`; false when it never went.
+fn post_until(l: &WorkerLink, mut cmd: ToWorker, deadline: Instant) -> bool {
+    loop {
+        match l.post(cmd) {
+            Ok(()) => return true,
+            Err(back) => {
+                cmd = back;
+                drain(l);
+                if Instant::now() > deadline {
+                    return false;
+                }
+                std::thread::yield_now();
+            }
         }
     }
 }

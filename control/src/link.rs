@@ -147,24 +147,24 @@ impl WorkerLink {
     /// Worker side, once per loop: serve what was posted since `seen`. True when a new
     /// snapshot was taken (worker 0 then announces the VIPs).
     #[inline]
-    pub fn serve<B: Buf>(&self, seen: &mut u64, w: &mut Worker<B>, workers: u32, now: u64) -> bool {
+    pub fn serve<B: Buf>(&self, seen: &mut u64, w: &mut Worker<B>, now: u64) -> bool {
         let p = self.posted.load(Ordering::Acquire);
         if p != *seen {
             *seen = p;
-            return self.serve_all(w, workers, now);
+            return self.serve_all(w, now);
         }
         false
     }
 
     #[cold]
     #[inline(never)]
-    fn serve_all<B: Buf>(&self, w: &mut Worker<B>, workers: u32, now: u64) -> bool {
+    fn serve_all<B: Buf>(&self, w: &mut Worker<B>, now: u64) -> bool {
         let mut swapped = false;
         while let Some(cmd) = self.to.pop() {
             let reply = match cmd {
                 ToWorker::Config { generation, v4, v6 } => {
                     swapped = true;
-                    let old = w.set_configs(v4, v6, workers, now);
+                    let old = w.set_configs(v4, v6, now);
                     self.generation.store(generation, Ordering::Release);
                     FromWorker::Applied { generation, old }
                 }

@@ -517,7 +517,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
         // ports close when the last handle or reader goes).
         let launched = eal.launch(
             lcore,
-            Box::new(move || worker_loop(w, io, &me, &link, n, stop, hz)),
+            Box::new(move || worker_loop(w, io, &me, &link, stop, hz)),
         );
         if let Err(e) = launched {
             stop.store(true, Relaxed);
@@ -776,7 +776,6 @@ fn worker_loop(
     mut io: WorkerIo,
     me: &LoopCounters,
     link: &WorkerLink,
-    workers: u32,
     stop: &AtomicBool,
     hz: u64,
 ) -> i32 {
@@ -809,7 +808,7 @@ fn worker_loop(
     while !stop.load(Relaxed) {
         let now = ms(dpdk::rdtsc(), hz);
         // Between bursts: whatever the control thread posted (one load when nothing came).
-        if link.serve(&mut seen, &mut w, workers, now) && w.id == 0 {
+        if link.serve(&mut seen, &mut w, now) && w.id == 0 {
             // New VIPs are announced as at start.
             w.announce(&mut |o| ob.emit(o));
         }

@@ -95,10 +95,6 @@ impl StatsRegistry {
         }
     }
 
-    pub fn workers(&self) -> u32 {
-        self.workers
-    }
-
     /// The block of a dest (made on first sight, thresholds split evenly; a dest whose
     /// thresholds changed gets them split evenly again until the next rebalance).
     pub fn block(&mut self, id: DestId, upper: u32, lower: u32) -> Arc<DestStats> {
@@ -208,11 +204,6 @@ impl StatsRegistry {
             );
         }
         sum
-    }
-
-    /// Every block with its identity (the metrics).
-    pub fn blocks(&self) -> impl Iterator<Item = (&DestId, &Arc<DestStats>, bool)> + '_ {
-        self.dests.iter().map(|(id, e)| (id, &e.stats, e.live))
     }
 
     /// `-Z`: counters and rates of one service's dests (or all) start again from zero.

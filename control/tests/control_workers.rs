@@ -39,13 +39,13 @@ struct Runner {
 }
 
 impl Runner {
-    fn spawn(mut w: Worker<VecBuf>, link: Arc<WorkerLink>, n: u32) -> Runner {
+    fn spawn(mut w: Worker<VecBuf>, link: Arc<WorkerLink>) -> Runner {
         let (jobs, rx) = channel();
         let (tx, done) = channel();
         let thread = std::thread::spawn(move || {
             let mut seen = 0;
             loop {
-                let _ = link.serve(&mut seen, &mut w, n, NOW);
+                let _ = link.serve(&mut seen, &mut w, NOW);
                 match rx.try_recv() {
                     Ok(Job::Syns { first, count, vip }) => {
                         let got = (0..count)
@@ -115,7 +115,7 @@ fn setup(n: u32, rules: &str) -> (ControlThread, Vec<Arc<WorkerLink>>, Vec<Runne
     let runners = ws
         .into_iter()
         .zip(&links)
-        .map(|(w, l)| Runner::spawn(w, Arc::clone(l), n))
+        .map(|(w, l)| Runner::spawn(w, Arc::clone(l)))
         .collect();
     let ct = ControlThread::new(ctl, links.clone(), Box::new(|_| String::new()), 0);
     (ct, links, runners)

@@ -410,9 +410,9 @@ impl<B: Buf> Worker<B> {
         &mut self,
         cfg4: Arc<Config<V4>>,
         cfg6: Arc<Config<V6>>,
-        workers: u32,
         now: u64,
     ) -> (Arc<Config<V4>>, Arc<Config<V6>>) {
+        let workers = self.workers;
         let key = self.f4.steer.key();
         self.f4.steer = Steering::new(&cfg4, workers, Arc::clone(&key));
         self.f4.vips = vips_of(&cfg4);
@@ -810,8 +810,7 @@ impl<B: Buf> Worker<B> {
                     return;
                 }
                 if A::V6 && (s.msg_type == 135 || s.msg_type == 136) {
-                    let to_us = handed || local;
-                    return self.ndp(pres, port, buf, pf, (ip.l4_offset, handed, to_us), now, out);
+                    return self.ndp(pres, port, buf, pf, (ip.l4_offset, handed, local), now, out);
                 }
                 if local && !s.is_error {
                     return self.to_kernel(port, buf, out);
