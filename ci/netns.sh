@@ -5,9 +5,9 @@
 # own network namespace; test_dr and test_nat), with two real servers.
 #
 # rvsd runs in the balancer namespace on net_af_packet ports bound to veths there; that
-# namespace's own kernel is kept off those veths (no addresses, IPv6 off, an nftables netdev
-# ingress chain with policy drop on each), as a NIC bound to DPDK would be. rvsd resolves
-# the servers' MACs itself (ARP): the appliance files have no static neighbors.
+# namespace's own kernel is kept off those veths (no addresses, IPv6 off on them, an nftables
+# netdev ingress chain with policy drop on each), as a NIC bound to DPDK would be. rvsd
+# resolves the servers' MACs itself (ARP): the appliance files have no static neighbors.
 #
 #   dr:  one L2 segment (bridge br0 in namespace sw) joins client 10.0.0.2, rvsd's p0
 #        (10.0.0.1/24, answers ARP for the VIP 10.0.0.100) and servers 10.0.0.11 and
@@ -16,14 +16,23 @@
 #   nat: client 10.0.1.2 (and .3) -- veth -- rvsd p0 10.0.1.1/24; rvsd p1 10.0.2.1/24 --
 #        br0 -- servers 10.0.2.11 and 10.0.2.12 (default route via 10.0.2.1); the client
 #        routes the VIP 10.0.3.100 via 10.0.1.1.
+#   exception: client 10.0.0.2, fd00::2 -- veth -- rvsd p0 (10.0.0.1/24, fd00::1/64) with its
+#        exception path: rvs0, the net_tap rvsd makes in the balancer namespace with p0's MAC
+#        and addresses. A server listens on 10.0.0.1:22 and [fd00::1]:22 there, so a
+#        connection goes client -> veth -> rvsd -> rvs0 -> kernel and back; the kernel
+#        resolves the client itself (its ARP request / NS leaves by p0, the answer comes back
+#        through rvsd, which learns it and passes it on to rvs0).
 #
 # Each test: 50 real TCP connections (client.py) must all complete and be served by both
 # servers (rr); a server drained with -w 0 gets no new connection; after -d of the other,
 # everything goes to the one left; -Ln / -Ln --stats list the dests with their counts; the
-# NAT test then checks persistence (-p 60: each client address keeps one server). Any
-# failure stops the script with a message, rvsd's log and its non-zero drop counters.
+# NAT test then checks persistence (-p 60: each client address keeps one server). The
+# exception test: 50 connections to each of the appliance's addresses (IPv4, IPv6) must all
+# complete, each with data both ways; rvs0's kernel must hold the client's own MAC for both,
+# and rvsd must have counted the frames to and from rvs0. Any failure stops the script with
+# a message, rvsd's log and its non-zero drop counters.
 #
-# Usage (root): ci/netns.sh [dr] [nat]   (both by default)
+# Usage (root): ci/netns.sh [dr] [nat] [exception]   (all three by default)
 # Env: RVS_BIN_DIR   where rvsd and rvsadm are (default target/release; a relative path is
 #                     taken from the repository root)
 #      RVS_NETNS_CONNS  connections of the first round (default 50)
@@ -73,6 +82,7 @@ NSS=()      # namespaces made
 PIDS=()     # background processes started (servers)
 RVSD_PID=""
 PREFIX=""   # the running rvsd's EAL --file-prefix
+KERNEL_IF=0 # 1: the next rvsd gets its exception path (rvs<i>), else --no-exception
 CUR=""      # the test running, for messages
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 secs() { local d=$(($(now_ms) - $1)); echo "$((d / 1000)).$((d % 1000 / 100))"; }
@@ -186,9 +196,11 @@ EOF
 }
 
 # start_rvsd IF...: rvsd in the balancer namespace on net_af_packet0.. bound to IF...,
-# with $TMP/$CUR/appliance.toml; waits until rvsadm gets an answer.
+# with $TMP/$CUR/appliance.toml (and its exception path when KERNEL_IF=1); waits until
+# rvsadm gets an answer.
 start_rvsd() {
-  local d=$TMP/$CUR i=0 ifc vdevs=()
+  local d=$TMP/$CUR i=0 ifc vdevs=() exc=(--no-exception)
+  [ "$KERNEL_IF" != 1 ] || exc=()
   for ifc in "$@"; do vdevs+=(--vdev "net_af_packet$i,iface=$ifc"); i=$((i + 1)); done
   PREFIX=$TAG-$CUR
   # The main lcore (control thread) on CPU 0, worker lcores 1..N spread over the CPUs.
@@ -201,7 +213,7 @@ start_rvsd() {
   fi
   printf '\n[engine]\nworkers = %s\n' "$WORKERS" >>"$d/appliance.toml"
   [ "$WORKERS" = 1 ] || echo 'rss_key = "fixed"' >>"$d/appliance.toml"
-  ip netns exec "$(ns lb)" "$RVSD" run --config "$d/appliance.toml" --no-exception \
+  ip netns exec "$(ns lb)" "$RVSD" run --config "$d/appliance.toml" ${exc[@]+"${exc[@]}"} \
     --socket "$d/rvsd.sock" --metrics-listen off --metrics-out "$d/metrics.prom" -- \
     --no-huge -m 1024 --no-pci "${lcores[@]}" --file-prefix "$PREFIX" "${vdevs[@]}" \
     --log-level lib.eal:error >"$d/rvsd.log" 2>&1 &
@@ -221,11 +233,12 @@ rule() {
   adm "$@" || die "$CUR: rvsadm $* failed"
 }
 
-# server NS NAME: server.py in namespace NS answering NAME on port 80.
+# server NS NAME [PORT [ADDR]]: server.py in namespace NS answering NAME on ADDR:PORT
+# (0.0.0.0:80 by default).
 server() {
   local log=$TMP/$CUR/server-$2.log
   # ip netns exec itself in the background (not a shell function): $! is then the server.
-  ip netns exec "$(ns "$1")" "$PY" "$here/server.py" "$2" 80 >"$log" 2>&1 &
+  ip netns exec "$(ns "$1")" "$PY" "$here/server.py" "$2" "${3:-80}" ${4:+"$4"} >"$log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 50); do grep -q ready "$log" 2>/dev/null && return 0; sleep 0.1; done
   die "$CUR: server $2 did not start: $(cat "$log")"
@@ -233,14 +246,18 @@ server() {
 
 # clients LABEL N [client.py options]: N connections from the client namespace to the VIP;
 # all must complete. Sets OUT to client.py's count line.
-clients() {
-  local label=$1 n=$2 err=$TMP/$CUR/client.err
-  shift 2
-  if ! OUT=$(timeout 60 ip netns exec "$(ns c)" "$PY" "$here/client.py" "$VIP" 80 "$n" "$@" \
-    2>"$err"); then
+clients() { connect "$1" "$VIP" 80 "${@:2}"; }
+
+# connect LABEL ADDR PORT N [client.py options]: N connections from the client namespace to
+# ADDR:PORT; all must complete. Sets OUT to client.py's count line.
+connect() {
+  local label=$1 addr=$2 port=$3 n=$4 err=$TMP/$CUR/client.err
+  shift 4
+  if ! OUT=$(timeout 60 ip netns exec "$(ns c)" "$PY" "$here/client.py" "$addr" "$port" "$n" \
+    "$@" 2>"$err"); then
     echo "  $label: $OUT" >&2
     indent <"$err" >&2
-    die "$CUR: $label: connections to $VIP:80 failed"
+    die "$CUR: $label: connections to $addr port $port failed"
   fi
   echo "  $label: $OUT"
 }
@@ -439,13 +456,95 @@ EOF
   end_test
 }
 
+# metric NAME [FILTER]: the sum of a series in the last rvsd run's --metrics-out, over the
+# lines whose labels contain FILTER (all when empty).
+metric() {
+  awk -v n="$1" -v f="${2:-}" '$1 == n || index($1, n "{") == 1 { if (index($1, f)) s += $NF }
+    END { printf "%d\n", s }' "$TMP/$CUR/metrics.prom"
+}
+
+# kernel_neigh ADDR MAC: the kernel of the balancer namespace resolved ADDR on rvs0 to MAC
+# (the client's own), which it can only have learned from an answer rvsd passed it.
+kernel_neigh() {
+  local got all
+  all=$(ip -n "$(ns lb)" neigh show dev rvs0 | tr '\n' ';')
+  got=$(ip -n "$(ns lb)" neigh show "$1" dev rvs0 |
+    awk '{for (i = 1; i < NF; i++) if ($i == "lladdr") print $(i + 1)}')
+  [ "$got" = "$2" ] ||
+    die "$CUR: rvs0's kernel has $1 at '${got:-no entry}', expected the client's $2 ($all)"
+  echo "  rvs0's neighbor entry: $(ip -n "$(ns lb)" neigh show "$1" dev rvs0)"
+}
+
+test_exception() {
+  CUR=exception t0=$(now_ms)
+  mkdir -p "$TMP/$CUR"
+  say "exception: real TCP to the appliance's own addresses, behind rvsd's kernel interface rvs0"
+  mkns c
+  mkns lb
+  veth c eth0 lb p0
+  rvsd_port p0 02:00:00:00:00:01
+  # IPv6 on for the client, and for the interfaces made from now on in the balancer
+  # namespace (rvs0, by rvsd); rvsd's veth p0, made before, keeps it off.
+  nsx c sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0
+  nsx lb sysctl -qw net.ipv6.conf.default.disable_ipv6=0
+  ip -n "$(ns c)" addr add 10.0.0.2/24 dev eth0
+  ip -n "$(ns c)" addr add fd00::2/64 dev eth0 nodad
+  endpoint_if c eth0
+  local cmac a up=0 n=$CONNS k rx tx
+  cmac=$(ip -n "$(ns c)" -o link show eth0 |
+    awk '{for (i = 1; i < NF; i++) if ($i == "link/ether") print $(i + 1)}')
+  cat >"$TMP/$CUR/appliance.toml" <<EOF
+[[port]]
+name = "p0"
+mac = "02:00:00:00:00:01"
+addrs = ["10.0.0.1/24", "fd00::1/64"]
+device = "net_af_packet0"
+EOF
+  KERNEL_IF=1
+  start_rvsd p0
+  KERNEL_IF=0
+  # rvs0 up with both addresses, IPv6's duplicate address detection done.
+  for _ in $(seq 100); do
+    a=$(ip -n "$(ns lb)" -o addr show dev rvs0 2>/dev/null || true)
+    if grep -q ' 10\.0\.0\.1/24 ' <<<"$a" && grep -q ' fd00::1/64 ' <<<"$a" &&
+      ! grep -q tentative <<<"$a"; then
+      up=1
+      break
+    fi
+    sleep 0.1
+  done
+  [ "$up" = 1 ] ||
+    die "exception: rvs0 did not come up with 10.0.0.1/24 and fd00::1/64 within 10 s: $a"
+  [ -z "$(ip -n "$(ns lb)" -6 addr show dev p0)" ] || die "exception: the kernel has IPv6 on p0"
+  server lb k4 22 10.0.0.1
+  server lb k6 22 fd00::1
+  connect "IPv4, 10.0.0.1:22 behind rvs0" 10.0.0.1 22 "$n" --up 3000 --down 30000
+  expect_only k4 "$n"
+  connect "IPv6, [fd00::1]:22 behind rvs0" fd00::1 22 "$n" --up 3000 --down 30000
+  expect_only k6 "$n"
+  kernel_neigh 10.0.0.2 "$cmac"
+  kernel_neigh fd00::2 "$cmac"
+  stop_rvsd
+  # Every connection's frames went through rvsd both ways: at least a SYN, the request, an
+  # ACK of the answer and a FIN each, to the kernel and from it.
+  k=$(metric rvs_kernel_frames_total)
+  rx=$(metric rvs_port_rx_packets_total 'port="p0-kernel"')
+  tx=$(metric rvs_port_tx_packets_total 'port="p0-kernel"')
+  echo "  rvsd: $k frames to the kernel; rvs0: $tx frames written to it, $rx read from it"
+  if [ "$k" -lt $((8 * n)) ] || [ "$tx" -lt $((8 * n)) ] || [ "$rx" -lt $((8 * n)) ]; then
+    die "exception: too few frames through rvs0 for $((2 * n)) connections"
+  fi
+  end_test
+}
+
 tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=(dr nat)
+[ ${#tests[@]} -gt 0 ] || tests=(dr nat exception)
 for t in "${tests[@]}"; do
   case $t in
     dr) test_dr ;;
     nat) test_nat ;;
-    *) die "unknown test $t (dr, nat)" ;;
+    exception) test_exception ;;
+    *) die "unknown test $t (dr, nat, exception)" ;;
   esac
 done
 say "all passed: ${tests[*]} ($(secs "$t_start") s)"

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""ci/netns.sh's client: N sequential TCP connections to ADDR:PORT. Each sends a line and UP
-bytes, and reads the server's name and DOWN bytes back (server.py's protocol), checking the
-length. Prints one line: "ok=K fail=F NAME=count ..." (names sorted); the first failures
-go to stderr. Exits 0 when every connection got its whole answer.
+"""ci/netns.sh's client: N sequential TCP connections to ADDR:PORT (IPv4 or IPv6). Each sends
+a line and UP bytes, and reads the server's name and DOWN bytes back (server.py's protocol),
+checking the length. Prints one line: "ok=K fail=F NAME=count ..." (names sorted); the first
+failures go to stderr. Exits 0 when every connection got its whole answer.
 
 Usage: client.py ADDR PORT N [--up BYTES] [--down BYTES] [--src ADDR] [--timeout S]
        [--max-fail K]   (stops after K failures, 3 by default)
@@ -27,7 +27,7 @@ counts = collections.Counter()
 fails = []
 stopped = None
 for i in range(a.n):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = socket.socket(socket.AF_INET6 if ":" in a.addr else socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(a.timeout)
     try:
         if a.src:

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """ci/netns.sh's real server: answers every TCP connection with its own name.
 
-Usage: server.py NAME [PORT]. Listens on 0.0.0.0:PORT (default 80); with direct routing the
-connections arrive for the VIP on lo and the answer leaves from it. Protocol: the client
-sends one line "hello I UP DOWN", then UP bytes; the server reads them all and answers
-"NAME\n" followed by DOWN bytes, then closes. Prints "ready" once listening.
+Usage: server.py NAME [PORT [ADDR]]. Listens on ADDR:PORT (default 0.0.0.0:80; ADDR may be
+IPv6); with direct routing the connections arrive for the VIP on lo and the answer leaves
+from it. Protocol: the client sends one line "hello I UP DOWN", then UP bytes; the server
+reads them all and answers "NAME\n" followed by DOWN bytes, then closes. Prints "ready" once
+listening.
 """
 import socket
 import sys
@@ -12,9 +13,10 @@ import threading
 
 name = sys.argv[1]
 port = int(sys.argv[2]) if len(sys.argv) > 2 else 80
-srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+addr = sys.argv[3] if len(sys.argv) > 3 else "0.0.0.0"
+srv = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_STREAM)
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("0.0.0.0", port))
+srv.bind((addr, port))
 srv.listen(128)
 print("ready", flush=True)
 

@@ -1,7 +1,9 @@
 //! The exception path on the real EAL: a SYN to the appliance's own address (SSH) is handed
 //! to the port's kernel interface (`net_tap`, `rvs0`, which `rvsd run` brings up with the
 //! port's MAC and addresses); the kernel answers it, and what the kernel sends out of `rvs0`
-//! (first its ARP request for the client, to send the RST) goes out of the port.
+//! (first its ARP request for the client, to send the RST) goes out of the port. Whole TCP
+//! connections to a listener behind `rvs0` (the client's ARP reply and NA reaching the
+//! kernel through rvsd) are `ci/netns.sh exception`'s.
 
 mod common;
 

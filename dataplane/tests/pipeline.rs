@@ -641,7 +641,7 @@ fn arp_and_echo_are_answered_for_the_vip() {
 fn unknown_next_hop_is_resolved_then_the_held_packet_sent() {
     let mut cfg = service(Fwd::Droute, TunConfig::default(), false);
     // A dest without a static neighbor.
-    let mut s = cfg.services[0].clone();
+    let mut s = ServiceConfig::clone(&cfg.services[0]);
     s.dests[0].addr = v4([10, 0, 0, 12]);
     s.rebuild_tables();
     cfg = Config::new(vec![s], Sysctl::default()).unwrap();
@@ -658,19 +658,35 @@ fn unknown_next_hop_is_resolved_then_the_held_packet_sent() {
     };
     assert_eq!(a.target_protocol_addr(), &[10, 0, 0, 12]);
     let reply = arp_reply_of_12();
-    let out = tx(run(&mut w, &[reply], 2));
+    let out = run(&mut w, std::slice::from_ref(&reply), 2);
+    assert_eq!(kernel(&out), [reply], "the reply also reaches the kernel");
+    let out = tx(out);
     assert_eq!(out.len(), 1, "the held SYN");
     assert_eq!(eth_dst(&out[0]), [2, 0, 0, 0, 0, 0x12]);
     check(&out[0]);
+    assert_eq!(w.counters().kernel.get(), 1);
+}
+
+/// The frames a worker handed to the kernel interface (of port 0: these tests have one).
+fn kernel(outs: &[Out<VecBuf>]) -> Vec<Vec<u8>> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Out::Kernel { port: 0, buf } => Some(buf.data().to_vec()),
+            Out::Kernel { port, .. } => panic!("to the kernel of port {port}"),
+            _ => None,
+        })
+        .collect()
 }
 
 /// With two workers, the one that asked for a next hop's MAC is not always the one the
 /// answer reaches (ARP is not spread by RSS): the receiver hands the others a copy, and the
 /// asker learns from it and sends what it held. A copy is only learned from, never answered.
+/// The kernel interface gets the reply once, from the receiver (the kernel asks for its own
+/// peers, and a reply to us may answer it).
 #[test]
 fn an_arp_reply_reaching_another_worker_resolves_the_asker() {
     let mut cfg = service(Fwd::Droute, TunConfig::default(), false);
-    let mut s = cfg.services[0].clone();
+    let mut s = ServiceConfig::clone(&cfg.services[0]);
     s.dests[0].addr = v4([10, 0, 0, 12]);
     s.rebuild_tables();
     cfg = Config::new(vec![s], Sysctl::default()).unwrap();
@@ -686,23 +702,24 @@ fn an_arp_reply_reaching_another_worker_resolves_the_asker() {
     let [w0, w1] = &mut ws;
     let (asker, answered) = if owner == 0 { (w0, w1) } else { (w1, w0) };
     let reply = arp_reply_of_12();
-    // The reply reaches the other worker, which has nothing held: it hands a copy over.
-    let out = run(answered, &[reply], 2);
-    let copies: Vec<(u32, u16, Vec<u8>)> = out
-        .into_iter()
-        .filter_map(|o| match o {
-            Out::Handoff { worker, port, buf } => Some((worker, port, buf.data().to_vec())),
-            Out::Tx { .. } => panic!("nothing to send on the answered worker"),
-            _ => None,
-        })
-        .collect();
+    // The reply reaches the other worker, which has nothing held: it hands a copy over, and
+    // the frame itself to the kernel.
+    let out = run(answered, std::slice::from_ref(&reply), 2);
+    assert_eq!(
+        kernel(&out),
+        std::slice::from_ref(&reply),
+        "to the kernel once"
+    );
+    let copies = handed(out);
     assert_eq!(copies.len(), 1);
-    assert_eq!(copies[0].0, owner as u32);
+    assert_eq!((copies[0].0, &copies[0].2), (owner as u32, &reply));
     assert_eq!(answered.counters().neigh_shared.get(), 1);
+    assert_eq!(answered.counters().kernel.get(), 1);
     let mut out = Vec::new();
     asker.rx_handoff(copies[0].1, VecBuf::from_frame(&copies[0].2), 3, &mut |o| {
         out.push(o)
     });
+    assert!(kernel(&out).is_empty(), "a copy never reaches the kernel");
     let sent = tx(out);
     assert_eq!(sent.len(), 1, "the held SYN, and no answer to the copy");
     assert_eq!(eth_dst(&sent[0]), [2, 0, 0, 0, 0, 0x12]);
@@ -711,6 +728,98 @@ fn an_arp_reply_reaching_another_worker_resolves_the_asker() {
         0,
         "a copy is not shared again"
     );
+    assert_eq!(asker.counters().kernel.get(), 0);
+}
+
+/// The copies a worker handed to the others, `(worker, port, frame)`; it sent nothing.
+fn handed(outs: Vec<Out<VecBuf>>) -> Vec<(u32, u16, Vec<u8>)> {
+    outs.into_iter()
+        .filter_map(|o| match o {
+            Out::Handoff { worker, port, buf } => Some((worker, port, buf.data().to_vec())),
+            Out::Tx { .. } => panic!("nothing to send on the answered worker"),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A neighbor advertisement from `src` (02:00:00:00:00:12) to `dst` at `eth_dst` for target
+/// `src`, solicited; with its target link-layer address option when `lla`.
+fn advert(src: &str, dst: &str, eth_dst: [u8; 6], lla: bool) -> Vec<u8> {
+    let (s, d): (Ipv6Addr, Ipv6Addr) = (src.parse().unwrap(), dst.parse().unwrap());
+    let mut body = s.octets().to_vec();
+    if lla {
+        body.extend([2, 1, 2, 0, 0, 0, 0, 0x12]);
+    }
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0x12], eth_dst)
+        .ipv6(s.octets(), d.octets(), 255)
+        .icmpv6_raw(136, 0, [0x60, 0, 0, 0])
+        .write(&mut v, &body)
+        .unwrap();
+    v
+}
+
+/// IPv6 as ARP above: an advertisement to the appliance resolves the worker that solicited
+/// (through a copy) and reaches the kernel once, from the receiver. The kernel also gets the
+/// advertisements it alone asks for: to its interface's link-local address (its probes), and
+/// without a link-layer address (the answer to a unicast solicitation), which are not shared.
+#[test]
+fn a_neighbor_advert_to_the_appliance_resolves_the_asker_and_reaches_the_kernel() {
+    let mut cfg = service6(Fwd::Droute);
+    let mut s = ServiceConfig::clone(&cfg.services[0]);
+    s.dests[0].addr = v6("fd00::12");
+    s.rebuild_tables();
+    cfg = Config::new(vec![s], Sysctl::default()).unwrap();
+    let mut ws = [
+        worker(Config::default(), cfg.clone(), 0, 2),
+        worker(Config::default(), cfg, 1, 2),
+    ];
+    let owner = (0..2)
+        .find(|&i| !tx(w_rx(&mut ws[i], syn6(b""))).is_empty())
+        .expect("one worker owns the flow");
+    let [w0, w1] = &mut ws;
+    let (asker, answered) = if owner == 0 { (w0, w1) } else { (w1, w0) };
+    let na = advert("fd00::12", "fd00::1", LB_MAC, true);
+    let out = run(answered, std::slice::from_ref(&na), 2);
+    assert_eq!(
+        kernel(&out),
+        std::slice::from_ref(&na),
+        "to the kernel once"
+    );
+    let copies = handed(out);
+    assert_eq!(copies.len(), 1);
+    assert_eq!((copies[0].0, &copies[0].2), (owner as u32, &na));
+    let mut out = Vec::new();
+    asker.rx_handoff(copies[0].1, VecBuf::from_frame(&copies[0].2), 3, &mut |o| {
+        out.push(o)
+    });
+    assert!(kernel(&out).is_empty(), "a copy never reaches the kernel");
+    let sent = tx(out);
+    assert_eq!(sent.len(), 1, "the held SYN, and no answer to the copy");
+    assert_eq!(eth_dst(&sent[0]), [2, 0, 0, 0, 0, 0x12]);
+    assert_eq!(asker.counters().neigh_shared.get(), 0);
+    assert_eq!(asker.counters().kernel.get(), 0);
+
+    // The kernel's own: no link-layer address, or to its link-local address. Not shared.
+    for na in [
+        advert("fd00::12", "fd00::1", LB_MAC, false),
+        advert("fd00::12", "fe80::1", LB_MAC, true),
+    ] {
+        let out = run(answered, std::slice::from_ref(&na), 4);
+        assert_eq!(kernel(&out), [na]);
+        assert!(handed(out).is_empty(), "nothing to share");
+    }
+    // Not the appliance's: a link-local address at a multicast MAC, a foreign address.
+    for na in [
+        advert("fd00::12", "fe80::1", [0x33, 0x33, 0, 0, 0, 1], true),
+        advert("fd00::12", "fd00::9", LB_MAC, true),
+    ] {
+        let out = run(answered, &[na], 5);
+        assert!(kernel(&out).is_empty());
+        assert!(handed(out).is_empty());
+    }
+    assert_eq!(answered.counters().neigh_shared.get(), 1);
+    assert_eq!(answered.counters().kernel.get(), 3);
 }
 
 /// 10.0.0.12 (02:00:00:00:00:12) answers the appliance's ARP request.

@@ -750,7 +750,11 @@ impl<B: Buf> Worker<B> {
             return self.drop(PathDrop::ArpNotOurs, buf, out);
         }
         if op == wire::arp::Operation::REPLY {
+            // A reply to us answers a request of some worker or of the kernel (its interface
+            // asks for its own peers, and never sees the requests rvs answers for it): the
+            // other workers learn it from a copy, and the kernel gets the frame itself.
             self.share_neigh(port, &buf, out);
+            return self.to_kernel(port, buf, out);
         }
         if op == wire::arp::Operation::REQUEST {
             let mac = me.mac;
@@ -763,7 +767,7 @@ impl<B: Buf> Worker<B> {
             }
             return self.drop(PathDrop::NoBuffer, buf, out);
         }
-        // A reply to us: learned above; nothing to send.
+        // Neither a request nor a reply: learned above; nothing to send.
         out(Out::Drop(buf));
     }
 
@@ -884,16 +888,30 @@ impl<B: Buf> Worker<B> {
                 }
             }
         }
+        let me = &pres.ports[port as usize];
         if advert {
-            // An advertisement to us answers some worker's solicitation: the others learn it
-            // from a copy (a copy handed to us is only learned from).
-            if !handed && to_us && lla.is_some() {
+            if handed {
+                // Another worker's copy (see `share_neigh`): learned above.
+                return out(Out::Drop(buf));
+            }
+            // An advertisement to us answers a solicitation of some worker or of the kernel:
+            // the other workers learn it from a copy, and the kernel gets the frame itself.
+            // The kernel also solicits from its interface's link-local address (its probes of
+            // a stale entry), and the answer to a unicast solicitation may carry no
+            // link-layer address: the kernel gets those too.
+            if to_us && lla.is_some() {
                 self.share_neigh(port, &buf, out);
+            }
+            let to_kernel_ll = pf.dst_mac.octets() == me.mac
+                && pf
+                    .ip
+                    .is_some_and(|i| matches!(i.dst, IpAddr::V6(d) if d.is_unicast_link_local()));
+            if to_us || to_kernel_ll {
+                return self.to_kernel(port, buf, out);
             }
             return out(Out::Drop(buf));
         }
         let t = v6(target);
-        let me = &pres.ports[port as usize];
         let ours = me.addrs6.iter().any(|&(a, _)| a == t) || self.f6.vips.contains(&t);
         if !ours {
             return self.drop(PathDrop::ArpNotOurs, buf, out);
