@@ -45,10 +45,11 @@ fn pct(v: &mut [Duration], p: f64) -> Duration {
     v.get(i).copied().unwrap_or_default()
 }
 
-fn big_rules(services: u32, dests_per: u32) -> String {
+/// `services` services on VIPs `net.100.x.y:80`, each with `dests_per` NAT dests.
+fn big_rules(net: u8, services: u32, dests_per: u32) -> String {
     let mut t = String::new();
     for s in 0..services {
-        let vip = format!("10.{}.{}.{}", 100 + s / 65536, (s / 256) % 256, s % 256);
+        let vip = format!("{net}.{}.{}.{}", 100 + s / 65536, (s / 256) % 256, s % 256);
         t.push_str(&format!("-A -t {vip}:80 -s wlc\n"));
         for d in 0..dests_per {
             t.push_str(&format!(
@@ -155,7 +156,7 @@ fn main() {
     );
 
     // 10k services, 100k dests, in one --replace.
-    let text = big_rules(10_000, 10);
+    let text = big_rules(10, 10_000, 10);
     // Where the time goes, without workers: parsing, then the controller's snapshot.
     let t = Instant::now();
     let parsed = RuleSet::from_text(&text).unwrap();
@@ -206,7 +207,14 @@ fn main() {
     // Replace again with the same set and with another (every dest's weight changed):
     // a reload that changes nothing much, and one that changes every dest.
     let other = text.replace(" -m\n", " -m -w 2\n");
-    for (name, t) in [("the same set", &text), ("every weight changed", &other)] {
+    // And a set of 10k new services (every service and dest new) into the running rvsd, whose
+    // heap the first one warmed (the first is mostly the kernel zeroing fresh pages here).
+    let fresh = big_rules(11, 10_000, 10);
+    for (name, t) in [
+        ("the same set", &text),
+        ("every weight changed", &other),
+        ("10k new services and 100k new dests", &fresh),
+    ] {
         let start = Instant::now();
         let r = request(&path, &Request::Replace { text: t.clone() });
         assert!(matches!(r, Reply::Ok { .. }), "{r:?}");
@@ -222,7 +230,7 @@ fn main() {
     let mut lat = Vec::new();
     for i in 0..edits {
         let line = format!(
-            "-e -t 10.100.0.1:80 -r 172.16.0.1:8080 -m -w {}",
+            "-e -t 11.100.0.1:80 -r 172.16.0.1:8080 -m -w {}",
             1 + i % 100
         );
         let t = Instant::now();

@@ -27,6 +27,8 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 const CLIENT_IDLE: Duration = Duration::from_secs(2);
 /// Threshold shares are rebalanced this often (ms).
 const REBALANCE_MS: u64 = 100;
+/// Retired dests looked at per housekeeping tick (about a millisecond's work).
+const GC_PER_TICK: usize = 2048;
 
 /// A metrics scrape handed to the control thread by the HTTP thread: it renders the text
 /// (it owns the rule set and the counter blocks) and answers on `reply`.
@@ -329,7 +331,8 @@ impl ControlThread {
                     let _ = l.post(ToWorker::Shares);
                 }
             }
-            self.ctl.stats_mut().gc();
+            // Bounded, so freeing a replaced 100k-dest set never holds up a request for long.
+            self.ctl.stats_mut().gc_some(GC_PER_TICK);
         }
     }
 }

@@ -5,14 +5,14 @@
 //!
 //! **Changes.** A change is validated whole against a copy of the rules (the one parser and
 //! rule checks of [`crate::rules`]), turned into a snapshot (one `Config` per family, with
-//! every dest's counter block from the [`StatsRegistry`]) and numbered; only then does it
-//! become the rules in force. A refused change leaves everything as it was.
+//! every dest's counter block from the [`StatsRegistry`]; [`crate::snapshot`] rebuilds only
+//! the services that changed) and numbered; only then does it become the rules in force. A
+//! refused change leaves everything as it was.
 
 use std::sync::Arc;
 
-use rvs_dataplane::addr::{Family, V4, V6};
-use rvs_dataplane::config::{Config, FwmarkRule, ServiceKey, Sysctl, TunCsum, TunKind};
-use rvs_dataplane::dest_stats::DestStatsRef;
+use rvs_dataplane::addr::{V4, V6};
+use rvs_dataplane::config::{Config, FwmarkRule, Sysctl, TunCsum, TunKind};
 use rvs_dataplane::proto::{sctp, tcp, udp, Proto};
 
 use crate::link::ConnEntry;
@@ -21,6 +21,7 @@ use crate::protocol::{
     TunCsumInfo, TunnelInfo, VirtualKey,
 };
 use crate::rules::{parse_line, Command, RuleError, RuleSet, ServiceId};
+use crate::snapshot::SnapshotBuilder;
 use crate::stats::StatsRegistry;
 
 /// What the rules do not say: the appliance file's sysctls and firewall-mark match rules.
@@ -54,6 +55,7 @@ pub struct Controller {
     rules: RuleSet,
     base: Base,
     stats: StatsRegistry,
+    builder: SnapshotBuilder,
     generation: u64,
     conn_table_size: u64,
 }
@@ -77,24 +79,6 @@ pub fn parse_service(s: &str) -> Result<ServiceId, RuleError> {
     }
 }
 
-fn service_id_of<A: Family>(k: &ServiceKey<A>) -> ServiceId {
-    match *k {
-        ServiceKey::Addr {
-            proto,
-            vaddr,
-            vport,
-        } => ServiceId::Addr {
-            proto,
-            addr: vaddr.to_ip(),
-            port: vport,
-        },
-        ServiceKey::Fwmark(mark) => ServiceId::Fwmark {
-            mark,
-            v6: A::NAME == V6::NAME,
-        },
-    }
-}
-
 impl Controller {
     /// A controller over `rules` for `workers` workers, and the first snapshot (generation 1).
     pub fn new(
@@ -107,6 +91,7 @@ impl Controller {
             rules: RuleSet::new(),
             base,
             stats: StatsRegistry::new(workers),
+            builder: SnapshotBuilder::new(),
             generation: 0,
             conn_table_size,
         };
@@ -137,39 +122,17 @@ impl Controller {
 
     /// Build the snapshot of `rules`; on success they are the rules in force.
     fn commit(&mut self, rules: RuleSet) -> Result<Snapshot, RuleError> {
-        let (c4, c6) = rules.to_configs(self.base.sysctl.clone())?;
-        let err = |e: rvs_dataplane::config::ConfigError| RuleError {
-            line: 0,
-            message: e.0,
-        };
-        let mut c4 = c4
-            .with_fwmark_rules(self.base.fwmark_v4.clone())
-            .map_err(err)?;
-        let mut c6 = c6
-            .with_fwmark_rules(self.base.fwmark_v6.clone())
-            .map_err(err)?;
-        self.attach_stats(&mut c4);
-        self.attach_stats(&mut c6);
+        let mut draft = self.builder.build(&rules, &self.base, &mut self.stats)?;
+        let left = self.builder.adopt(&mut draft);
+        self.stats.retire(left);
         self.rules = rules;
         self.stats.sync(&self.rules);
         self.generation += 1;
         Ok(Snapshot {
             generation: self.generation,
-            v4: Arc::new(c4),
-            v6: Arc::new(c6),
+            v4: Arc::new(draft.v4),
+            v6: Arc::new(draft.v6),
         })
-    }
-
-    fn attach_stats<A: Family>(&mut self, c: &mut Config<A>) {
-        for s in &mut c.services {
-            let sid = service_id_of(&s.key);
-            for d in &mut s.dests {
-                let b =
-                    self.stats
-                        .block((sid, d.addr.to_ip(), d.port), d.u_threshold, d.l_threshold);
-                d.stats = DestStatsRef(Some(b));
-            }
-        }
     }
 
     /// Answer a request.
@@ -392,6 +355,7 @@ pub fn unpack_cursor(c: u64) -> (u32, bool, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rvs_dataplane::addr::Family;
 
     fn ctl() -> Controller {
         let base = Base {

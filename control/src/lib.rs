@@ -9,7 +9,8 @@
 //!   serves it at `/metrics`.
 //! - [`run`]: `rvsd run`, the appliance on DPDK.
 //! - The live control plane: [`protocol`] (requests and replies), [`socket`] (the control
-//!   socket), [`controller`] (the rule set's owner, sans-IO), [`control_thread`] (its loop),
+//!   socket), [`controller`] (the rule set's owner, sans-IO), [`snapshot`] (its snapshot
+//!   builder, which rebuilds only what changed), [`control_thread`] (its loop),
 //!   [`link`] (a worker's command ring), [`stats`] and [`estimator`] (counters across workers
 //!   and snapshots, rates), [`adm`] (`rvsadm`).
 
@@ -29,5 +30,6 @@ pub mod replay;
 pub mod rules;
 #[cfg(feature = "dpdk")]
 pub mod run;
+pub mod snapshot;
 pub mod socket;
 pub mod stats;

@@ -4,14 +4,16 @@
 //!
 //! A block outlives its dest's rule while any worker still holds it (conns of a removed dest
 //! keep counting, as IPVS's dest trash). The registry keeps its own reference to every block,
-//! so a block is only ever freed here, on the control thread ([`StatsRegistry::gc`]), and what
-//! a removed dest counted is folded into its service's totals then.
+//! so a block is only ever freed here, on the control thread ([`StatsRegistry::gc`]: when the
+//! registry's is the only reference left), and what a removed dest counted is folded into its
+//! service's totals then.
 //!
 //! `-Z` does not write the workers' cells (they have one writer each): it records the current
 //! totals as a baseline that listings subtract. Prometheus series are the raw counters, which
 //! never go backwards.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -27,7 +29,8 @@ pub type DestId = (ServiceId, IpAddr, u16);
 
 /// The operator's keys: no need for SipHash's DoS resistance, and a 100k-dest set is
 /// looked up on every change.
-type Map<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+type Set<K> = HashSet<K, BuildHasherDefault<FastHasher>>;
 
 struct DestEntry {
     stats: Arc<DestStats>,
@@ -36,8 +39,9 @@ struct DestEntry {
     est: Estimator,
     /// The `-x`/`-y` the shares were last split for.
     thresholds: (u32, u32),
-    /// In the rules in force.
-    live: bool,
+    /// The [`StatsRegistry::retire`] count when a snapshot last asked for the block: a
+    /// retirement queued before then (or at it) is stale, the dest came back.
+    asked_at: u64,
 }
 
 struct ServiceEntry {
@@ -65,6 +69,14 @@ pub struct StatsRegistry {
     services: Map<ServiceId, ServiceEntry>,
     /// What freed blocks counted, raw (the appliance's totals never go backwards).
     retired: DestTotals,
+    /// Dests that left the rules (or were made for a refused change), oldest first: `gc`
+    /// looks only at these, a bounded number a call, so a 100k-dest registry is never
+    /// walked whole every 100 ms.
+    retiring: VecDeque<(DestId, u64)>,
+    /// How many times dests were retired (once a change).
+    retires: u64,
+    /// Dests with `-x` or `-y`: the only ones `rebalance` has work for.
+    thresholded: Set<DestId>,
 }
 
 fn stats_of(t: &DestTotals, zero: &DestTotals) -> Stats {
@@ -92,57 +104,98 @@ impl StatsRegistry {
             dests: Map::default(),
             services: Map::default(),
             retired: DestTotals::default(),
+            retiring: VecDeque::new(),
+            retires: 0,
+            thresholded: Set::default(),
         }
     }
 
-    /// The block of a dest (made on first sight, thresholds split evenly; a dest whose
-    /// thresholds changed gets them split evenly again until the next rebalance).
-    pub fn block(&mut self, id: DestId, upper: u32, lower: u32) -> Arc<DestStats> {
+    /// The block of a dest of a snapshot being built, and whether it was made now (made on
+    /// first sight, thresholds split evenly; a dest whose thresholds changed gets them split
+    /// evenly again until the next rebalance).
+    pub fn block(&mut self, id: DestId, upper: u32, lower: u32) -> (Arc<DestStats>, bool) {
         let workers = self.workers;
-        let e = self.dests.entry(id).or_insert_with(|| DestEntry {
-            stats: Arc::new(DestStats::new(workers, upper, lower)),
-            zero: DestTotals::default(),
-            est: Estimator::new(Stats::default()),
-            thresholds: (upper, lower),
-            live: true,
+        let mut made = false;
+        let e = self.dests.entry(id).or_insert_with(|| {
+            made = true;
+            DestEntry {
+                stats: Arc::new(DestStats::new(workers, upper, lower)),
+                zero: DestTotals::default(),
+                est: Estimator::new(Stats::default()),
+                thresholds: (0, 0),
+                asked_at: 0,
+            }
         });
+        // In the rules (again): retirements queued so far are stale.
+        e.asked_at = self.retires;
         if e.thresholds != (upper, lower) {
-            e.stats.split_evenly(upper, lower);
+            if !made {
+                e.stats.split_evenly(upper, lower);
+            }
             e.thresholds = (upper, lower);
-        }
-        Arc::clone(&e.stats)
-    }
-
-    /// `rules` are in force: mark which dests are live; services that left lose their
-    /// entries.
-    pub fn sync(&mut self, rules: &RuleSet) {
-        for e in self.dests.values_mut() {
-            e.live = false;
-        }
-        for s in &rules.services {
-            self.services.entry(s.spec.id).or_default();
-            for d in &s.dests {
-                if let Some(e) = self.dests.get_mut(&(s.spec.id, d.addr, d.port)) {
-                    e.live = true;
-                }
+            if (upper, lower) == (0, 0) {
+                self.thresholded.remove(&id);
+            } else {
+                self.thresholded.insert(id);
             }
         }
-        let ids: std::collections::HashSet<ServiceId> =
-            rules.services.iter().map(|s| s.spec.id).collect();
-        self.services.retain(|id, _| ids.contains(id));
+        (Arc::clone(&e.stats), made)
     }
 
-    /// Free the blocks of removed dests that no worker or snapshot holds any more, folding
-    /// their counts into their service (if it is still there). Returns how many went.
+    /// Whether the registry holds a block for the dest.
+    pub fn has_block(&self, id: &DestId) -> bool {
+        self.dests.contains_key(id)
+    }
+
+    /// These dests left the rules in force (or their blocks were made for a change that was
+    /// refused): `gc` frees each block once nothing else holds it.
+    /// (No lookup here: a replaced 100k-dest set retires 100k dests in the change's reply
+    /// path; `gc` looks them up later, a bounded number at a time.)
+    pub fn retire(&mut self, ids: impl IntoIterator<Item = DestId>) {
+        self.retires += 1;
+        let at = self.retires;
+        self.retiring.extend(ids.into_iter().map(|id| (id, at)));
+    }
+
+    /// `rules` are in force: services that left lose their entries.
+    pub fn sync(&mut self, rules: &RuleSet) {
+        for s in &rules.services {
+            self.services.entry(s.spec.id).or_default();
+        }
+        if self.services.len() != rules.services.len() {
+            let ids: std::collections::HashSet<ServiceId, BuildHasherDefault<FastHasher>> =
+                rules.services.iter().map(|s| s.spec.id).collect();
+            self.services.retain(|id, _| ids.contains(id));
+        }
+    }
+
+    /// Free the blocks of retired dests that nothing else holds any more (no snapshot, and no
+    /// worker's dest slot, so no conn counts there), folding their counts into their service
+    /// (if it is still there). Returns how many went.
     pub fn gc(&mut self) -> usize {
-        let gone: Vec<DestId> = self
-            .dests
-            .iter()
-            .filter(|(_, e)| !e.live && Arc::strong_count(&e.stats) == 1)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in &gone {
-            if let Some(e) = self.dests.remove(id) {
+        self.gc_some(usize::MAX)
+    }
+
+    /// As [`gc`](Self::gc), looking at no more than `max` retired dests (the oldest first;
+    /// one still held goes to the back of the queue).
+    pub fn gc_some(&mut self, max: usize) -> usize {
+        let mut freed = 0;
+        for _ in 0..max.min(self.retiring.len()) {
+            let Some((id, at)) = self.retiring.pop_front() else {
+                break;
+            };
+            let Some(e) = self.dests.get(&id) else {
+                continue;
+            };
+            if e.asked_at >= at {
+                continue; // back in the rules since
+            }
+            if Arc::strong_count(&e.stats) > 1 {
+                self.retiring.push_back((id, at));
+                continue;
+            }
+            self.thresholded.remove(&id);
+            if let Some(e) = self.dests.remove(&id) {
                 let t = e.stats.totals();
                 if let Some(s) = self.services.get_mut(&id.0) {
                     add(&mut s.retired, &stats_of(&t, &e.zero));
@@ -154,9 +207,10 @@ impl StatsRegistry {
                 r.outpkts += t.outpkts;
                 r.inbytes += t.inbytes;
                 r.outbytes += t.outbytes;
+                freed += 1;
             }
         }
-        gone.len()
+        freed
     }
 
     /// A dest's counters since its last `-Z`, its live counts, and its rates.
@@ -236,18 +290,16 @@ impl StatsRegistry {
         }
     }
 
-    /// Rebalance the threshold shares of every live dest with `-x`/`-y` from the summed
-    /// counts: each worker keeps what it has and gets an even part of what is left under the
-    /// upper threshold, so the shares sum to it. True when a share changed (the workers must
-    /// then re-evaluate their overload flags).
+    /// Rebalance the threshold shares of every dest with `-x`/`-y` from the summed counts:
+    /// each worker keeps what it has and gets an even part of what is left under the upper
+    /// threshold, so the shares sum to it. True when a share changed (the workers must then
+    /// re-evaluate their overload flags). (A removed dest's shares no longer matter: nothing
+    /// schedules to it.)
     pub fn rebalance(&self) -> bool {
         let n = self.workers;
         let mut changed = false;
-        for e in self.dests.values().filter(|e| e.live) {
+        for e in self.thresholded.iter().filter_map(|id| self.dests.get(id)) {
             let (upper, lower) = e.thresholds;
-            if upper == 0 && lower == 0 {
-                continue;
-            }
             let counts: Vec<u64> = (0..n).map(|w| e.stats.worker_conns(w)).collect();
             for (w, u) in shares(upper, &counts).into_iter().enumerate() {
                 let l = if upper == 0 {

@@ -269,7 +269,8 @@ type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 /// One immutable snapshot of a family's services and the sysctls.
 #[derive(Clone)]
 pub struct Config<A> {
-    pub services: Vec<ServiceConfig<A>>,
+    /// Shared with the snapshots before and after it while unchanged.
+    pub services: Vec<Arc<ServiceConfig<A>>>,
     pub sysctl: Sysctl,
     /// Match rules that give a packet its firewall mark (IPVS takes marks from iptables;
     /// rvs owns the NIC, so the rules live here). First match wins.
@@ -290,9 +291,89 @@ impl<A: Family> Default for Config<A> {
     }
 }
 
+impl<A: Family> ServiceConfig<A> {
+    /// The engine's checks of one service: persistence, `-o`, its dests (each once, weights
+    /// and thresholds in range). Errors name the service and field; names are only formatted
+    /// for an error (a 100k-dest snapshot is checked on every change).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let name = || service_name(&self.key);
+        if let ServiceKey::Fwmark(0) = self.key {
+            return Err(ConfigError(format!(
+                "service {}: fwmark 0 is no mark",
+                name()
+            )));
+        }
+        if let Some(p) = self.persistence {
+            if u32::from(p.prefix) > A::BITS {
+                return Err(ConfigError(format!(
+                    "service {}: netmask /{} is longer than the address",
+                    name(),
+                    p.prefix
+                )));
+            }
+            if p.timeout_ms == 0 {
+                return Err(ConfigError(format!(
+                    "service {}: persistence timeout must be > 0",
+                    name()
+                )));
+            }
+        }
+        if self.ops && self.proto() != Some(Proto::Udp) {
+            return Err(ConfigError(format!(
+                "service {}: one-packet scheduling (-o) is for UDP services only",
+                name()
+            )));
+        }
+        let mut seen: std::collections::HashSet<(A, u16), BuildHasherDefault<FastHasher>> =
+            std::collections::HashSet::with_capacity_and_hasher(
+                self.dests.len(),
+                Default::default(),
+            );
+        for d in &self.dests {
+            let dn = || format!("{}:{}", d.addr.to_ip(), d.port);
+            if !seen.insert((d.addr, d.port)) {
+                return Err(ConfigError(format!(
+                    "service {}: dest {} already exists",
+                    name(),
+                    dn()
+                )));
+            }
+            if !(0..=65535).contains(&d.weight) {
+                return Err(ConfigError(format!(
+                    "service {}: dest {}: weight {} not in 0..65535",
+                    name(),
+                    dn(),
+                    d.weight
+                )));
+            }
+            if d.l_threshold > d.u_threshold && d.u_threshold != 0 {
+                return Err(ConfigError(format!(
+                    "service {}: dest {}: lower threshold above upper",
+                    name(),
+                    dn()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl<A: Family> Config<A> {
     /// Validate and index. Errors name the service and field.
     pub fn new(services: Vec<ServiceConfig<A>>, sysctl: Sysctl) -> Result<Self, ConfigError> {
+        for s in &services {
+            s.check()?;
+        }
+        Config::from_checked(services.into_iter().map(Arc::new).collect(), sysctl)
+    }
+
+    /// Index services that each passed [`ServiceConfig::check`] (a service unchanged since
+    /// the last snapshot is shared with it, not rebuilt or checked again); the sysctls and
+    /// the services' keys (each once) are checked here.
+    pub fn from_checked(
+        services: Vec<Arc<ServiceConfig<A>>>,
+        sysctl: Sysctl,
+    ) -> Result<Self, ConfigError> {
         if sysctl.drop_entry > 3 || sysctl.drop_packet > 3 || sysctl.secure_tcp > 3 {
             return Err(ConfigError(
                 "drop_entry, drop_packet and secure_tcp take 0..3".into(),
@@ -301,10 +382,9 @@ impl<A: Family> Config<A> {
         if sysctl.conn_reuse_mode > 3 {
             return Err(ConfigError("conn_reuse_mode takes 0..3".into()));
         }
-        let mut by_addr = FastMap::default();
+        let mut by_addr = FastMap::with_capacity_and_hasher(services.len(), Default::default());
         let mut by_mark = FastMap::default();
         for (i, s) in services.iter().enumerate() {
-            let name = service_name(&s.key);
             let dup = match s.key {
                 ServiceKey::Addr {
                     proto,
@@ -315,46 +395,9 @@ impl<A: Family> Config<A> {
             };
             if dup {
                 return Err(ConfigError(format!(
-                    "service {name}: already exists (or fwmark 0)"
+                    "service {}: already exists (or fwmark 0)",
+                    service_name(&s.key)
                 )));
-            }
-            if let Some(p) = s.persistence {
-                if u32::from(p.prefix) > A::BITS {
-                    return Err(ConfigError(format!(
-                        "service {name}: netmask /{} is longer than the address",
-                        p.prefix
-                    )));
-                }
-                if p.timeout_ms == 0 {
-                    return Err(ConfigError(format!(
-                        "service {name}: persistence timeout must be > 0"
-                    )));
-                }
-            }
-            if s.ops && s.proto() != Some(Proto::Udp) {
-                return Err(ConfigError(format!(
-                    "service {name}: one-packet scheduling (-o) is for UDP services only"
-                )));
-            }
-            let mut seen = std::collections::HashSet::new();
-            for d in &s.dests {
-                let dn = format!("{}:{}", d.addr.to_ip(), d.port);
-                if !seen.insert((d.addr, d.port)) {
-                    return Err(ConfigError(format!(
-                        "service {name}: dest {dn} already exists"
-                    )));
-                }
-                if !(0..=65535).contains(&d.weight) {
-                    return Err(ConfigError(format!(
-                        "service {name}: dest {dn}: weight {} not in 0..65535",
-                        d.weight
-                    )));
-                }
-                if d.l_threshold > d.u_threshold && d.u_threshold != 0 {
-                    return Err(ConfigError(format!(
-                        "service {name}: dest {dn}: lower threshold above upper"
-                    )));
-                }
             }
         }
         Ok(Config {

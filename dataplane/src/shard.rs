@@ -15,7 +15,7 @@ use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use crate::addr::Family;
-use crate::config::{Config, FastHasher, Fwd, ServiceKey, TunConfig};
+use crate::config::{Config, FastHasher, Fwd, ServiceConfig, ServiceKey, TunConfig};
 use crate::conn::{flags, Conn, ConnKey, ConnRef, ConnTable, Side, BURST, NIL, NO_HINT};
 use crate::counters::{Counters, DropReason, SCTP_BASE, TCP_BASE, UDP_BASE};
 use crate::defense::Defense;
@@ -253,15 +253,41 @@ impl<A: Family> Shard<A> {
     /// Swap in a new config snapshot. Dests keep their counters by identity (service key,
     /// address, port); dests no longer present are detached and stay while conns use them.
     /// With expire_nodest_conn, conns of removed dests are expired at once (newer kernels).
+    /// A service the new snapshot shares with the old one (the same `Arc`: the control
+    /// thread rebuilds only what changed) keeps its scheduler state and its dests' loads as
+    /// they are, so a change costs what it changes (and a round-robin position survives an
+    /// edit of another service, as in IPVS).
     /// Returns the snapshot it replaced, for the caller to free (a worker hands it back to
     /// the control thread rather than free it between bursts).
     pub fn set_config(&mut self, cfg: Arc<Config<A>>, now: u64) -> Arc<Config<A>> {
-        // Detach every attached dest, copying its live load out.
-        for i in 0..self.dests.len() {
-            let d = &self.dests[i];
-            if d.in_use && d.svc != NIL {
-                let load = self.svcs[d.svc as usize].loads[d.pos as usize];
-                let d = &mut self.dests[i];
+        // Which old service each new one is, when shared.
+        let old_at: HashMap<*const ServiceConfig<A>, usize, BuildHasherDefault<FastHasher>> = self
+            .cfg
+            .services
+            .iter()
+            .enumerate()
+            .map(|(j, s)| (Arc::as_ptr(s), j))
+            .collect();
+        let kept: Vec<Option<usize>> = cfg
+            .services
+            .iter()
+            .map(|s| old_at.get(&Arc::as_ptr(s)).copied())
+            .collect();
+        let mut old_svcs: Vec<Option<SvcState>> = std::mem::take(&mut self.svcs)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut is_kept = vec![false; old_svcs.len()];
+        for &j in kept.iter().flatten() {
+            is_kept[j] = true;
+        }
+        // Detach the dests of the services that are not kept, copying their live loads out.
+        for (j, st) in old_svcs.iter().enumerate() {
+            let Some(st) = st.as_ref().filter(|_| !is_kept[j]) else {
+                continue;
+            };
+            for (&slot, &load) in st.slots.iter().zip(&st.loads) {
+                let d = &mut self.dests[slot as usize];
                 d.detached = load;
                 d.svc = NIL;
                 d.pos = NIL;
@@ -271,6 +297,13 @@ impl<A: Family> Shard<A> {
         // Dests whose counter block is new to them (their counts go there).
         let mut moved = Vec::new();
         for (si, svc) in cfg.services.iter().enumerate() {
+            if let Some(st) = kept[si].and_then(|j| old_svcs[j].take()) {
+                for &slot in &st.slots {
+                    self.dests[slot as usize].svc = si as u32;
+                }
+                svcs.push(st);
+                continue;
+            }
             let mut loads = Vec::with_capacity(svc.dests.len());
             let mut slots = Vec::with_capacity(svc.dests.len());
             for (pos, dc) in svc.dests.iter().enumerate() {

@@ -906,3 +906,60 @@ fn quiescing_a_dest_keeps_the_maglev_table_unchanged() {
     svc.rebuild_tables();
     assert_ne!(svc.tables.mh_lookup(), &before[..]);
 }
+
+#[test]
+fn a_service_shared_by_the_next_snapshot_keeps_its_rr_position_and_counts() {
+    let rr = Arc::new(tcp_svc(
+        VIP,
+        SchedKind::Rr,
+        vec![
+            dest("10.1.0.1", 1, Fwd::Droute),
+            dest("10.1.0.2", 1, Fwd::Droute),
+            dest("10.1.0.3", 1, Fwd::Droute),
+        ],
+        0,
+        32,
+    ));
+    let other = |w: i32| {
+        Arc::new(tcp_svc(
+            "192.168.100.2",
+            SchedKind::Wlc,
+            vec![dest("10.2.0.1", w, Fwd::Droute)],
+            0,
+            32,
+        ))
+    };
+    let cfg = |svcs: Vec<Arc<ServiceConfig<V4>>>| {
+        Arc::new(Config::from_checked(svcs, Sysctl::default()).unwrap())
+    };
+    let mut s = Shard::new(
+        ShardParams {
+            capacity: 64,
+            seed: 9,
+            ..Default::default()
+        },
+        cfg(vec![Arc::clone(&rr), other(1)]),
+        0,
+    );
+    let first: Vec<V4> = (0..2)
+        .map(|i| xmit(s.process(&pkt("1.1.1.1", 100 + i, tcp::SYN), 0)).daddr)
+        .collect();
+    // The other service is edited (a new Arc) and now comes first; the rr service is shared.
+    s.set_config(cfg(vec![other(7), Arc::clone(&rr)]), 1);
+    let next = xmit(s.process(&pkt("1.1.1.1", 200, tcp::SYN), 1)).daddr;
+    assert!(
+        !first.contains(&next),
+        "rr went on where it was ({first:?} then {next:?}), not from the start"
+    );
+    let active: u32 = ["10.1.0.1", "10.1.0.2", "10.1.0.3"]
+        .iter()
+        .map(|d| s.dest_counts(key(VIP), v4(d), 80).unwrap().active)
+        .sum();
+    assert_eq!(active, 3, "the shared service's dests kept their conns");
+    // The edited service's dest is scheduled with its new config.
+    let x = s.process(
+        &Packet::tcp(v4("1.1.1.2"), 1, v4("192.168.100.2"), 80, tcp::SYN),
+        2,
+    );
+    assert_eq!(xmit(x).daddr, v4("10.2.0.1"));
+}

@@ -2,6 +2,7 @@
 //! address family, each service converted to the engine's `ServiceConfig`.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use rvs_dataplane::addr::{Family, V4, V6};
 use rvs_dataplane::config::{Config, DestConfig, Persistence, ServiceConfig, ServiceKey, Sysctl};
@@ -18,7 +19,25 @@ impl RuleSet {
     /// scheduler tables built. Firewall-mark match rules are the caller's to add
     /// (`Config::with_fwmark_rules`).
     pub fn to_configs(&self, sysctl: Sysctl) -> Result<(Config<V4>, Config<V6>), RuleError> {
-        let mut sysctl = sysctl;
+        let sysctl = self.sysctl_over(sysctl)?;
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for s in &self.services {
+            if s.spec.id.is_v6() {
+                v6.push(Arc::new(engine_service::<V6>(s)?));
+            } else {
+                v4.push(Arc::new(engine_service::<V4>(s)?));
+            }
+        }
+        let err = |e: rvs_dataplane::config::ConfigError| RuleError::new(e.0);
+        Ok((
+            Config::from_checked(v4, sysctl.clone()).map_err(err)?,
+            Config::from_checked(v6, sysctl).map_err(err)?,
+        ))
+    }
+
+    /// `sysctl` with the `--set` timeouts over its timeouts.
+    pub fn sysctl_over(&self, mut sysctl: Sysctl) -> Result<Sysctl, RuleError> {
         let t = self.timeouts;
         if t.tcp > MAX_TIMEOUT_S || t.tcpfin > MAX_TIMEOUT_S || t.udp > MAX_TIMEOUT_S {
             return Err(RuleError::new(format!(
@@ -26,32 +45,27 @@ impl RuleSet {
             )));
         }
         sysctl.timeouts.set_tcp_tcpfin_udp(t.tcp, t.tcpfin, t.udp);
-        let mut v4 = Vec::new();
-        let mut v6 = Vec::new();
-        for s in &self.services {
-            validate_spec(&s.spec).map_err(RuleError::new)?;
-            for d in &s.dests {
-                validate_dest(&s.spec.id, d).map_err(RuleError::new)?;
-            }
-            if s.spec.id.is_v6() {
-                v6.push(engine_service::<V6>(s)?);
-            } else {
-                v4.push(engine_service::<V4>(s)?);
-            }
-        }
-        let err = |e: rvs_dataplane::config::ConfigError| RuleError::new(e.0);
-        Ok((
-            Config::new(v4, sysctl.clone()).map_err(err)?,
-            Config::new(v6, sysctl).map_err(err)?,
-        ))
+        Ok(sysctl)
     }
+}
+
+/// One service as the engine's, checked (the rules' checks and the engine's), with its
+/// scheduler tables built; its dests have no counter blocks yet.
+pub fn engine_service<A: Family>(s: &Service) -> Result<ServiceConfig<A>, RuleError> {
+    validate_spec(&s.spec).map_err(RuleError::new)?;
+    for d in &s.dests {
+        validate_dest(&s.spec.id, d).map_err(RuleError::new)?;
+    }
+    let sc = build_service::<A>(s)?;
+    sc.check().map_err(|e| RuleError::new(e.0))?;
+    Ok(sc)
 }
 
 fn engine_addr<A: Family>(a: IpAddr, what: &str) -> Result<A, RuleError> {
     A::from_ip(a).ok_or_else(|| RuleError::new(format!("{what} {a}: not an {} address", A::NAME)))
 }
 
-fn engine_service<A: Family>(s: &Service) -> Result<ServiceConfig<A>, RuleError> {
+fn build_service<A: Family>(s: &Service) -> Result<ServiceConfig<A>, RuleError> {
     let spec = &s.spec;
     let key = match spec.id {
         ServiceId::Addr { proto, addr, port } => ServiceKey::Addr {

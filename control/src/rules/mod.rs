@@ -55,6 +55,7 @@ mod proptests;
 #[cfg(test)]
 mod testutil;
 
+pub use engine::engine_service;
 pub use error::RuleError;
 pub use model::{
     Command, Dest, Persist, SchedFlagBits, Service, ServiceId, ServiceSpec, SetTimeouts,

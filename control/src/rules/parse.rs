@@ -193,10 +193,12 @@ impl Given<'_> {
     }
 }
 
-/// The words of a line: up to a `#` word, without a leading `ipvsadm`.
+/// The words of a line: up to a `#` word, without a leading `ipvsadm`. Words are split at
+/// ASCII whitespace, as the shell that ipvsadm's arguments come from does (any other
+/// character stays in its word, and an option with it is refused).
 fn words(line: &str) -> Vec<&str> {
     let mut w: Vec<&str> = line
-        .split_whitespace()
+        .split_ascii_whitespace()
         .take_while(|t| !t.starts_with('#'))
         .collect();
     if w.first() == Some(&"ipvsadm") {
@@ -558,7 +560,6 @@ fn parse_words(w: &[&str]) -> Result<Command, String> {
             }
         }
     };
-    let svc_g = svc.map(|g| g.field()).unwrap_or_default();
 
     match c {
         Opt::DeleteService => Ok(Command::DeleteService(id)),
@@ -604,6 +605,7 @@ fn parse_words(w: &[&str]) -> Result<Command, String> {
                     }
                     _ => "",
                 };
+                let svc_g = svc.map(|g| g.field()).unwrap_or_default();
                 return Err(format!(
                     "{svc_g}: port 0 (all ports) is only for persistent services (add -p){hint}"
                 ));

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::BuildHasherDefault;
 
+use rvs_dataplane::config::FastHasher;
 use rvs_dataplane::proto::MAX_TIMEOUT_S;
 
 use super::model::{AddrPort, Command, Service, ServiceId, SetTimeouts};
@@ -23,7 +25,7 @@ pub struct RuleSet {
 /// Service id -> position. Kept by [`RuleSet::apply_in_place`]; a set whose `services` was
 /// changed from outside is searched instead (the index is trusted only while it agrees).
 #[derive(Clone, Debug, Default)]
-struct ServiceIndex(HashMap<ServiceId, usize>);
+struct ServiceIndex(HashMap<ServiceId, usize, BuildHasherDefault<FastHasher>>);
 
 /// Two rule sets are equal by their rules; the index is how they are searched.
 impl PartialEq for ServiceIndex {

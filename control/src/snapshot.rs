@@ -1,0 +1,305 @@
+//! The snapshot builder: the rules in force as the engine's `Config` pair, with every dest's
+//! counter block attached, rebuilding only the services that changed.
+//!
+//! A service whose rule is the same as in the snapshot before is not converted, checked or
+//! given its blocks again: the new snapshot shares its `ServiceConfig` with the old one (one
+//! `Arc`). So a `-e` on a 100k-dest set builds one service, and a `--replace` with the same
+//! set builds none; the cost of a change follows what it changes, plus one comparison per
+//! service and the services' index.
+//!
+//! The builder keeps, per service, the rule it was built from and the engine's service; when
+//! a snapshot is adopted it names the dests that left, which the registry retires and frees
+//! once no worker holds them ([`StatsRegistry::gc`]).
+
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use rvs_dataplane::addr::{Family, V4, V6};
+use rvs_dataplane::config::{Config, ConfigError, FastHasher, ServiceConfig};
+use rvs_dataplane::dest_stats::DestStatsRef;
+
+use crate::controller::Base;
+use crate::rules::{engine_service, RuleError, RuleSet, Service, ServiceId};
+use crate::stats::{DestId, StatsRegistry};
+
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+type Set<K> = HashSet<K, BuildHasherDefault<FastHasher>>;
+
+/// One service as built: the rule, and the engine's service made from it.
+#[derive(Clone)]
+struct Built {
+    rule: Arc<Service>,
+    config: Engine,
+}
+
+#[derive(Clone)]
+enum Engine {
+    V4(Arc<ServiceConfig<V4>>),
+    V6(Arc<ServiceConfig<V6>>),
+}
+
+/// A built pair of snapshots, not yet in force ([`SnapshotBuilder::adopt`] makes its services
+/// the ones the next change compares with).
+pub struct Draft {
+    pub v4: Config<V4>,
+    pub v6: Config<V6>,
+    /// Services converted for this draft (the others are shared with the snapshot before).
+    pub rebuilt: usize,
+    built: Map<ServiceId, Built>,
+}
+
+#[derive(Default)]
+pub struct SnapshotBuilder {
+    built: Map<ServiceId, Built>,
+}
+
+impl SnapshotBuilder {
+    pub fn new() -> Self {
+        SnapshotBuilder::default()
+    }
+
+    /// Build `rules` into snapshots. Nothing here changes on an error (the blocks the
+    /// registry made for the refused change are retired at once).
+    pub fn build(
+        &self,
+        rules: &RuleSet,
+        base: &Base,
+        stats: &mut StatsRegistry,
+    ) -> Result<Draft, RuleError> {
+        let mut made = Vec::new();
+        let draft = self.build_with(rules, base, stats, &mut made);
+        if draft.is_err() {
+            stats.retire(made);
+        }
+        draft
+    }
+
+    fn build_with(
+        &self,
+        rules: &RuleSet,
+        base: &Base,
+        stats: &mut StatsRegistry,
+        made: &mut Vec<DestId>,
+    ) -> Result<Draft, RuleError> {
+        let sysctl = rules.sysctl_over(base.sysctl.clone())?;
+        let mut built: Map<ServiceId, Built> =
+            Map::with_capacity_and_hasher(rules.services.len(), Default::default());
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        let mut rebuilt = 0;
+        for s in &rules.services {
+            let id = s.spec.id;
+            let b = match self.built.get(&id) {
+                Some(b) if *b.rule == *s => b.clone(),
+                _ => {
+                    rebuilt += 1;
+                    let config = if id.is_v6() {
+                        let c = engine_service::<V6>(s)?;
+                        Engine::V6(Arc::new(with_blocks(c, id, stats, made)))
+                    } else {
+                        let c = engine_service::<V4>(s)?;
+                        Engine::V4(Arc::new(with_blocks(c, id, stats, made)))
+                    };
+                    Built {
+                        rule: Arc::new(s.clone()),
+                        config,
+                    }
+                }
+            };
+            match &b.config {
+                Engine::V4(c) => v4.push(Arc::clone(c)),
+                Engine::V6(c) => v6.push(Arc::clone(c)),
+            }
+            built.insert(id, b);
+        }
+        let err = |e: ConfigError| RuleError {
+            line: 0,
+            message: e.0,
+        };
+        let v4 = Config::from_checked(v4, sysctl.clone())
+            .and_then(|c| c.with_fwmark_rules(base.fwmark_v4.clone()))
+            .map_err(err)?;
+        let v6 = Config::from_checked(v6, sysctl)
+            .and_then(|c| c.with_fwmark_rules(base.fwmark_v6.clone()))
+            .map_err(err)?;
+        Ok(Draft {
+            v4,
+            v6,
+            rebuilt,
+            built,
+        })
+    }
+
+    /// The draft's snapshots are in force: its services are what the next change is
+    /// compared with. Returns the dests that left the rules (for the registry to retire).
+    pub fn adopt(&mut self, draft: &mut Draft) -> Vec<DestId> {
+        let next = std::mem::take(&mut draft.built);
+        let mut left = Vec::new();
+        for (id, old) in &self.built {
+            match next.get(id) {
+                Some(new) if Arc::ptr_eq(&new.rule, &old.rule) => {}
+                Some(new) => {
+                    let stay: Set<(IpAddr, u16)> =
+                        new.rule.dests.iter().map(|d| (d.addr, d.port)).collect();
+                    left.extend(
+                        old.rule
+                            .dests
+                            .iter()
+                            .filter(|d| !stay.contains(&(d.addr, d.port)))
+                            .map(|d| (*id, d.addr, d.port)),
+                    );
+                }
+                None => left.extend(old.rule.dests.iter().map(|d| (*id, d.addr, d.port))),
+            }
+        }
+        self.built = next;
+        left
+    }
+}
+
+/// Attach each dest's counter block (by its identity: the same block as in any snapshot
+/// before), noting the blocks made now.
+fn with_blocks<A: Family>(
+    mut c: ServiceConfig<A>,
+    id: ServiceId,
+    stats: &mut StatsRegistry,
+    made: &mut Vec<DestId>,
+) -> ServiceConfig<A> {
+    for d in &mut c.dests {
+        let did = (id, d.addr.to_ip(), d.port);
+        let (b, new) = stats.block(did, d.u_threshold, d.l_threshold);
+        if new {
+            made.push(did);
+        }
+        d.stats = DestStatsRef(Some(b));
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::RuleSet;
+
+    fn base() -> Base {
+        Base {
+            sysctl: Default::default(),
+            fwmark_v4: Vec::new(),
+            fwmark_v6: Vec::new(),
+        }
+    }
+
+    const RULES: &str = "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.0.11 -g\n\
+                         -A -t 10.0.0.2:80 -s wlc\n-a -t 10.0.0.2:80 -r 10.0.0.12 -g\n\
+                         -A -u [fd00::1]:53\n-a -u [fd00::1]:53 -r [fd00::11] -g\n";
+
+    fn build(b: &mut SnapshotBuilder, text: &str, stats: &mut StatsRegistry) -> Draft {
+        let rules = RuleSet::from_text(text).unwrap();
+        let mut d = b.build(&rules, &base(), stats).unwrap();
+        let left = b.adopt(&mut d);
+        stats.retire(left);
+        d
+    }
+
+    #[test]
+    fn only_changed_services_are_rebuilt_and_the_rest_are_shared() {
+        let mut stats = StatsRegistry::new(2);
+        let mut b = SnapshotBuilder::new();
+        let first = build(&mut b, RULES, &mut stats);
+        assert_eq!(
+            (
+                first.rebuilt,
+                first.v4.services.len(),
+                first.v6.services.len()
+            ),
+            (3, 2, 1)
+        );
+        let same = build(&mut b, RULES, &mut stats);
+        assert_eq!(same.rebuilt, 0);
+        assert!(Arc::ptr_eq(&first.v4.services[1], &same.v4.services[1]));
+        let edited = RULES.to_string() + "-e -t 10.0.0.2:80 -r 10.0.0.12 -g -w 5\n";
+        let e = build(&mut b, &edited, &mut stats);
+        assert_eq!(e.rebuilt, 1);
+        assert!(Arc::ptr_eq(&first.v4.services[0], &e.v4.services[0]));
+        assert!(Arc::ptr_eq(&first.v6.services[0], &e.v6.services[0]));
+        assert_eq!(e.v4.services[1].dests[0].weight, 5);
+        // The rebuilt service's dest keeps its counter block.
+        let (old, new) = (
+            &first.v4.services[1].dests[0].stats.0,
+            &e.v4.services[1].dests[0].stats.0,
+        );
+        assert!(Arc::ptr_eq(old.as_ref().unwrap(), new.as_ref().unwrap()));
+        // The index is the new snapshot's own.
+        assert_eq!(e.v4.services.len(), 2);
+    }
+
+    #[test]
+    fn a_refused_build_keeps_what_the_next_change_compares_with() {
+        let mut stats = StatsRegistry::new(1);
+        let mut b = SnapshotBuilder::new();
+        let first = build(&mut b, RULES, &mut stats);
+        let mut bad = base();
+        // A fwmark rule naming no fwmark service refuses the whole build.
+        bad.fwmark_v4.push(rvs_dataplane::config::FwmarkRule {
+            mark: 9,
+            proto: None,
+            addr: V4(0),
+            prefix: 0,
+            port_lo: 0,
+            port_hi: 65535,
+        });
+        let rules = RuleSet::from_text(RULES).unwrap();
+        assert!(b.build(&rules, &bad, &mut stats).is_err());
+        let again = build(&mut b, RULES, &mut stats);
+        assert_eq!(again.rebuilt, 0);
+        assert!(Arc::ptr_eq(&first.v4.services[0], &again.v4.services[0]));
+    }
+
+    #[test]
+    fn blocks_of_dests_that_left_are_freed_once_no_snapshot_holds_them() {
+        let mut stats = StatsRegistry::new(2);
+        let mut b = SnapshotBuilder::new();
+        let first = build(&mut b, RULES, &mut stats);
+        let id = |vip: &str, a: &str| {
+            let svc = crate::controller::parse_service(&format!("-t {vip}:80")).unwrap();
+            (svc, a.parse::<IpAddr>().unwrap(), 80)
+        };
+        assert!(stats.has_block(&id("10.0.0.2", "10.0.0.12")));
+        // -d the dest: the old snapshot (a worker's, say) still holds its block.
+        let after = build(
+            &mut b,
+            &RULES.replace("-a -t 10.0.0.2:80 -r 10.0.0.12 -g\n", ""),
+            &mut stats,
+        );
+        assert_eq!(after.rebuilt, 1);
+        assert_eq!(stats.gc(), 0);
+        assert!(stats.has_block(&id("10.0.0.2", "10.0.0.12")));
+        drop(first);
+        assert_eq!(stats.gc(), 1);
+        assert!(!stats.has_block(&id("10.0.0.2", "10.0.0.12")));
+        // A refused change makes no lasting block.
+        let refused =
+            RuleSet::from_text(&(RULES.to_string() + "-a -t 10.0.0.2:80 -r 10.0.0.13 -g\n"))
+                .unwrap();
+        let mut bad = base();
+        bad.fwmark_v6.push(rvs_dataplane::config::FwmarkRule {
+            mark: 9,
+            proto: None,
+            addr: V6([0; 4]),
+            prefix: 0,
+            port_lo: 0,
+            port_hi: 65535,
+        });
+        assert!(b.build(&refused, &bad, &mut stats).is_err());
+        assert!(stats.has_block(&id("10.0.0.2", "10.0.0.13")));
+        // (RULES has 10.0.0.12 again, whose block went above: made anew for the refused
+        // change, and freed with 10.0.0.13's.)
+        assert_eq!(stats.gc(), 2);
+        assert!(!stats.has_block(&id("10.0.0.2", "10.0.0.13")));
+        // The dests in force keep theirs.
+        assert!(stats.has_block(&id("10.0.0.1", "10.0.0.11")));
+        assert_eq!(stats.gc(), 0);
+        drop(after);
+    }
+}
