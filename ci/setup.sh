@@ -11,6 +11,9 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 if ! pkg-config --exists libdpdk 2>/dev/null || ! command -v dpdk-testpmd >/dev/null; then
   need+=(dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config)
 fi
+# keepalived 2.2 (Debian): the keepalived.conf tests check their fixtures with its
+# --config-test.
+command -v keepalived >/dev/null || need+=(keepalived)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
