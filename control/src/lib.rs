@@ -4,7 +4,8 @@
 //!   its `ipvsadm-save` form, and the engine snapshots it gives.
 //! - [`appconfig`]: the appliance's TOML file (ports, neighbors, routes, sysctls, engine
 //!   sizing, firewall-mark match rules).
-//! - [`keepalived`]: the operator's keepalived.conf (its LVS part) as rules.
+//! - [`keepalived`]: the operator's keepalived.conf (its LVS part) as rules; [`health`]: its
+//!   checkers' semantics.
 //! - [`replay`]: `rvsd replay`, the packet path over a capture in virtual time.
 //! - [`metrics`], [`ipvs_metrics`]: the Prometheus text of every counter; [`metrics_http`]
 //!   serves it at `/metrics`.
@@ -20,6 +21,7 @@ pub mod appconfig;
 pub mod control_thread;
 pub mod controller;
 pub mod estimator;
+pub mod health;
 pub mod ipvs_metrics;
 pub mod keepalived;
 #[cfg(feature = "dpdk")]
