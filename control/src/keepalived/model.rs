@@ -83,7 +83,6 @@ pub enum CheckKind {
     Tcp,
     Http {
         urls: Vec<Url>,
-        tls: bool,
     },
     Misc {
         path: String,

@@ -75,7 +75,7 @@ fn the_lab_file_gives_the_rules_keepalived_would_set_up() {
     let http = &web.real_servers[1].checkers[0];
     assert_eq!(http.connect_port, Some(8080));
     assert_eq!(http.delay_before_retry(), std::time::Duration::from_secs(3));
-    let CheckKind::Http { urls, tls: false } = &http.kind else {
+    let CheckKind::Http { urls } = &http.kind else {
         panic!("{:?}", http.kind)
     };
     assert_eq!(urls[0].status, vec![(200, 200), (204, 204)]);
@@ -139,6 +139,12 @@ fn what_rvs_does_not_support_is_refused_naming_file_line_and_keyword() {
     );
     let quorum_up = vs("    quorum_up /usr/local/bin/quorum-up\n");
     assert!(keepalived_accepts(&tmp("qup.conf", &quorum_up)));
+    let ssl = "virtual_server 10.0.0.1 443 {\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n    real_server 10.0.0.11 443 {\n        SSL_GET {\n            url {\n                path /\n            }\n        }\n    }\n}\n";
+    assert!(keepalived_accepts(&tmp("ssl.conf", ssl)));
+    assert_eq!(
+        refusal(ssl),
+        "FILE:6: SSL_GET: not supported by rvs yet (TLS checks)"
+    );
     assert_eq!(
         refusal(&quorum_up),
         "FILE:5: quorum_up: not supported by rvs in a virtual_server"
