@@ -23,6 +23,19 @@
 #        resolves the client itself (its ARP request / NS leaves by p0, the answer comes back
 #        through rvsd, which learns it and passes it on to rvs0).
 #
+#   health: the nat topology with the exception path on (rvs0, rvs1), rvsd started with
+#        --keepalived ci/netns/keepalived-nat.conf (a real keepalived file: keepalived
+#        --config-test must accept it): its checkers run in the balancer namespace's kernel and
+#        reach the servers through rvs1 (10.0.2.1) and rvsd's p1. VIP 10.0.3.100: port 80
+#        TCP_CHECK, 8080 HTTP_GET (status_code 200, inhibit_on_failure; httpd.py answers 500
+#        on demand), 90 quorum 2 with a sorry server, 92 MISC_CHECK with misc_dynamic. A
+#        stopped listener is out of -Ln within delay_loop x (retry + 1) plus one delay_loop
+#        (3 s; the seconds are printed), new connections all go to the live server, and it is
+#        back within 2 s of listening again; a 500 puts its server at weight 0; quorum loss
+#        brings in the sorry server; the program's exit status sets the weight (5: 3, 1: down,
+#        2: 0). rvsd's log must have the `rvsd health: real server ... down: ...` / `... up`
+#        lines.
+#
 # Each test: 50 real TCP connections (client.py) must all complete and be served by both
 # servers (rr); a server drained with -w 0 gets no new connection; after -d of the other,
 # everything goes to the one left; -Ln / -Ln --stats list the dests with their counts; the
@@ -32,7 +45,7 @@
 # and rvsd must have counted the frames to and from rvs0. Any failure stops the script with
 # a message, rvsd's log and its non-zero drop counters.
 #
-# Usage (root): ci/netns.sh [dr] [nat] [exception]   (all three by default)
+# Usage (root): ci/netns.sh [dr] [nat] [exception] [health]   (all four by default)
 # Env: RVS_BIN_DIR   where rvsd and rvsadm are (default target/release; a relative path is
 #                     taken from the repository root)
 #      RVS_NETNS_CONNS  connections of the first round (default 50)
@@ -41,8 +54,13 @@
 #      RVS_NETNS_WORKERS  rvsd's [engine] workers (default 1; more use the fixed RSS key and
 #                     share the CPUs: --lcores)
 #      RVS_NETNS_EXPECT_WRONG=1  expect the drained server to take the new connections
-#                     (a deliberately wrong expectation: the test must then fail)
-# Needs ip, nft, ethtool and python3 (nftables and ethtool are installed if missing).
+#                     (a deliberately wrong expectation: the test must then fail; in
+#                     health: the stopped server to take them)
+#      RVS_NETNS_KEEPALIVED  the health test's keepalived file (default
+#                     ci/netns/keepalived-nat.conf; a copy with a wrong connect_port, say,
+#                     must make the test fail)
+# Needs ip, nft, ethtool and python3 (nftables and ethtool are installed if missing), and
+# keepalived for health (ci/setup.sh installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$PWD/ci/netns
@@ -83,6 +101,7 @@ PIDS=()     # background processes started (servers)
 RVSD_PID=""
 PREFIX=""   # the running rvsd's EAL --file-prefix
 KERNEL_IF=0 # 1: the next rvsd gets its exception path (rvs<i>), else --no-exception
+KEEPALIVED="" # the next rvsd's --keepalived FILE, if any
 CUR=""      # the test running, for messages
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 secs() { local d=$(($(now_ms) - $1)); echo "$((d / 1000)).$((d % 1000 / 100))"; }
@@ -201,6 +220,7 @@ EOF
 start_rvsd() {
   local d=$TMP/$CUR i=0 ifc vdevs=() exc=(--no-exception)
   [ "$KERNEL_IF" != 1 ] || exc=()
+  [ -z "$KEEPALIVED" ] || exc+=(--keepalived "$KEEPALIVED")
   for ifc in "$@"; do vdevs+=(--vdev "net_af_packet$i,iface=$ifc"); i=$((i + 1)); done
   PREFIX=$TAG-$CUR
   # The main lcore (control thread) on CPU 0, worker lcores 1..N spread over the CPUs.
@@ -537,14 +557,245 @@ EOF
   end_test
 }
 
+# dests PORT: the dests -Ln lists under the service $VIP:PORT, each as ADDR:PORT/WEIGHT,
+# sorted, space-separated.
+dests() {
+  local l
+  l=$(adm -Ln) || die "$CUR: rvsadm -Ln failed"
+  awk -v s="$VIP:$1" '$1 ~ /^(TCP|UDP|SCTP|FWM)$/ {in_s = ($2 == s)}
+    in_s && $1 == "->" {print $2 "/" $4}' <<<"$l" | sort | tr '\n' ' ' | sed 's/ $//'
+}
+
+# wait_dests PORT WANT LABEL LIMIT_MS T0_MS: polls -Ln (every 0.1 s, up to 20 s) until the
+# service $VIP:PORT lists exactly WANT (see dests); prints the seconds since T0_MS and fails
+# when they exceed LIMIT_MS. Sets WAITED to the milliseconds.
+wait_dests() {
+  local port=$1 want=$2 label=$3 limit=$4 t=$5 got=""
+  for _ in $(seq 200); do
+    got=$(dests "$port")
+    [ "$got" = "$want" ] && break
+    sleep 0.1
+  done
+  WAITED=$(($(now_ms) - t))
+  [ "$got" = "$want" ] ||
+    die "$CUR: $label: $VIP:$port lists '$got' after $(secs "$t") s, expected '$want'"
+  echo "  $label: $VIP:$port lists '$got' after $(secs "$t") s (bound $((limit / 1000)).$((limit % 1000 / 100)) s)"
+  [ "$WAITED" -le "$limit" ] ||
+    die "$CUR: $label took $(secs "$t") s, over the bound of $((limit / 1000)).$((limit % 1000 / 100)) s"
+}
+
+# http_clients LABEL PORT N: N HTTP GETs from the client namespace to $VIP:PORT, each
+# answered 200 with the server's name (httpd.py); sets OUT as client.py does ("ok=K fail=F
+# NAME=count ...") and fails unless all succeed.
+http_clients() {
+  local label=$1 port=$2 n=$3
+  if ! OUT=$(timeout 60 ip netns exec "$(ns c)" "$PY" - "$VIP" "$port" "$n" <<'PYEOF'
+import collections, sys, urllib.request
+addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+c, fail = collections.Counter(), 0
+for i in range(n):
+    try:
+        with urllib.request.urlopen(f"http://{addr}:{port}/", timeout=3) as r:
+            c[r.read().decode().strip()] += 1
+    except Exception as e:
+        fail += 1
+        print(f"GET {i}: {e!r}", file=sys.stderr)
+print(f"ok={sum(c.values())} fail={fail} " + " ".join(f"{k}={v}" for k, v in sorted(c.items())))
+sys.exit(1 if fail else 0)
+PYEOF
+  ); then
+    die "$CUR: $label: HTTP GETs to $VIP:$port failed: $OUT"
+  fi
+  echo "  $label: $OUT"
+}
+
+# health_line WHAT PATTERN: rvsd's log has a health line matching PATTERN (grep -E); shows it.
+health_line() {
+  local l
+  l=$(grep -E "$2" "$TMP/$CUR/rvsd.log" | tail -n 1) ||
+    die "$CUR: rvsd's log has no line for $1 (/$2/)"
+  echo "  log ($1): $l"
+}
+
+# kill_server PID: stops one server (its listener goes away: connections are refused).
+kill_server() { kill "$1"; wait "$1" 2>/dev/null || true; }
+
+# The health test: rvsd started with --keepalived (ci/netns/keepalived-nat.conf, a real
+# keepalived file) in the NAT topology, its exception path on: the checkers run in the
+# balancer namespace's kernel and reach the servers through rvs1 (10.0.2.1) and rvsd's p1.
+test_health() {
+  CUR=health t0=$(now_ms) VIP=10.0.3.100
+  local d=$TMP/health n i=0 conf pid1 pidq1 t port
+  mkdir -p "$d"
+  say "health: keepalived checkers in rvsd (NAT topology, checks through rvs1), VIP $VIP"
+  # The file: keepalived's own verdict, then a copy with the run's directory for the
+  # MISC_CHECK's script, which keepalived must accept too.
+  local src=${RVS_NETNS_KEEPALIVED:-$here/keepalived-nat.conf}
+  command -v keepalived >/dev/null || die "health: keepalived is required (ci/setup.sh)"
+  keepalived --config-test -f "$src" >"$d/config-test.log" 2>&1 ||
+    die "health: keepalived --config-test refuses $src: $(cat "$d/config-test.log")"
+  conf=$d/keepalived.conf
+  sed "s#/run/rvs-netns-health#$d#g" "$src" >"$conf"
+  # shellcheck disable=SC2016 # the script's own $(...)
+  printf '#!/bin/sh\nexit "$(cat %s/misc-status)"\n' "$d" >"$d/misc.sh"
+  echo 0 >"$d/misc-status"
+  keepalived --config-test -f "$conf" >"$d/config-test.log" 2>&1 ||
+    die "health: keepalived --config-test refuses the copy: $(cat "$d/config-test.log")"
+  echo "  keepalived --config-test: $src accepted (and the run's copy)"
+  for n in sw c lb s1 s2; do mkns $n; done
+  veth c eth0 lb p0
+  ip -n "$(ns sw)" link add br0 type bridge
+  ip -n "$(ns sw)" link set br0 up
+  veth sw to-lb lb p1
+  ip -n "$(ns sw)" link set to-lb master br0
+  rvsd_port p0 02:00:00:00:01:01
+  rvsd_port p1 02:00:00:00:02:01
+  ip -n "$(ns c)" addr add 10.0.1.2/24 dev eth0
+  ip -n "$(ns c)" route add "$VIP/32" via 10.0.1.1
+  endpoint_if c eth0
+  for n in s1 s2; do
+    i=$((i + 1))
+    veth sw "to-$n" $n eth0
+    ip -n "$(ns sw)" link set "to-$n" master br0
+    ip -n "$(ns $n)" addr add "10.0.2.1$i/24" dev eth0
+    ip -n "$(ns $n)" route add default via 10.0.2.1
+    endpoint_if $n eth0
+  done
+  # The servers before rvsd, so the checkers find them up from the first check.
+  server s1 s1
+  pid1=${PIDS[-1]}
+  server s2 s2
+  server s1 q1 90
+  pidq1=${PIDS[-1]}
+  server s2 q2 90
+  server s2 sorry 91
+  server s1 m1 92
+  server s2 m2 92
+  for n in s1 s2; do
+    ip netns exec "$(ns $n)" "$PY" "$here/httpd.py" "h$n" 8080 "$d/http-$n.fail" \
+      >"$d/server-h$n.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 50); do grep -q ready "$d/server-h$n.log" 2>/dev/null && break; sleep 0.1; done
+    grep -q ready "$d/server-h$n.log" || die "health: httpd.py h$n did not start"
+  done
+  cat >"$d/appliance.toml" <<EOT
+[[port]]
+name = "client"
+mac = "02:00:00:00:01:01"
+addrs = ["10.0.1.1/24"]
+device = "net_af_packet0"
+
+[[port]]
+name = "servers"
+mac = "02:00:00:00:02:01"
+addrs = ["10.0.2.1/24"]
+device = "net_af_packet1"
+EOT
+  # rvsd with the file, and its exception path (rvs0, rvs1) for the checks.
+  KERNEL_IF=1 KEEPALIVED=$conf
+  start_rvsd p0 p1
+  KERNEL_IF=0 KEEPALIVED=""
+  grep -q 'rvsd run: health checks' "$d/rvsd.log" ||
+    die "health: rvsd did not start its checkers: $(grep 'rvsd' "$d/rvsd.log" | head -n 5)"
+  # The steady state: every real server up (the checkers' first rounds).
+  t=$(now_ms)
+  wait_dests 80 "10.0.2.11:80/1 10.0.2.12:80/1" "start" 10000 "$t"
+  wait_dests 8080 "10.0.2.11:8080/1 10.0.2.12:8080/1" "start" 10000 "$t"
+  wait_dests 90 "10.0.2.11:90/1 10.0.2.12:90/1" "start" 10000 "$t"
+  wait_dests 92 "10.0.2.11:92/1 10.0.2.12:92/1" "start" 10000 "$t"
+  # Every checker's first rounds (a failure and its retry: 3 s) find every server up.
+  sleep 3
+  for port in 80 8080 90 92; do
+    t=$(now_ms)
+    wait_dests "$port" "10.0.2.11:$port/1 10.0.2.12:$port/1" "after 3 s" 500 "$t"
+  done
+  ! grep -q 'rvsd health: real server .* down' "$d/rvsd.log" ||
+    die "health: a real server went down before any was stopped: $(grep 'rvsd health' "$d/rvsd.log")"
+
+  say "health: TCP_CHECK (delay_loop 1, retry 1, delay_before_retry 1): s1's listener stopped"
+  clients "both up" 20
+  expect_both s1 s2 20
+  kill_server "$pid1"
+  t=$(now_ms)
+  # delay_loop x (retry + 1) plus one delay_loop: 3 s.
+  wait_dests 80 "10.0.2.12:80/1" "s1 out" 3000 "$t"
+  local out_s
+  out_s=$(secs "$t")
+  health_line "s1 down" "rvsd health: real server 10\.0\.2\.11 \(.*\) down: TCP_CHECK 10\.0\.2\.11:80: "
+  clients "s1 out" 20
+  expect_only "$(drained_server s1 s2)" 20
+  server s1 s1
+  t=$(now_ms)
+  # The next check (within a delay_loop) brings it back; plus one delay_loop: 2 s.
+  wait_dests 80 "10.0.2.11:80/1 10.0.2.12:80/1" "s1 back" 2000 "$t"
+  local back_s
+  back_s=$(secs "$t")
+  health_line "s1 up" "rvsd health: real server 10\.0\.2\.11 \(.*\) up"
+  clients "s1 back" 20
+  expect_both s1 s2 20
+
+  say "health: HTTP_GET (status_code 200, inhibit_on_failure): hs1 answers 500"
+  http_clients "both 200" 8080 10
+  expect_both hs1 hs2 10
+  touch "$d/http-s1.fail"
+  t=$(now_ms)
+  wait_dests 8080 "10.0.2.11:8080/0 10.0.2.12:8080/1" "hs1 at weight 0" 3000 "$t"
+  health_line "hs1 down" "rvsd health: real server 10\.0\.2\.11 \(.*\) down: HTTP_GET http://10\.0\.2\.11:8080/health: status 500"
+  http_clients "hs1 answers 500" 8080 10
+  expect_only hs2 10
+  rm -f "$d/http-s1.fail"
+  t=$(now_ms)
+  wait_dests 8080 "10.0.2.11:8080/1 10.0.2.12:8080/1" "hs1 back" 2000 "$t"
+  http_clients "hs1 back" 8080 10
+  expect_both hs1 hs2 10
+
+  say "health: quorum 2: q1 stopped, the sorry server comes in"
+  connect "quorum" "$VIP" 90 20
+  expect_both q1 q2 20
+  kill_server "$pidq1"
+  t=$(now_ms)
+  wait_dests 90 "10.0.2.12:91/1" "quorum lost" 3000 "$t"
+  health_line "quorum lost" "rvsd health: virtual server at .* lost its quorum: the sorry server is in"
+  connect "quorum lost" "$VIP" 90 20
+  expect_only sorry 20
+  server s1 q1 90
+  t=$(now_ms)
+  wait_dests 90 "10.0.2.11:90/1 10.0.2.12:90/1" "quorum back" 2000 "$t"
+  health_line "quorum back" "rvsd health: virtual server at .* has its quorum again"
+  connect "quorum back" "$VIP" 90 20
+  expect_both q1 q2 20
+
+  say "health: MISC_CHECK with misc_dynamic: m1's weight from the program's exit status"
+  echo 5 >"$d/misc-status"
+  t=$(now_ms)
+  wait_dests 92 "10.0.2.11:92/3 10.0.2.12:92/1" "exit 5: weight 3" 2000 "$t"
+  health_line "m1 weight" "rvsd health: real server 10\.0\.2\.11 \(.*\) weight 3"
+  connect "wrr 3:1" "$VIP" 92 40
+  if [ "$(count m1)" != 30 ] || [ "$(count m2)" != 10 ]; then
+    die "health: wrr 3:1 over 40 connections should give m1=30 m2=10: $OUT"
+  fi
+  echo 1 >"$d/misc-status"
+  t=$(now_ms)
+  wait_dests 92 "10.0.2.12:92/1" "exit 1: down" 2000 "$t"
+  health_line "m1 down" "rvsd health: real server 10\.0\.2\.11 \(.*\) down: MISC_CHECK /bin/sh: exit status 1"
+  connect "m1 down" "$VIP" 92 10
+  expect_only m2 10
+  echo 2 >"$d/misc-status"
+  t=$(now_ms)
+  wait_dests 92 "10.0.2.11:92/0 10.0.2.12:92/1" "exit 2: up at weight 0" 2000 "$t"
+  say "health: TCP_CHECK: out in $out_s s (bound 3.0 s), back in $back_s s (bound 2.0 s)"
+  end_test
+}
+
 tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=(dr nat exception)
+[ ${#tests[@]} -gt 0 ] || tests=(dr nat exception health)
 for t in "${tests[@]}"; do
   case $t in
     dr) test_dr ;;
     nat) test_nat ;;
     exception) test_exception ;;
-    *) die "unknown test $t (dr, nat, exception)" ;;
+    health) test_health ;;
+    *) die "unknown test $t (dr, nat, exception, health)" ;;
   esac
 done
 say "all passed: ${tests[*]} ($(secs "$t_start") s)"

@@ -24,12 +24,21 @@ echo "== demo (smoke: the DPDK EAL on net_pcap, no hugepages)"
 ./target/release/rvsd demo --clients 200 --flood 2000 >/dev/null
 echo "== control bench (one -e on every worker; a 10k-service --replace; a 100k-dest scrape)"
 RVS_BENCH_CHANGES=300 cargo bench --locked -q -p rvs-control --bench control
-echo "== netns (real kernel TCP through rvsd on net_af_packet: DR and NAT set up by rvsadm, a listener behind the exception path)"
+echo "== netns (real kernel TCP through rvsd on net_af_packet: DR and NAT set up by rvsadm, a listener behind the exception path; keepalived health checks from the exception path)"
 cargo build --release --locked -q -p rvs-control
 bash ci/netns.sh
-RVS_NETNS_WORKERS=2 bash ci/netns.sh
+# The health checks once (their path is the exception path's, which the line above and this
+# one already cover with one and two workers).
+RVS_NETNS_WORKERS=2 bash ci/netns.sh dr nat exception
 echo "== ci/prometheus.sh (real Prometheus scraping rvsd: relabel rule, series, alerts)"
 bash ci/prometheus.sh
+echo "== pktgen-scripts/*.lua (luac -p, a stand-in pktgen) and their appliance file and rules (rvsd replay)"
+bash ci/lua-check.sh
+none=$(mktemp --suffix=.pcap)
+./target/release/rvsd lab-pcap --kind established --flows 0 --out "$none"
+./target/release/rvsd replay --config pktgen-scripts/appliance.toml \
+  --rules pktgen-scripts/rules.ipvsadm --pcap-in "$none" --pcap-out /dev/null
+rm -f "$none"
 echo "== pktgen-scripts/replay.sh (smoke: testpmd sends a generated mix into net_null)"
 out=$(pktgen-scripts/replay.sh --flows 10000 --seconds 1 -- -l 0-1 --no-huge -m 1024 --no-pci \
   --no-telemetry --file-prefix rvs-replay-smoke --vdev net_null0,no-rx=1)

@@ -77,8 +77,10 @@ impl ControlThread {
         self
     }
 
-    pub fn with_reload(mut self, path: PathBuf, hup: &'static AtomicBool) -> Self {
-        self.rules_path = Some(path);
+    /// Re-read `path` on SIGHUP; without a rules file a SIGHUP is logged and changes nothing
+    /// (rather than end rvsd, the signal's default).
+    pub fn with_reload(mut self, path: Option<PathBuf>, hup: &'static AtomicBool) -> Self {
+        self.rules_path = path;
         self.hup = Some(hup);
         self
     }
@@ -279,12 +281,16 @@ impl ControlThread {
     }
 
     fn reload_on_hup(&mut self) {
-        let (Some(path), Some(hup)) = (&self.rules_path, self.hup) else {
+        let Some(hup) = self.hup else {
             return;
         };
         if !hup.swap(false, Ordering::Relaxed) {
             return;
         }
+        let Some(path) = &self.rules_path else {
+            eprintln!("rvsd: SIGHUP: rvsd runs without --rules: nothing to re-read");
+            return;
+        };
         let path = path.clone();
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,

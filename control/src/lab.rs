@@ -252,6 +252,7 @@ pub fn demo(
         // The demo's own socket and no endpoint: it runs beside a real rvsd too.
         socket: Some(std::env::temp_dir().join(format!("{prefix}.sock"))),
         metrics_listen: Some("off".into()),
+        keepalived: None,
     };
     let res = run(&args);
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));

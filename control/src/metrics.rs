@@ -364,6 +364,44 @@ pub fn render_run(
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// One mbuf pool as the control thread read it: mbufs taken out of it (in the ports' and
+/// taps' rx rings, in flight, held by the packet path) and its size. Mbufs in the per-lcore
+/// caches count as free, as DPDK's `rte_mempool_in_use_count` counts them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolSample {
+    /// The pool's name (`rvs_pool_s0`: one per NUMA socket in use).
+    pub name: String,
+    pub in_use: u64,
+    pub size: u64,
+}
+
+/// The mbuf pools (label `pool`).
+pub fn render_pools(pools: &[PoolSample]) -> String {
+    let mut f = Families::default();
+    for p in pools {
+        f.add(
+            "rvs_mempool_mbufs_in_use",
+            "Mbufs taken out of the pool (rx rings, in flight, held): back to its idle count when traffic stops.",
+            MetricKind::Gauge,
+            vec![label("pool", &p.name)],
+            p.in_use,
+        );
+        f.add(
+            "rvs_mempool_mbufs",
+            "Mbufs the pool holds in all (its size).",
+            MetricKind::Gauge,
+            vec![label("pool", &p.name)],
+            p.size,
+        );
+    }
+    let families: Vec<MetricFamily> = f.0.into_values().collect();
+    let mut out = Vec::new();
+    if TextEncoder::new().encode(&families, &mut out).is_err() {
+        return String::new();
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// The config generation each worker runs (label `worker`).
 pub fn render_generations(gens: &[u64]) -> String {
     let mut f = Families::default();

@@ -42,7 +42,7 @@ use rvs_dataplane::pipeline::worker::{Out, TxOffloads, Worker};
 use crate::control_thread::{install_hup_handler, ControlThread, Render};
 use crate::controller::{Base, Controller};
 use crate::link::WorkerLink;
-use crate::metrics::{self, LoopSample, PortSample, WorkerCounters};
+use crate::metrics::{self, LoopSample, PoolSample, PortSample, WorkerCounters};
 use crate::metrics_http::MetricsServer;
 use crate::replay;
 use crate::rules::RuleSet;
@@ -86,6 +86,8 @@ pub struct RunArgs {
     /// Where to serve /metrics: `ADDR:PORT` or `off` (default: the config's
     /// `[metrics] listen`).
     pub metrics_listen: Option<String>,
+    /// A keepalived.conf whose virtual servers join the rules and whose checkers run.
+    pub keepalived: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -104,6 +106,7 @@ impl RunArgs {
             stats_period_ms: None,
             socket: None,
             metrics_listen: None,
+            keepalived: None,
         }
     }
 }
@@ -224,6 +227,33 @@ fn ms(tsc: u64, hz: u64) -> u64 {
     (u128::from(tsc) * 1000 / u128::from(hz.max(1))) as u64
 }
 
+/// Read a keepalived.conf and add its virtual servers, as they are at start (real servers
+/// up unless in `alpha`), to `rules`; its notes are logged.
+fn with_keepalived(
+    path: &std::path::Path,
+    rules: &mut RuleSet,
+) -> Result<crate::keepalived::KaConfig, String> {
+    let ka = crate::keepalived::load(path).map_err(|e| e.to_string())?;
+    for n in &ka.notes {
+        eprintln!("rvsd run: {n}");
+    }
+    let initial = ka.rules(&ka.initial()).map_err(|e| e.to_string())?;
+    for line in crate::health::diff_lines(&RuleSet::new(), &initial) {
+        let cmd =
+            crate::rules::parse_line(&line).map_err(|e| format!("{}: {e}", path.display()))?;
+        if let Some(c) = cmd {
+            rules.apply_in_place(&c).map_err(|e| {
+                format!(
+                    "{}: {} (beside --rules: `{line}`)",
+                    path.display(),
+                    e.message
+                )
+            })?;
+        }
+    }
+    Ok(ka)
+}
+
 /// The queues a port gets for `n` workers on a device offering `max` of a direction.
 fn queues_for(n: u32, max: u16) -> u16 {
     u16::try_from(n).unwrap_or(u16::MAX).min(max).max(1)
@@ -237,6 +267,11 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
             RuleSet::from_text(&text).map_err(|e| format!("{}: {e}", p.display()))?
         }
         None => RuleSet::new(),
+    };
+    let mut rules = rules;
+    let keepalived = match args.keepalived.as_ref().or(cfg.health.keepalived.as_ref()) {
+        Some(p) => Some(with_keepalived(p, &mut rules)?),
+        None => None,
     };
     let n = cfg.engine.workers.max(1);
     // The control side first: a refused rule set or a socket another rvsd serves stops us
@@ -562,6 +597,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
         let loops = loops.clone();
         let links = links.clone();
         let readers = std::mem::take(&mut readers);
+        let pools: Vec<Mempool> = pools.iter().map(|(_, p)| p.clone()).collect();
         Box::new(move |ctl: &Controller| {
             let samples: Vec<LoopSample> = loops
                 .iter()
@@ -577,15 +613,58 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
             text.push_str(&metrics::render_generations(
                 &links.iter().map(|l| l.generation()).collect::<Vec<_>>(),
             ));
+            let pools: Vec<PoolSample> = pools
+                .iter()
+                .map(|p| {
+                    let in_use = u64::from(p.in_use());
+                    PoolSample {
+                        name: p.name().to_string(),
+                        in_use,
+                        size: in_use + u64::from(p.avail()),
+                    }
+                })
+                .collect();
+            text.push_str(&metrics::render_pools(&pools));
             text
         })
     };
     let mut ct = ControlThread::new(ctl, links.clone(), render, t0)
         .with_socket(socket)
         .with_scrapes(scrape_rx);
-    if let Some(p) = &args.rules {
-        ct = ct.with_reload(p.clone(), install_hup_handler());
-    }
+    ct = ct.with_reload(args.rules.clone(), install_hup_handler());
+    // The checkers: their changes come through the control socket, as rvsadm's do.
+    let checkers = match keepalived {
+        Some(ka) => {
+            let initial = ka.rules(&ka.initial()).map_err(|e| e.to_string())?;
+            let mut client = crate::adm::client::UnixClient::new(&socket_path);
+            let apply: crate::health::Apply = Box::new(move |lines| {
+                use crate::adm::client::Transport;
+                match client.call(&crate::protocol::Request::Apply { lines }) {
+                    Ok(crate::protocol::Reply::Ok { .. }) => Ok(()),
+                    Ok(crate::protocol::Reply::Error(e)) => Err(e.message),
+                    Ok(other) => Err(format!("unexpected reply {other:?}")),
+                    Err(e) => Err(e.to_string()),
+                }
+            });
+            let core = housekeeping.first().copied();
+            let c = crate::health::Checkers::start(ka, initial, apply, core);
+            match c {
+                Ok(c) => {
+                    eprintln!(
+                        "rvsd run: health checks (thread on core {})",
+                        core.map_or("any".to_string(), |c| c.id.to_string())
+                    );
+                    Some(c)
+                }
+                Err(e) => {
+                    stop.store(true, Relaxed);
+                    eal.wait_all();
+                    return Err(e);
+                }
+            }
+        }
+        None => None,
+    };
     let start = t0;
     let mut period = Period::new(args.stats_period_ms, t0);
     loop {
@@ -615,6 +694,9 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
     }
     let seconds = (ms(dpdk::rdtsc(), hz) - start) as f64 / 1000.0;
     drop(metrics_server);
+    if let Some(c) = checkers {
+        c.stop();
+    }
     // What the workers gave back on their way out (old snapshots) is freed here.
     ct.housekeeping(ms(dpdk::rdtsc(), hz));
     if let Some(path) = &args.metrics_out {

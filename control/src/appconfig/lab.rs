@@ -58,6 +58,7 @@ pub fn default_lab() -> AppConfig {
         engine: EngineConfig::default(),
         fwmarks: Vec::new(),
         tunnel: TunnelConfig::default(),
+        health: Default::default(),
         control: ControlConfig::default(),
         metrics: MetricsConfig::default(),
     }

@@ -20,7 +20,7 @@
 //! - `values`: reading one value (integer in range, MAC, address, prefix) with its error.
 //! - One file per table, its type, defaults, reader and checks: `ports` (`[[port]]`,
 //!   `[[neighbor]]`, `[[route]]`), `sysctl` (`[defense]`, `[ipvs]`), `engine`, `fwmark`,
-//!   `tunnel`, `control`, `metrics`.
+//!   `tunnel`, `control`, `metrics`, `health`.
 //! - `lab`: the embedded lab configuration.
 
 use std::net::IpAddr;
@@ -30,6 +30,7 @@ mod control;
 mod engine;
 mod errors;
 mod fwmark;
+mod health;
 mod lab;
 mod metrics;
 mod ports;
@@ -47,6 +48,7 @@ pub use control::{ControlConfig, DEFAULT_SOCKET};
 pub use engine::{EngineConfig, RssKey, DEFAULT_CONNS_PER_WORKER, DEFAULT_MAX_DESTS};
 pub use errors::ConfigFileError;
 pub use fwmark::FwmarkConfig;
+pub use health::HealthConfig;
 pub use lab::{default_lab, DEFAULT_LAB_TOML};
 pub use metrics::{MetricsConfig, DEFAULT_METRICS_LISTEN};
 pub use ports::{NeighborConfig, PortConfig, RouteConfig, DEFAULT_MTU};
@@ -71,6 +73,7 @@ pub struct AppConfig {
     pub tunnel: TunnelConfig,
     pub control: ControlConfig,
     pub metrics: MetricsConfig,
+    pub health: HealthConfig,
 }
 
 /// Parse and check an appliance TOML text. Errors carry no file name
@@ -93,6 +96,7 @@ pub fn parse(text: &str) -> Result<AppConfig, ConfigFileError> {
     let tunnel = tunnel::read_tunnel(&c, &raw.tunnel, &all_addrs)?;
     let control = control::read_control(&c, &raw.control)?;
     let metrics = metrics::read_metrics(&c, &raw.metrics)?;
+    let health = health::read_health(&c, &raw.health)?;
     Ok(AppConfig {
         ports,
         neighbors,
@@ -104,6 +108,7 @@ pub fn parse(text: &str) -> Result<AppConfig, ConfigFileError> {
         tunnel,
         control,
         metrics,
+        health,
     })
 }
 

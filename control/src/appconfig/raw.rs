@@ -30,6 +30,8 @@ pub(super) struct RawFile {
     pub(super) control: RawControl,
     #[serde(default)]
     pub(super) metrics: RawMetrics,
+    #[serde(default)]
+    pub(super) health: RawHealth,
 }
 
 #[derive(Deserialize)]
@@ -123,4 +125,10 @@ pub(super) struct RawControl {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawMetrics {
     pub(super) listen: Option<S<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHealth {
+    pub(super) keepalived: Option<S<String>>,
 }

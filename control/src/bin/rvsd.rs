@@ -126,6 +126,10 @@ struct RunCli {
     /// 127.0.0.1:9750).
     #[arg(long)]
     metrics_listen: Option<String>,
+    /// A keepalived.conf (keepalived 2.2's LVS part): its virtual servers join the rules
+    /// and its checkers run (docs/health.md).
+    #[arg(long)]
+    keepalived: Option<std::path::PathBuf>,
     /// EAL arguments, after `--` (hugepages by default; `--no-huge -m 1024` in labs).
     #[arg(last = true)]
     eal: Vec<String>,
@@ -302,6 +306,7 @@ fn main() -> ExitCode {
                 stats_period_ms: r.stats_period,
                 socket: r.socket,
                 metrics_listen: r.metrics_listen,
+                keepalived: r.keepalived,
             };
             match rvs_control::run::run(&args) {
                 Ok(s) => {

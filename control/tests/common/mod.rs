@@ -325,6 +325,7 @@ pub fn run_pcap(
         stats_period_ms: None,
         socket: Some(tmp(&format!("{name}.sock"))),
         metrics_listen: Some("off".into()),
+        keepalived: None,
     })
     .expect("rvsd run");
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
