@@ -417,10 +417,10 @@ EOF
   end_test
 }
 
-test_nat() {
-  CUR=nat t0=$(now_ms) VIP=10.0.3.100
-  mkdir -p "$TMP/$CUR"
-  say "nat: masquerading, client -- rvsd p0 | rvsd p1 -- bridge -- servers, VIP $VIP"
+# The NAT topology: client c (10.0.1.2 and .3) -- rvsd p0 | rvsd p1 -- bridge br0 in sw --
+# servers s1 10.0.2.11 and s2 10.0.2.12 (default route via 10.0.2.1); the client routes $VIP
+# via 10.0.1.1.
+nat_topology() {
   local n i=0
   for n in sw c lb s1 s2; do mkns $n; done
   veth c eth0 lb p0
@@ -442,6 +442,14 @@ test_nat() {
     ip -n "$(ns $n)" route add default via 10.0.2.1
     endpoint_if $n eth0
   done
+}
+
+test_nat() {
+  CUR=nat t0=$(now_ms) VIP=10.0.3.100
+  mkdir -p "$TMP/$CUR"
+  say "nat: masquerading, client -- rvsd p0 | rvsd p1 -- bridge -- servers, VIP $VIP"
+  local n i=0
+  nat_topology
   cat >"$TMP/$CUR/appliance.toml" <<EOF
 [[port]]
 name = "client"
@@ -642,25 +650,7 @@ test_health() {
   keepalived --config-test -f "$conf" >"$d/config-test.log" 2>&1 ||
     die "health: keepalived --config-test refuses the copy: $(cat "$d/config-test.log")"
   echo "  keepalived --config-test: $src accepted (and the run's copy)"
-  for n in sw c lb s1 s2; do mkns $n; done
-  veth c eth0 lb p0
-  ip -n "$(ns sw)" link add br0 type bridge
-  ip -n "$(ns sw)" link set br0 up
-  veth sw to-lb lb p1
-  ip -n "$(ns sw)" link set to-lb master br0
-  rvsd_port p0 02:00:00:00:01:01
-  rvsd_port p1 02:00:00:00:02:01
-  ip -n "$(ns c)" addr add 10.0.1.2/24 dev eth0
-  ip -n "$(ns c)" route add "$VIP/32" via 10.0.1.1
-  endpoint_if c eth0
-  for n in s1 s2; do
-    i=$((i + 1))
-    veth sw "to-$n" $n eth0
-    ip -n "$(ns sw)" link set "to-$n" master br0
-    ip -n "$(ns $n)" addr add "10.0.2.1$i/24" dev eth0
-    ip -n "$(ns $n)" route add default via 10.0.2.1
-    endpoint_if $n eth0
-  done
+  nat_topology
   # The servers before rvsd, so the checkers find them up from the first check.
   server s1 s1
   pid1=${PIDS[-1]}
