@@ -30,6 +30,8 @@ bash ci/netns.sh
 # The health checks once (their path is the exception path's, which the line above and this
 # one already cover with one and two workers).
 RVS_NETNS_WORKERS=2 bash ci/netns.sh dr nat exception
+echo "== e2e (the seed's scenario live: hping3 --rand-source SYN flood against persistent NAT and DR services of rvsd, real clients, /metrics sampled every second)"
+bash ci/e2e.sh
 echo "== ci/prometheus.sh (real Prometheus scraping rvsd: relabel rule, series, alerts)"
 bash ci/prometheus.sh
 echo "== pktgen-scripts/*.lua (luac -p, a stand-in pktgen) and their appliance file and rules (rvsd replay)"
