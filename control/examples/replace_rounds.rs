@@ -38,6 +38,7 @@ fn rules(net: u8, services: u32, dests: u32, w: u32) -> String {
 }
 
 fn main() {
+    rvs_control::allocator::keep_freed_memory();
     let mode = std::env::args().nth(1).unwrap_or_else(|| "fresh".into());
     let rounds: usize = std::env::var("ROUNDS")
         .ok()

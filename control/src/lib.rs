@@ -17,6 +17,7 @@
 //!   and snapshots, rates), [`adm`] (`rvsadm`).
 
 pub mod adm;
+pub mod allocator;
 pub mod appconfig;
 pub mod control_thread;
 pub mod controller;

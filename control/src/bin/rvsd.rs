@@ -227,6 +227,7 @@ fn parse_sched(s: &str) -> Result<SchedKind, String> {
 }
 
 fn main() -> ExitCode {
+    rvs_control::allocator::keep_freed_memory();
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::LabPcap(l) => {

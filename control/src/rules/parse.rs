@@ -58,6 +58,9 @@ enum Opt {
 }
 
 impl Opt {
+    /// How many options there are (the last one's index + 1).
+    const COUNT: usize = Opt::TunRemCsum as usize + 1;
+
     fn is_command(self) -> bool {
         matches!(
             self,
@@ -169,6 +172,29 @@ const SPECS: &[Spec] = &[
     spec(None, "sync-maxlen", Arg::Required, Opt::NotRule),
 ];
 
+/// The spec of a short option: a table by ASCII code, built once from [`SPECS`] (a rules
+/// file has 100k lines of about six options each; a scan of the table for each cost more
+/// than the rest of the line).
+fn short_spec(c: char) -> Option<&'static Spec> {
+    const NONE: u8 = u8::MAX;
+    const BY_CHAR: [u8; 128] = {
+        let mut t = [NONE; 128];
+        let mut i = 0;
+        while i < SPECS.len() {
+            if let Some(c) = SPECS[i].short {
+                // The first spec of a letter wins, as in the scan it replaces.
+                if t[c as usize] == NONE {
+                    t[c as usize] = i as u8;
+                }
+            }
+            i += 1;
+        }
+        t
+    };
+    let i = *BY_CHAR.get(c as usize)?;
+    SPECS.get(usize::from(i))
+}
+
 /// One option as written on the line.
 struct Given<'a> {
     opt: Opt,
@@ -197,20 +223,25 @@ impl Given<'_> {
 /// ASCII whitespace, as the shell that ipvsadm's arguments come from does (any other
 /// character stays in its word, and an option with it is refused).
 fn words(line: &str) -> Vec<&str> {
-    let mut w: Vec<&str> = line
-        .split_ascii_whitespace()
-        .take_while(|t| !t.starts_with('#'))
-        .collect();
+    // Sized once: a rule has about ten words, and a rules file 100k lines.
+    let mut w = Vec::with_capacity(WORDS_HINT);
+    w.extend(
+        line.split_ascii_whitespace()
+            .take_while(|t| !t.starts_with('#')),
+    );
     if w.first() == Some(&"ipvsadm") {
         w.remove(0);
     }
     w
 }
 
+/// The words (and options) of a typical rule line, to size their vectors once.
+const WORDS_HINT: usize = 16;
+
 /// getopt over the words: long options with `=` or a following word, clustered short
 /// options, `-p`'s optional value (the next word unless it starts with `-`).
 fn scan<'a>(words: &[&'a str]) -> Result<(Vec<Given<'a>>, Vec<&'a str>), String> {
-    let mut given = Vec::new();
+    let mut given = Vec::with_capacity(WORDS_HINT);
     let mut positional = Vec::new();
     let mut i = 0;
     while let Some(&w) = words.get(i) {
@@ -264,10 +295,7 @@ fn scan<'a>(words: &[&'a str]) -> Result<(Vec<Given<'a>>, Vec<&'a str>), String>
         } else if w.len() > 1 && w.starts_with('-') {
             let body = &w[1..];
             for (j, c) in body.char_indices() {
-                let sp = SPECS
-                    .iter()
-                    .find(|s| s.short == Some(c))
-                    .ok_or_else(|| format!("-{c}: unknown option"))?;
+                let sp = short_spec(c).ok_or_else(|| format!("-{c}: unknown option"))?;
                 let rest = &body[j + c.len_utf8()..];
                 // `-w` as written; the later flags of a bundle (`-gw`) are named apart.
                 let name = if j == 0 {
@@ -339,6 +367,9 @@ fn parse_num(s: &str, lo: u64, hi: u64, what: &str) -> Result<u64, String> {
 
 /// `10.0.0.1:80`, `10.0.0.1` (no port), `[fd00::1]:80`, `[fd00::1]`, `fd00::1`.
 fn parse_addr_port(s: &str) -> Result<(IpAddr, Option<u16>), String> {
+    if let Some((a, port)) = v4_addr_port(s) {
+        return Ok((IpAddr::V4(a), port));
+    }
     let bad = || "not an address[:port] (want 10.0.0.1:80 or [fd00::1]:80)".to_string();
     let (addr, port) = if let Some(rest) = s.strip_prefix('[') {
         let (a, tail) = rest.split_once(']').ok_or_else(bad)?;
@@ -350,7 +381,14 @@ fn parse_addr_port(s: &str) -> Result<(IpAddr, Option<u16>), String> {
             t => Some(t.strip_prefix(':').ok_or_else(bad)?),
         };
         (IpAddr::V6(a), port)
-    } else if let Ok(a) = s.parse::<Ipv6Addr>() {
+    } else if let Some(a) = s
+        .bytes()
+        .filter(|&b| b == b':')
+        .nth(1)
+        .and_then(|_| s.parse::<Ipv6Addr>().ok())
+    {
+        // (Two colons or more: only then can it be a bare IPv6 address; an IPv4 address
+        // with its port has one, and most rules are those.)
         (IpAddr::V6(a), None)
     } else {
         let (a, port) = match s.rsplit_once(':') {
@@ -371,6 +409,50 @@ fn parse_addr_port(s: &str) -> Result<(IpAddr, Option<u16>), String> {
         Some(p) => Some(parse_num(p, 0, 65535, "port")? as u16),
     };
     Ok((addr, port))
+}
+
+/// The common case of [`parse_addr_port`] in a few instructions: `a.b.c.d` or `a.b.c.d:port`,
+/// octets without leading zeros and a port of at most five digits. Anything else (and every
+/// error) takes the general path, which accepts the same texts.
+fn v4_addr_port(s: &str) -> Option<(Ipv4Addr, Option<u16>)> {
+    let b = s.as_bytes();
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (k, o) in octets.iter_mut().enumerate() {
+        let start = i;
+        let mut v: u32 = 0;
+        while let Some(&d) = b.get(i).filter(|d| d.is_ascii_digit()) {
+            v = v * 10 + u32::from(d - b'0');
+            i += 1;
+            if i - start > 3 {
+                return None;
+            }
+        }
+        let len = i - start;
+        if len == 0 || v > 255 || (len > 1 && b[start] == b'0') {
+            return None;
+        }
+        *o = v as u8;
+        if k < 3 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+    }
+    let addr = Ipv4Addr::from(octets);
+    match b.get(i) {
+        None => Some((addr, None)),
+        Some(b':') => {
+            let p = &b[i + 1..];
+            if p.is_empty() || p.len() > 5 || !p.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let v = p.iter().fold(0u32, |v, &d| v * 10 + u32::from(d - b'0'));
+            u16::try_from(v).ok().map(|port| (addr, Some(port)))
+        }
+        Some(_) => None,
+    }
 }
 
 fn parse_netmask(s: &str, v6: bool) -> Result<u8, String> {
@@ -488,7 +570,12 @@ fn parse_words(w: &[&str]) -> Result<Command, String> {
     {
         return Err(format!("{}: not an option of {}", g.field(), cmd_name(c)));
     }
-    let get = |o: Opt| given.iter().find(|g| g.opt == o);
+    // Each option is given once at most (checked above): index them by option.
+    let mut by_opt: [Option<&Given>; Opt::COUNT] = [None; Opt::COUNT];
+    for g in &given {
+        by_opt[g.opt as usize] = Some(g);
+    }
+    let get = |o: Opt| by_opt[o as usize];
     if c == Opt::Set {
         let [tcp, fin, udp] = positional.as_slice() else {
             return Err(

@@ -438,3 +438,62 @@ fn clustered_short_options() {
         cmd("-a -t 10.0.0.1:80 -r 10.0.0.2 -m -w 5")
     );
 }
+
+/// What the general path makes of an IPv4 `addr[:port]` text, for the fast path to agree with.
+fn v4_by_std(s: &str) -> Option<(std::net::Ipv4Addr, Option<u16>)> {
+    let (a, p) = match s.rsplit_once(':') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let a = a.parse().ok()?;
+    let p = match p {
+        None => None,
+        Some(p) => Some(parse_num(p, 0, 65535, "port").ok()? as u16),
+    };
+    Some((a, p))
+}
+
+#[test]
+fn the_ipv4_fast_path_takes_only_what_the_general_path_takes_alike() {
+    let cases = [
+        "10.0.0.1",
+        "10.0.0.1:80",
+        "255.255.255.255:65535",
+        "0.0.0.0:0",
+        "1.2.3.4:080",
+        "1.2.3.4:65536",
+        "1.2.3.4:",
+        "1.2.3.4:8a",
+        "01.2.3.4",
+        "1.2.3.256",
+        "1.2.3",
+        "1.2.3.4.5",
+        "1..3.4",
+        "1.2.3.4:123456",
+        ".1.2.3",
+        "1.2.3.4 ",
+        "fd00::1",
+        "1000.2.3.4",
+        "1.2.3.4::80",
+    ];
+    for s in cases {
+        if let Some(fast) = v4_addr_port(s) {
+            assert_eq!(Some(fast), v4_by_std(s), "{s}");
+        }
+        // Whatever the fast path leaves, the general path answers, as it always did.
+        let general = v4_by_std(s).map(|(a, p)| (std::net::IpAddr::V4(a), p));
+        if let Some(g) = general {
+            assert_eq!(parse_addr_port(s).ok(), Some(g), "{s}");
+        }
+    }
+    assert!(v4_addr_port("10.0.0.1:80").is_some());
+}
+
+proptest::proptest! {
+    #[test]
+    fn the_ipv4_fast_path_agrees_with_std(s in "[0-9]{1,4}(\\.[0-9]{1,4}){2,4}(:[0-9]{0,6})?") {
+        if let Some(fast) = v4_addr_port(&s) {
+            proptest::prop_assert_eq!(Some(fast), v4_by_std(&s));
+        }
+    }
+}
