@@ -87,6 +87,15 @@ impl SnapshotBuilder {
         let mut built: Map<ServiceId, Built> =
             Map::with_capacity_and_hasher(rules.services.len(), Default::default());
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        // Room for the blocks of the services new to the builder, made at once rather than
+        // by doubling (a 100k-dest set new to rvsd moved its registry three times).
+        let new_dests = rules
+            .services
+            .iter()
+            .filter(|s| !self.built.contains_key(&s.spec.id))
+            .map(|s| s.dests.len())
+            .sum();
+        stats.reserve(new_dests);
         let mut rebuilt = 0;
         for s in &rules.services {
             let id = s.spec.id;

@@ -142,6 +142,11 @@ impl StatsRegistry {
         (Arc::clone(&e.stats), made)
     }
 
+    /// Room for `n` more dests' blocks.
+    pub fn reserve(&mut self, n: usize) {
+        self.dests.reserve(n);
+    }
+
     /// Whether the registry holds a block for the dest.
     pub fn has_block(&self, id: &DestId) -> bool {
         self.dests.contains_key(id)

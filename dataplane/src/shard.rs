@@ -10,6 +10,7 @@
 //! `expire_conn`; `update_defense_level` + `ip_vs_random_dropentry` -> `defense_tick`;
 //! `ip_vs_conn_flush` -> [`Shard::flush`].
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
@@ -308,10 +309,16 @@ impl<A: Family> Shard<A> {
             let mut slots = Vec::with_capacity(svc.dests.len());
             for (pos, dc) in svc.dests.iter().enumerate() {
                 let key = (svc.key, dc.addr, dc.port);
-                let slot = match self.dest_map.get(&key) {
-                    Some(&s) => s,
-                    None => {
-                        let s = self.alloc_dest(key, &dc.stats.0);
+                // One lookup for a dest new to the shard (a 100k-dest set is all new ones).
+                let slot = match self.dest_map.entry(key) {
+                    Entry::Occupied(e) => *e.get(),
+                    Entry::Vacant(e) => {
+                        let s = place_dest(
+                            &mut self.dests,
+                            &mut self.dest_free,
+                            new_dest(key, &dc.stats.0, self.worker),
+                        );
+                        e.insert(s);
                         moved.push(s);
                         s
                     }
@@ -438,39 +445,6 @@ impl<A: Family> Shard<A> {
             self.dests[i].judged_upper = upper.unwrap_or(0);
             self.load_mut(i as u32).overloaded = over;
         }
-    }
-
-    fn alloc_dest(&mut self, key: DestKey<A>, stats: &Option<Arc<DestStats>>) -> u32 {
-        let slot = DestSlot {
-            key,
-            fwd: Fwd::Droute,
-            tun: TunConfig::default(),
-            svc: NIL,
-            pos: NIL,
-            detached: DestLoad::default(),
-            persist: 0,
-            u_threshold: 0,
-            l_threshold: 0,
-            refs: 0,
-            in_use: true,
-            cell: stats.as_ref().map_or(0, |s| s.cell_of(self.worker)),
-            judged_upper: 0,
-            stats: stats
-                .clone()
-                .unwrap_or_else(|| Arc::new(DestStats::new(1, 0, 0))),
-        };
-        let i = match self.dest_free.pop() {
-            Some(i) => {
-                self.dests[i as usize] = slot;
-                i
-            }
-            None => {
-                self.dests.push(slot);
-                (self.dests.len() - 1) as u32
-            }
-        };
-        self.dest_map.insert(key, i);
-        i
     }
 
     fn free_dest(&mut self, i: u32) {
@@ -1444,5 +1418,50 @@ fn count(c: &DestCells, reply: bool, len: u32) {
     } else {
         c.inpkts.inc();
         c.inbytes.add(u64::from(len));
+    }
+}
+
+/// A dest slot as it starts in a shard: detached, no conns, its counts in `stats`'s cell for
+/// `worker` (or a block of its own when the config carries none).
+fn new_dest<A: Family>(
+    key: DestKey<A>,
+    stats: &Option<Arc<DestStats>>,
+    worker: u32,
+) -> DestSlot<A> {
+    DestSlot {
+        key,
+        fwd: Fwd::Droute,
+        tun: TunConfig::default(),
+        svc: NIL,
+        pos: NIL,
+        detached: DestLoad::default(),
+        persist: 0,
+        u_threshold: 0,
+        l_threshold: 0,
+        refs: 0,
+        in_use: true,
+        cell: stats.as_ref().map_or(0, |s| s.cell_of(worker)),
+        judged_upper: 0,
+        stats: stats
+            .clone()
+            .unwrap_or_else(|| Arc::new(DestStats::new(1, 0, 0))),
+    }
+}
+
+/// Put `slot` in a free place of `dests` (or a new one); returns its index.
+fn place_dest<A: Family>(
+    dests: &mut Vec<DestSlot<A>>,
+    free: &mut Vec<u32>,
+    slot: DestSlot<A>,
+) -> u32 {
+    match free.pop() {
+        Some(i) => {
+            dests[i as usize] = slot;
+            i
+        }
+        None => {
+            dests.push(slot);
+            (dests.len() - 1) as u32
+        }
     }
 }
