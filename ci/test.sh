@@ -20,8 +20,12 @@ cargo bench --workspace --locked --no-run
 echo "== simulate synflood (smoke: the seed's numbers, short run)"
 cargo run --release --locked -q -p rvs-control --bin rvsd -- simulate synflood --json \
   --seconds 180 --rate 2000 --capacity 262144 --persistence 300 --legit 50 --drop-entry 3 >/dev/null
-echo "== demo (smoke: the DPDK EAL on net_pcap, no hugepages)"
-./target/release/rvsd demo --clients 200 --flood 2000 >/dev/null
+echo "== demo (the DPDK EAL on net_pcap, no hugepages: ci/demo-check.py reads what it sent)"
+demo_tmp=$(mktemp -d)
+TMPDIR=$demo_tmp ./target/release/rvsd demo --clients 200 --flood 2000 >"$demo_tmp/out" 2>&1 ||
+  { cat "$demo_tmp/out" >&2; exit 1; }
+python3 ci/demo-check.py "$demo_tmp/out" "$(echo "$demo_tmp"/rvs-demo-*)" 200 2000
+rm -rf "$demo_tmp"
 echo "== control bench (one -e on every worker; a 10k-service --replace; a 100k-dest scrape)"
 RVS_BENCH_CHANGES=300 cargo bench --locked -q -p rvs-control --bench control
 echo "== netns (real kernel TCP through rvsd on net_af_packet: DR and NAT set up by rvsadm, a listener behind the exception path; keepalived health checks from the exception path)"
@@ -34,6 +38,8 @@ echo "== e2e (the seed's scenario live: hping3 --rand-source SYN flood against p
 bash ci/e2e.sh
 echo "== ci/prometheus.sh (real Prometheus scraping rvsd: relabel rule, series, alerts)"
 bash ci/prometheus.sh
+echo "== ci/docker.sh (the rvs image: rvsd demo in it with no capabilities, rvsd on the host's hugepages with rvs0, the compose lab: /metrics, rvsadm, Prometheus)"
+bash ci/docker.sh
 echo "== pktgen-scripts/*.lua (luac -p, a stand-in pktgen) and their appliance file and rules (rvsd replay)"
 bash ci/lua-check.sh
 none=$(mktemp --suffix=.pcap)
