@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crossbeam_queue::ArrayQueue;
 use rvs_dataplane::addr::{Family, V4, V6};
 use rvs_dataplane::config::Config;
-use rvs_dataplane::conn::Conn;
+use rvs_dataplane::conn::ConnInfo;
 use rvs_dataplane::pipeline::buf::Buf;
 use rvs_dataplane::pipeline::worker::Worker;
 use rvs_dataplane::shard::Shard;
@@ -82,7 +82,7 @@ pub struct ConnEntry {
 }
 
 impl ConnEntry {
-    fn of<A: Family>(c: &Conn<A>, now: u64) -> ConnEntry {
+    fn of<A: Family>(c: &ConnInfo<A>, now: u64) -> ConnEntry {
         ConnEntry {
             proto: c.proto,
             state: c.state,
@@ -200,7 +200,7 @@ fn page<A: Family>(s: &Shard<A>, from: u32, rows: &mut Vec<ConnEntry>, now: u64)
         if rows.len() == rows.capacity() {
             return Some(slot);
         }
-        rows.push(ConnEntry::of(c, now));
+        rows.push(ConnEntry::of(&c, now));
     }
     next
 }

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rvs_dataplane::addr::V4;
+use rvs_dataplane::addr::{Family, V4, V6};
 use rvs_dataplane::config::{Config, DestConfig, Fwd, ServiceConfig, ServiceKey, Sysctl};
-use rvs_dataplane::conn::{Conn, ConnKey, ConnTable, Side, BURST};
+use rvs_dataplane::conn::{Conn, ConnKey, ConnTable, BURST};
 use rvs_dataplane::proto::{tcp, Proto};
 use rvs_dataplane::rng::Rng;
 use rvs_dataplane::sched::SchedKind;
@@ -29,21 +29,12 @@ fn client(i: u32) -> (V4, u16) {
 }
 
 fn filled_table(n: u32) -> (ConnTable<V4>, Vec<ConnKey<V4>>) {
-    let mut t = ConnTable::<V4>::new(n, 7);
+    let mut t = ConnTable::<V4>::new(n, 7, 0);
     let mut keys = Vec::with_capacity(n as usize);
     for i in 0..n {
         let (caddr, cport) = client(i);
-        let c = Conn {
-            caddr,
-            cport,
-            vaddr: VIP,
-            vport: 80,
-            daddr: V4(0x0A0A_0001),
-            dport: 80,
-            proto: 6,
-            ..Default::default()
-        };
-        let Some(s) = t.alloc(c) else { break };
+        let c = Conn::new(6, caddr, cport, VIP, 80, 0, 0, 900_000);
+        let Some(s) = t.alloc(c, 900_000) else { break };
         t.hash(s);
         keys.push(ConnKey {
             proto: 6,
@@ -57,7 +48,25 @@ fn filled_table(n: u32) -> (ConnTable<V4>, Vec<ConnKey<V4>>) {
     (t, keys)
 }
 
+/// The memory a shard's conns take per conn of capacity, everything included (entries, index,
+/// timers), for each family: one line each.
+fn print_bytes_per_conn() {
+    fn line<A: Family>(name: &str) {
+        // The figure hardly depends on the capacity; 2^26 is a worker's largest.
+        let per = |cap: u32| Shard::<A>::conn_memory_for(cap) as f64 / f64::from(cap);
+        eprintln!(
+            "{name} conn: {:.1} B of capacity, everything included ({:.1} at 1M, {:.1} at 2^26)",
+            per(10_000_000),
+            per(1 << 20),
+            per(1 << 26)
+        );
+    }
+    line::<V4>("IPv4");
+    line::<V6>("IPv6");
+}
+
 fn bench_lookup(c: &mut Criterion) {
+    print_bytes_per_conn();
     let mut sizes = vec![1_000_000u32];
     if std::env::var("RVS_BENCH_BIG").map_or(true, |v| v != "0") {
         sizes.push(10_000_000);
@@ -65,10 +74,10 @@ fn bench_lookup(c: &mut Criterion) {
     for n in sizes {
         let (t, keys) = filled_table(n);
         eprintln!(
-            "conn table: {} conns, {} B/conn entry, {} B/conn with index, +16 B/conn timer wheel",
+            "conn table: {} conns, {} B/conn entry, {:.1} B/conn of capacity in the table",
             n,
             core::mem::size_of::<Conn<V4>>(),
-            t.bytes_per_entry()
+            t.bytes() as f64 / f64::from(n)
         );
         // Keys in a fixed random order, read sequentially: every lookup is a cold miss in the
         // table, as in real traffic, while the key itself is at hand (it comes in the packet).
@@ -84,7 +93,7 @@ fn bench_lookup(c: &mut Criterion) {
             b.iter(|| {
                 let k = &probe[i & (probe.len() - 1)];
                 i += 1;
-                black_box(t.lookup(k, Side::In))
+                black_box(t.lookup(k))
             })
         });
         g.throughput(Throughput::Elements(BURST as u64));
@@ -94,7 +103,7 @@ fn bench_lookup(c: &mut Criterion) {
             b.iter(|| {
                 let at = i & (probe.len() - 1);
                 i += BURST;
-                t.lookup_burst(&probe[at..at + BURST], Side::In, &mut out);
+                t.lookup_burst(&probe[at..at + BURST], &mut out);
                 black_box(&out);
             })
         });

@@ -14,10 +14,28 @@ use crate::mem::prefetch_read;
 /// Most keys [`ConnTable::lookup_burst`] takes at once (an rx burst).
 pub const BURST: usize = 32;
 
-/// "No slot": an empty `control`, `dest` or free-list link.
+/// "No slot": an empty `control` or free-list link, a missing hint.
 pub const NIL: u32 = u32::MAX;
 
-/// Conn flags (IPVS's `IP_VS_CONN_F_*` that matter here, in our own bit layout).
+/// "No dest" in an entry's 24-bit dest field (free entries; a live conn always has a dest).
+pub const NO_DEST: u32 = (1 << 24) - 1;
+
+/// Most dest slots a shard can name from a conn entry (its dest field has 24 bits).
+pub const MAX_DEST_SLOTS: u32 = NO_DEST;
+
+/// Longest timeout (protocol or persistence) a conn can be armed with, ms: ipvsadm's largest
+/// `-p` (31 days). A deadline is kept in 32 bits relative to the table's clock (see
+/// [`ConnTable::expires`]), which leaves room for this and for packets whose `now` runs up
+/// to 18 days ahead of the last tick.
+pub const MAX_TIMEOUT_MS: u32 = 31 * 86_400_000;
+
+/// How far before the table's clock a stored deadline may lie (a packet with a stale `now`,
+/// a timer not run yet): 2^26 ms, 18.6 h. Older deadlines are stored as this bound (they are
+/// due either way).
+const PAST_MS: u64 = 1 << 26;
+
+/// Conn flags (IPVS's `IP_VS_CONN_F_*` that matter here, in our own bit layout). They take the
+/// low 9 bits of the entry's flag word; `in_pkts` has the rest.
 pub mod flags {
     /// Forwarding method, two bits: see [`crate::config::Fwd`].
     pub const FWD_MASK: u16 = 0x0003;
@@ -35,63 +53,343 @@ pub mod flags {
     /// Present in the index (a conn can be unhashed yet alive: an invalidated template or a
     /// rescheduled controller still waiting for its controlled conns).
     pub const HASHED: u16 = 0x0080;
-    /// Client port unknown (IPVS NO_CPORT); kept for the FTP-style chains.
-    pub const NO_CPORT: u16 = 0x0100;
-    /// Waiting in the timer wheel's due list to be expired now.
-    pub const EXPIRING: u16 = 0x0200;
+    /// The conn's dest port is its own vport, not its dest's: a conn to a dest of port 0, a
+    /// persistent service's conn to another port, a template of a port-zero or FTP service
+    /// (vport 0, so dport 0). The dest address and, without this flag, the dest port come
+    /// from the dest slot.
+    pub const OWN_DPORT: u16 = 0x0100;
+    /// Every flag bit.
+    pub const ALL: u16 = 0x01ff;
 }
 
-/// One connection or template. Field order keeps an IPv4 entry at exactly one cache line.
-#[derive(Clone, Copy, Debug, Default)]
-#[repr(C, align(64))]
+/// `in_pkts` in the flag word, above the flags (7 bits, saturating).
+const PKTS_SHIFT: u32 = 9;
+const PKTS_MAX: u16 = 0x7f;
+/// The link word: dest slot (24 bits) | control link (27 bits) | generation (13 bits).
+const DEST_MASK: u64 = NO_DEST as u64;
+const CTL_SHIFT: u32 = 24;
+const CTL_BITS: u32 = 27;
+const CTL_MASK: u32 = (1 << CTL_BITS) - 1;
+/// "No control link" in the 27-bit control field.
+const CTL_NIL: u32 = CTL_MASK;
+const GEN_SHIFT: u32 = CTL_SHIFT + CTL_BITS;
+/// Width of a slot's generation: a [`ConnRef`] sees slot reuse until the slot has been reused
+/// 8192 times.
+pub const GENERATION_BITS: u32 = 64 - GEN_SHIFT;
+const GEN_MASK: u32 = (1 << GENERATION_BITS) - 1;
+
+/// One connection or template: 32 bytes for IPv4, 64 for IPv6 (asserted below), so that an
+/// entry never straddles a cache line. Only what a conn cannot find elsewhere is here: the
+/// dest's address and port come from the dest slot ([`flags::OWN_DPORT`] says when the port
+/// is the conn's own), the deadline is 32 bits relative to the table's clock, and one field
+/// is the control link of a conn or the controlled count of a template (IPVS's `control` and
+/// `n_control`: only templates control conns here). Free entries chain the free list through
+/// that field. Fields are private; the accessors below keep the packing in one place, and
+/// [`ConnInfo`] is the decoded form for the control paths and tests.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(32))]
 pub struct Conn<A: Family> {
-    /// Deadline (ms). Packets only move it (lazy timer); the wheel re-files on firing.
-    pub expires: u64,
-    pub caddr: A,
-    pub vaddr: A,
-    pub daddr: A,
+    caddr: A,
+    vaddr: A,
+    cport: u16,
+    vport: u16,
+    /// Deadline (ms), low 32 bits: see [`ConnTable::expires`]. Packets only move it (lazy
+    /// timer); the wheel re-files on firing.
+    expires: u32,
+    /// Dest slot (24 bits, [`NO_DEST`] when free) | control link (a conn's controlling
+    /// template slot) or controlled count (a template's `n_control`) or free-list link (27
+    /// bits) | generation (13 bits).
+    link: u64,
     /// Current timeout (ms). 0 means "dropped by the defense" (the seed patch's marker).
-    pub timeout: u32,
-    /// Inbound packets seen (IPVS `in_pkts`), for todrop_entry and conn reuse.
-    pub in_pkts: u32,
-    /// Slot of the controlling conn (template or control conn), or NIL.
-    pub control: u32,
-    /// Number of conns this one controls.
-    pub n_control: u32,
-    /// Dest slot in the shard's dest table, or NIL.
-    pub dest: u32,
-    /// Bumped every time the slot is freed; with the slot it makes a [`ConnRef`].
-    pub generation: u32,
-    /// Free-list link while free.
-    pub next_free: u32,
-    pub cport: u16,
-    pub vport: u16,
-    pub dport: u16,
-    pub flags: u16,
+    timeout: u32,
+    /// [`flags`] (9 bits) | `in_pkts` (7 bits).
+    flags: u16,
     /// IP protocol number (6, 17, 132; 0 for firewall-mark templates as IPVS's IPPROTO_IP).
-    pub proto: u8,
+    proto: u8,
     /// Protocol state (`TcpState`, `SctpState` as u8; 0 for UDP and templates).
-    pub state: u8,
+    state: u8,
 }
 
-const _: () = assert!(core::mem::size_of::<Conn<crate::addr::V4>>() == 64);
-const _: () = assert!(core::mem::size_of::<Conn<crate::addr::V6>>() == 128);
+const _: () = assert!(core::mem::size_of::<Conn<crate::addr::V4>>() == 32);
+const _: () = assert!(core::mem::size_of::<Conn<crate::addr::V6>>() == 64);
 
 impl<A: Family> Conn<A> {
-    /// Whether this entry is the conn `k` names, seen from `side`.
-    #[inline]
-    pub fn matches(&self, k: &ConnKey<A>, side: Side) -> bool {
-        let other = match side {
-            Side::In => (self.vaddr, self.vport),
-            Side::Out => (self.daddr, self.dport),
+    /// A new conn or template (not hashed, generation 0, `in_pkts` 0, no control link).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        proto: u8,
+        caddr: A,
+        cport: u16,
+        vaddr: A,
+        vport: u16,
+        dest: u32,
+        flags: u16,
+        timeout: u32,
+    ) -> Self {
+        debug_assert!(dest < NO_DEST);
+        // A template's control field counts its conns, a conn's links its template.
+        let ctl = if flags & flags::TEMPLATE != 0 {
+            0
+        } else {
+            CTL_NIL
         };
+        Conn {
+            caddr,
+            vaddr,
+            cport,
+            vport,
+            expires: 0,
+            link: u64::from(dest) & DEST_MASK | u64::from(ctl) << CTL_SHIFT,
+            timeout,
+            flags: flags & flags::ALL,
+            proto,
+            state: 0,
+        }
+    }
+
+    /// A free entry.
+    fn free() -> Self {
+        Conn {
+            caddr: A::default(),
+            vaddr: A::default(),
+            cport: 0,
+            vport: 0,
+            expires: 0,
+            link: u64::from(NO_DEST) | u64::from(CTL_NIL) << CTL_SHIFT,
+            timeout: 0,
+            flags: 0,
+            proto: 0,
+            state: 0,
+        }
+    }
+
+    #[inline(always)]
+    pub fn caddr(&self) -> A {
+        self.caddr
+    }
+    #[inline(always)]
+    pub fn vaddr(&self) -> A {
+        self.vaddr
+    }
+    #[inline(always)]
+    pub fn cport(&self) -> u16 {
+        self.cport
+    }
+    #[inline(always)]
+    pub fn vport(&self) -> u16 {
+        self.vport
+    }
+    #[inline(always)]
+    pub fn proto(&self) -> u8 {
+        self.proto
+    }
+    #[inline(always)]
+    pub fn state(&self) -> u8 {
+        self.state
+    }
+    #[inline(always)]
+    pub fn set_state(&mut self, s: u8) {
+        self.state = s;
+    }
+    /// The [`flags`].
+    #[inline(always)]
+    pub fn flags(&self) -> u16 {
+        self.flags & flags::ALL
+    }
+    #[inline(always)]
+    pub fn has(&self, f: u16) -> bool {
+        self.flags & f != 0
+    }
+    #[inline(always)]
+    pub fn set_flags(&mut self, f: u16) {
+        self.flags |= f & flags::ALL;
+    }
+    #[inline(always)]
+    pub fn clear_flags(&mut self, f: u16) {
+        self.flags &= !(f & flags::ALL);
+    }
+    #[inline(always)]
+    pub fn toggle_flags(&mut self, f: u16) {
+        self.flags ^= f & flags::ALL;
+    }
+    #[inline(always)]
+    pub fn is_template(&self) -> bool {
+        self.flags & flags::TEMPLATE != 0
+    }
+    #[inline(always)]
+    pub fn is_assured(&self) -> bool {
+        self.flags & flags::ASSURED != 0
+    }
+    /// Current timeout (ms); 0: dropped by the defense.
+    #[inline(always)]
+    pub fn timeout(&self) -> u32 {
+        self.timeout
+    }
+    #[inline(always)]
+    pub fn set_timeout(&mut self, t: u32) {
+        self.timeout = t;
+    }
+    /// Dropped by the defense: expires with the dropped-chain rule.
+    #[inline(always)]
+    pub fn is_dropped(&self) -> bool {
+        self.timeout == 0
+    }
+    /// The dest slot ([`NO_DEST`] for a free entry).
+    #[inline(always)]
+    pub fn dest(&self) -> u32 {
+        (self.link & DEST_MASK) as u32
+    }
+    /// Inbound packets seen (IPVS `in_pkts`), saturating at 127: only todrop_entry reads it,
+    /// and it tells 1..8 from more.
+    #[inline(always)]
+    pub fn in_pkts(&self) -> u32 {
+        u32::from(self.flags >> PKTS_SHIFT)
+    }
+    #[inline(always)]
+    pub fn count_in_pkt(&mut self) {
+        if self.flags < PKTS_MAX << PKTS_SHIFT {
+            self.flags += 1 << PKTS_SHIFT;
+        }
+    }
+    #[inline(always)]
+    fn ctl(&self) -> u32 {
+        (self.link >> CTL_SHIFT) as u32 & CTL_MASK
+    }
+    #[inline(always)]
+    fn set_ctl(&mut self, v: u32) {
+        debug_assert!(v <= CTL_MASK);
+        self.link = self.link & !(u64::from(CTL_MASK) << CTL_SHIFT) | u64::from(v) << CTL_SHIFT;
+    }
+    /// The controlling conn's slot (a template), or [`NIL`]; always [`NIL`] for a template.
+    #[inline]
+    pub fn control(&self) -> u32 {
+        match self.ctl() {
+            _ if self.is_template() => NIL,
+            CTL_NIL => NIL,
+            s => s,
+        }
+    }
+    /// Link a conn (not a template) to its controlling template's slot.
+    #[inline]
+    pub fn set_control(&mut self, slot: u32) {
+        debug_assert!(!self.is_template() && slot < CTL_NIL);
+        self.set_ctl(slot);
+    }
+    /// How many conns this one controls: a template's `n_control`, 0 for a conn.
+    #[inline]
+    pub fn n_control(&self) -> u32 {
+        if self.is_template() {
+            self.ctl()
+        } else {
+            0
+        }
+    }
+    /// A template's `n_control` up or down by one.
+    #[inline]
+    pub fn add_n_control(&mut self, up: bool) {
+        debug_assert!(self.is_template());
+        let n = self.ctl();
+        self.set_ctl(if up { n + 1 } else { n - 1 });
+    }
+    /// The slot's generation (bumped each time the slot is freed).
+    #[inline(always)]
+    pub fn generation(&self) -> u32 {
+        (self.link >> GEN_SHIFT) as u32
+    }
+    #[inline]
+    fn set_generation(&mut self, g: u32) {
+        let m = u64::from(GEN_MASK) << GEN_SHIFT;
+        self.link = self.link & !m | u64::from(g & GEN_MASK) << GEN_SHIFT;
+    }
+    #[inline]
+    fn ctl_link(&self) -> u32 {
+        match self.ctl() {
+            CTL_NIL => NIL,
+            s => s,
+        }
+    }
+    #[inline]
+    fn set_ctl_link(&mut self, s: u32) {
+        self.set_ctl(s & CTL_MASK);
+    }
+    #[inline(always)]
+    fn is_live(&self) -> bool {
+        self.link & DEST_MASK != DEST_MASK
+    }
+
+    /// Whether this hashed-or-not entry has the client side of `k` (proto, caddr, cport) and
+    /// its template bit.
+    #[inline(always)]
+    pub fn matches_client(&self, k: &ConnKey<A>) -> bool {
         self.caddr == k.caddr
             && self.cport == k.cport
             && self.proto == k.proto
-            && other == (k.addr, k.port)
             && self.is_template() == k.template
     }
+    /// Whether this entry is the conn `k` names inbound (client -> VIP, and templates).
+    #[inline(always)]
+    pub fn matches_in(&self, k: &ConnKey<A>) -> bool {
+        self.matches_client(k) && self.vaddr == k.addr && self.vport == k.port
+    }
+    /// A packet's visit: the timeout, the deadline `now + timeout` and, for an inbound
+    /// packet, `in_pkts`. Whether the deadline moved earlier (the owner then files it again).
+    #[inline(always)]
+    pub fn refresh(&mut self, timeout: u32, now: u64, w: Window, inbound: bool) -> bool {
+        let deadline = now + u64::from(timeout);
+        let earlier = deadline < widen(self.expires, w.0);
+        // A later deadline is in the window (it is after a stored one); only an earlier one
+        // may need the clamp of a stale `now`.
+        self.expires = if earlier {
+            narrow(deadline, w.0)
+        } else {
+            deadline as u32
+        };
+        self.timeout = timeout;
+        if inbound {
+            self.count_in_pkt();
+        }
+        earlier
+    }
+    /// The conn's dest port given its dest's port.
+    #[inline(always)]
+    pub fn dport_with(&self, dest_port: u16) -> u16 {
+        if self.has(flags::OWN_DPORT) {
+            self.vport
+        } else {
+            dest_port
+        }
+    }
+}
 
+/// The window stored deadlines are read in (see [`ConnTable::expires`]), taken from the table
+/// by [`ConnTable::window`] for a caller that holds an entry.
+#[derive(Clone, Copy, Debug)]
+pub struct Window(u64);
+
+/// A conn decoded, with its dest's address and port and its absolute deadline: what listings,
+/// checks and tests read ([`crate::shard::Shard::conns`]). The field names are the entry's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnInfo<A> {
+    pub proto: u8,
+    pub caddr: A,
+    pub cport: u16,
+    pub vaddr: A,
+    pub vport: u16,
+    pub daddr: A,
+    pub dport: u16,
+    pub state: u8,
+    pub flags: u16,
+    pub timeout: u32,
+    /// Deadline, ms.
+    pub expires: u64,
+    pub in_pkts: u32,
+    /// Slot of the controlling template, or [`NIL`].
+    pub control: u32,
+    pub n_control: u32,
+    pub dest: u32,
+}
+
+impl<A> ConnInfo<A> {
     #[inline]
     pub fn is_template(&self) -> bool {
         self.flags & flags::TEMPLATE != 0
@@ -104,11 +402,28 @@ impl<A: Family> Conn<A> {
     pub fn has(&self, f: u16) -> bool {
         self.flags & f != 0
     }
-    /// Dropped by the defense: expires with the dropped-chain rule.
     #[inline]
     pub fn is_dropped(&self) -> bool {
         self.timeout == 0
     }
+}
+
+/// The full deadline of a stored one: the one in `[base, base + 2^32)`, where `base` is the
+/// table's clock less [`PAST_MS`].
+#[inline(always)]
+fn widen(lo: u32, base: u64) -> u64 {
+    base + u64::from(lo.wrapping_sub(base as u32))
+}
+
+/// The stored form of a deadline (see [`widen`]); one older than the window is stored as its
+/// start (due either way).
+#[inline(always)]
+fn narrow(deadline: u64, base: u64) -> u32 {
+    debug_assert!(
+        deadline < base + (1 << 32),
+        "deadline beyond the 32-bit window"
+    );
+    deadline.max(base) as u32
 }
 
 /// A conn handle that survives slot reuse checks.
@@ -199,30 +514,32 @@ pub struct ConnTable<A: Family> {
     free_head: u32,
     free: u32,
     seed: u64,
+    /// The owner's clock (ms, never backwards): stored deadlines are 32 bits relative to it.
+    clock: u64,
+    /// `clock - PAST_MS` (saturating): the start of the stored deadlines' window.
+    base: u64,
 }
 
 impl<A: Family> ConnTable<A> {
     /// A table of `capacity` entries (1..=[`MAX_CAPACITY`], clamped) with an index at load
-    /// <= 1/4.
-    pub fn new(capacity: u32, seed: u64) -> Self {
+    /// <= 1/4, its clock at `now`.
+    pub fn new(capacity: u32, seed: u64, now: u64) -> Self {
         let capacity = capacity.clamp(1, MAX_CAPACITY);
-        Self::with_layout(capacity, capacity.saturating_mul(4).max(64), 32, seed)
+        Self::with_layout(capacity, capacity.saturating_mul(4).max(64), 32, seed, now)
     }
 
     /// The table with an explicit bucket count (> `capacity`) and at most `fp_bits` of
     /// fingerprint: tests use few buckets and short fingerprints to force long probe runs,
     /// saturated displacements and fingerprint collisions.
-    fn with_layout(capacity: u32, buckets: u32, fp_bits: u32, seed: u64) -> Self {
+    fn with_layout(capacity: u32, buckets: u32, fp_bits: u32, seed: u64, now: u64) -> Self {
         debug_assert!(capacity <= MAX_CAPACITY && buckets > capacity);
-        let mut slab = crate::mem::huge_slice(capacity as usize, Conn::<A>::default());
+        let mut slab = crate::mem::huge_slice(capacity as usize, Conn::<A>::free());
         for (i, c) in slab.iter_mut().enumerate() {
-            c.next_free = if i + 1 < capacity as usize {
+            c.set_ctl_link(if i + 1 < capacity as usize {
                 i as u32 + 1
             } else {
                 NIL
-            };
-            c.control = NIL;
-            c.dest = NIL;
+            });
         }
         // slot + 1 runs 1..=capacity.
         let slot_bits = 32 - capacity.leading_zeros();
@@ -241,6 +558,8 @@ impl<A: Family> ConnTable<A> {
             free_head: 0,
             free: capacity,
             seed: mix(seed | 1),
+            clock: now,
+            base: now.saturating_sub(PAST_MS),
         }
     }
 
@@ -265,19 +584,70 @@ impl<A: Family> ConnTable<A> {
     pub fn buckets(&self) -> usize {
         self.index.len()
     }
-    /// Bytes of the index (the part a lookup wants cache-resident).
-    pub fn index_bytes(&self) -> usize {
-        self.index.len() * core::mem::size_of::<u32>()
+    /// Bytes of the table (slab and index).
+    pub fn bytes(&self) -> usize {
+        core::mem::size_of_val(&*self.slab) + core::mem::size_of_val(&*self.index)
     }
-    /// Bytes of table memory per conn entry of capacity (slab + index).
-    pub fn bytes_per_entry(&self) -> usize {
-        core::mem::size_of::<Conn<A>>() + self.index_bytes() / self.slab.len()
+    /// Bytes [`ConnTable::new`] takes for `capacity` entries.
+    pub fn bytes_for(capacity: u32) -> usize {
+        let capacity = capacity.clamp(1, MAX_CAPACITY);
+        let buckets = capacity.saturating_mul(4).max(64);
+        capacity as usize * core::mem::size_of::<Conn<A>>()
+            + buckets as usize * core::mem::size_of::<u32>()
+    }
+
+    /// Move the clock the stored deadlines are relative to (never backwards).
+    #[inline]
+    pub fn advance_clock(&mut self, now: u64) {
+        if now > self.clock {
+            self.clock = now;
+            self.base = now.saturating_sub(PAST_MS);
+        }
+    }
+    /// The table's clock.
+    #[inline]
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+    /// An entry's deadline (ms). Stored in 32 bits, it is the one in
+    /// `[clock - 18.6 h, clock + 49.7 days - 18.6 h)`: a live conn's deadline is at most
+    /// [`MAX_TIMEOUT_MS`] after the `now` that set it, and is run by the owner's timers within a
+    /// second of coming due.
+    #[inline(always)]
+    pub fn expires(&self, slot: u32) -> u64 {
+        widen(self.slab[slot as usize].expires, self.base)
+    }
+    /// Set an entry's deadline (ms); whether it moved earlier.
+    #[inline(always)]
+    pub fn set_expires(&mut self, slot: u32, deadline: u64) -> bool {
+        let base = self.base;
+        let e = &mut self.slab[slot as usize];
+        let earlier = deadline < widen(e.expires, base);
+        e.expires = narrow(deadline, base);
+        earlier
+    }
+    /// A packet's visit to the entry in `slot` ([`Conn::refresh`]); whether the deadline
+    /// moved earlier.
+    #[inline(always)]
+    pub fn refresh(&mut self, slot: u32, timeout: u32, now: u64, inbound: bool) -> bool {
+        let w = self.window();
+        self.slab[slot as usize].refresh(timeout, now, w, inbound)
+    }
+    /// Where stored deadlines stand now, for [`Conn::refresh`] on an entry the caller holds.
+    #[inline(always)]
+    pub fn window(&self) -> Window {
+        Window(self.base)
     }
 
     /// The entry in `slot`, if the slab has one (free or not): for hints, which may be stale.
     #[inline]
     pub fn try_get(&self, slot: u32) -> Option<&Conn<A>> {
         self.slab.get(slot as usize)
+    }
+    /// [`ConnTable::try_get`], to change the entry (the owner's fast path).
+    #[inline]
+    pub fn try_get_mut(&mut self, slot: u32) -> Option<&mut Conn<A>> {
+        self.slab.get_mut(slot as usize)
     }
     #[inline]
     pub fn get(&self, slot: u32) -> &Conn<A> {
@@ -287,53 +657,40 @@ impl<A: Family> ConnTable<A> {
     pub fn get_mut(&mut self, slot: u32) -> &mut Conn<A> {
         &mut self.slab[slot as usize]
     }
-    /// Two distinct entries at once (a conn and its controller).
-    pub fn pair_mut(&mut self, a: u32, b: u32) -> (&mut Conn<A>, &mut Conn<A>) {
-        debug_assert_ne!(a, b);
-        let (a, b) = (a as usize, b as usize);
-        if a < b {
-            let (x, y) = self.slab.split_at_mut(b);
-            (&mut x[a], &mut y[0])
-        } else {
-            let (x, y) = self.slab.split_at_mut(a);
-            (&mut y[0], &mut x[b])
-        }
-    }
     #[inline]
     pub fn conn_ref(&self, slot: u32) -> ConnRef {
         ConnRef {
             slot,
-            generation: self.slab[slot as usize].generation,
+            generation: self.slab[slot as usize].generation(),
         }
     }
     /// The slot of `r` if it still names the same live conn.
     #[inline]
     pub fn resolve(&self, r: ConnRef) -> Option<u32> {
         let c = self.slab.get(r.slot as usize)?;
-        (c.generation == r.generation && c.next_free == NIL - 1).then_some(r.slot)
+        (c.generation() == r.generation && c.is_live()).then_some(r.slot)
     }
     #[inline]
     pub fn is_live(&self, slot: u32) -> bool {
-        self.slab
-            .get(slot as usize)
-            .is_some_and(|c| c.next_free == NIL - 1)
+        self.slab.get(slot as usize).is_some_and(Conn::is_live)
     }
 
-    /// Take a free entry, reset to `init` (which must not be hashed yet). `None`: table full.
+    /// Take a free entry, set to `init` (made by [`Conn::new`]) with the deadline `expires`.
+    /// `None`: table full.
     #[inline]
-    pub fn alloc(&mut self, init: Conn<A>) -> Option<u32> {
+    pub fn alloc(&mut self, init: Conn<A>, expires: u64) -> Option<u32> {
+        debug_assert!(init.is_live() && !init.has(flags::HASHED));
         let slot = self.free_head;
         if slot == NIL {
             return None;
         }
+        let base = self.base;
         let e = &mut self.slab[slot as usize];
-        self.free_head = e.next_free;
-        let generation = e.generation;
+        self.free_head = e.ctl_link();
+        let generation = e.generation();
         *e = init;
-        e.generation = generation;
-        // Live entries carry NIL-1 in next_free: a cheap liveness test for scans and refs.
-        e.next_free = NIL - 1;
-        e.flags &= !flags::HASHED;
+        e.set_generation(generation);
+        e.expires = narrow(expires, base);
         self.free -= 1;
         Some(slot)
     }
@@ -341,14 +698,13 @@ impl<A: Family> ConnTable<A> {
     /// Return an entry (already unhashed) to the free list.
     #[inline]
     pub fn release(&mut self, slot: u32) {
+        let head = self.free_head;
         let e = &mut self.slab[slot as usize];
-        debug_assert!(e.flags & flags::HASHED == 0);
-        e.generation = e.generation.wrapping_add(1);
-        e.next_free = self.free_head;
-        e.flags = 0;
-        e.n_control = 0;
-        e.control = NIL;
-        e.dest = NIL;
+        debug_assert!(!e.has(flags::HASHED));
+        let generation = e.generation().wrapping_add(1);
+        *e = Conn::free();
+        e.set_generation(generation);
+        e.set_ctl_link(head);
         self.free_head = slot;
         self.free += 1;
     }
@@ -423,13 +779,13 @@ impl<A: Family> ConnTable<A> {
             disp += 1;
         }
         self.index[i] = self.entry(self.fp(h), disp, slot);
-        self.slab[slot as usize].flags |= flags::HASHED;
+        self.slab[slot as usize].set_flags(flags::HASHED);
     }
 
     /// Take a live entry out of the index (no-op if not hashed).
     pub fn unhash(&mut self, slot: u32) {
         let c = &self.slab[slot as usize];
-        if c.flags & flags::HASHED == 0 {
+        if !c.has(flags::HASHED) {
             return;
         }
         let mut i = self.home(self.hash_of_entry(c));
@@ -463,17 +819,19 @@ impl<A: Family> ConnTable<A> {
             }
         }
         self.index[hole] = 0;
-        self.slab[slot as usize].flags &= !flags::HASHED;
+        self.slab[slot as usize].clear_flags(flags::HASHED);
     }
 
-    /// Find a hashed entry matching `k` on side `side`.
-    #[inline]
-    pub fn lookup(&self, k: &ConnKey<A>, side: Side) -> Option<u32> {
-        self.lookup_hashed(k, self.key_hash(k), side)
+    /// Find the hashed entry of the inbound key `k` (client -> VIP, and templates).
+    #[inline(always)]
+    pub fn lookup(&self, k: &ConnKey<A>) -> Option<u32> {
+        self.find(self.key_hash(k), |c| c.matches_in(k))
     }
 
+    /// The first hashed entry in the probe run of `h` for which `is` holds (the caller's
+    /// complete match: inbound, or outbound through the dest slot).
     #[inline]
-    fn lookup_hashed(&self, k: &ConnKey<A>, h: u64, side: Side) -> Option<u32> {
+    pub fn find(&self, h: u64, mut is: impl FnMut(&Conn<A>) -> bool) -> Option<u32> {
         let fp = self.fp(h);
         let mut i = self.home(h);
         loop {
@@ -483,7 +841,7 @@ impl<A: Family> ConnTable<A> {
             }
             if e & self.fp_mask == fp {
                 let slot = self.slot_of(e);
-                if self.slab[slot as usize].matches(k, side) {
+                if is(&self.slab[slot as usize]) {
                     return Some(slot);
                 }
             }
@@ -491,14 +849,15 @@ impl<A: Family> ConnTable<A> {
         }
     }
 
-    /// Look up a burst of keys, overlapping their cache misses ([`Self::prefetch_burst`]),
-    /// then compare. `out[i]` answers `keys[i]` (at most [`BURST`] keys).
+    /// Look up a burst of inbound keys, overlapping their cache misses
+    /// ([`Self::prefetch_burst`]), then compare. `out[i]` answers `keys[i]` (at most [`BURST`]
+    /// keys).
     #[inline]
-    pub fn lookup_burst(&self, keys: &[ConnKey<A>], side: Side, out: &mut [Option<u32>]) {
+    pub fn lookup_burst(&self, keys: &[ConnKey<A>], out: &mut [Option<u32>]) {
         let n = keys.len().min(out.len()).min(BURST);
         self.prefetch_burst(&keys[..n]);
         for (o, k) in out.iter_mut().zip(&keys[..n]) {
-            *o = self.lookup(k, side);
+            *o = self.lookup(k);
         }
     }
 
@@ -565,10 +924,10 @@ impl<A: Family> ConnTable<A> {
     /// [`ConnTable::prefetch_entry`], perhaps stale): keys are unique among hashed entries,
     /// so a hashed entry with the key is the answer; otherwise the ordinary probe.
     #[inline]
-    pub fn lookup_hinted(&self, k: &ConnKey<A>, side: Side, hint: u32) -> Option<u32> {
+    pub fn lookup_hinted(&self, k: &ConnKey<A>, hint: u32) -> Option<u32> {
         match self.try_get(hint) {
-            Some(c) if c.flags & flags::HASHED != 0 && c.matches(k, side) => Some(hint),
-            _ => self.lookup(k, side),
+            Some(c) if c.has(flags::HASHED) && c.matches_in(k) => Some(hint),
+            _ => self.lookup(k),
         }
     }
 
@@ -584,7 +943,7 @@ impl<A: Family> ConnTable<A> {
         self.slab
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.next_free == NIL - 1)
+            .filter(|(_, c)| c.is_live())
             .map(|(i, _)| i as u32)
     }
 }
@@ -605,7 +964,7 @@ impl<A: Family> ConnTable<A> {
                 .slab
                 .get(slot as usize)
                 .ok_or(format!("bucket {i}: bad slot"))?;
-            if !seen.insert(slot) || c.flags & flags::HASHED == 0 {
+            if !seen.insert(slot) || !c.has(flags::HASHED) {
                 return Err(format!("bucket {i}: slot {slot} twice or not hashed"));
             }
             let h = self.hash_of_entry(c);
@@ -624,7 +983,7 @@ impl<A: Family> ConnTable<A> {
         }
         let hashed = self
             .live_slots()
-            .filter(|&s| self.slab[s as usize].flags & flags::HASHED != 0);
+            .filter(|&s| self.slab[s as usize].has(flags::HASHED));
         if hashed.count() != seen.len() {
             return Err("a hashed slot is missing from the index".into());
         }
@@ -639,58 +998,124 @@ mod tests {
     use proptest::prelude::*;
 
     fn conn(caddr: u32, cport: u16, vport: u16) -> Conn<V4> {
-        Conn {
-            caddr: V4(caddr),
-            cport,
-            vaddr: V4(0x0a00_0001),
-            vport,
-            daddr: V4(7),
-            dport: 80,
-            proto: 6,
-            ..Default::default()
-        }
+        Conn::new(6, V4(caddr), cport, V4(0x0a00_0001), vport, 7, 0, 60_000)
     }
 
     fn key_in(c: &Conn<V4>) -> ConnKey<V4> {
         ConnKey {
-            proto: c.proto,
-            caddr: c.caddr,
-            cport: c.cport,
-            addr: c.vaddr,
-            port: c.vport,
+            proto: c.proto(),
+            caddr: c.caddr(),
+            cport: c.cport(),
+            addr: c.vaddr(),
+            port: c.vport(),
             template: c.is_template(),
         }
     }
 
     #[test]
     fn full_table_refuses_alloc_and_recovers_after_release() {
-        let mut t = ConnTable::<V4>::new(2, 1);
-        let a = t.alloc(conn(1, 1, 80)).unwrap();
-        let _b = t.alloc(conn(2, 1, 80)).unwrap();
-        assert!(t.alloc(conn(3, 1, 80)).is_none());
+        let mut t = ConnTable::<V4>::new(2, 1, 0);
+        let a = t.alloc(conn(1, 1, 80), 10).unwrap();
+        let _b = t.alloc(conn(2, 1, 80), 10).unwrap();
+        assert!(t.alloc(conn(3, 1, 80), 10).is_none());
         let r = t.conn_ref(a);
         t.release(a);
         assert_eq!(t.resolve(r), None, "a released slot's old ref is stale");
-        assert!(t.alloc(conn(3, 1, 80)).is_some());
+        assert!(t.alloc(conn(3, 1, 80), 10).is_some());
     }
 
     #[test]
-    fn inbound_and_outbound_lookups_find_the_same_entry() {
-        let mut t = ConnTable::<V4>::new(16, 1);
-        let s = t.alloc(conn(0xc0a8_0001, 4242, 80)).unwrap();
+    fn a_conn_keeps_its_fields_in_32_bytes() {
+        let mut c = Conn::<V4>::new(17, V4(1), 2, V4(3), 4, NO_DEST - 1, flags::NOOUTPUT, 9);
+        c.set_generation((1 << GENERATION_BITS) - 1);
+        c.set_control(CTL_NIL - 1);
+        for _ in 0..300 {
+            c.count_in_pkt();
+        }
+        c.set_flags(flags::ASSURED);
+        c.clear_flags(flags::ASSURED);
+        c.set_state(11);
+        c.toggle_flags(flags::INACTIVE);
+        assert_eq!(
+            (c.proto(), c.caddr(), c.cport(), c.vaddr(), c.vport()),
+            (17, V4(1), 2, V4(3), 4)
+        );
+        assert_eq!(
+            (c.dest(), c.in_pkts(), c.control(), c.n_control()),
+            (NO_DEST - 1, 127, CTL_NIL - 1, 0)
+        );
+        assert_eq!(
+            (c.state(), c.flags(), c.timeout()),
+            (11, flags::NOOUTPUT | flags::INACTIVE, 9)
+        );
+        assert_eq!(c.generation(), (1 << GENERATION_BITS) - 1);
+        let mut t = Conn::<V4>::new(
+            0,
+            V4(1),
+            0,
+            V4(3),
+            0,
+            5,
+            flags::TEMPLATE | flags::OWN_DPORT,
+            9,
+        );
+        t.add_n_control(true);
+        t.add_n_control(true);
+        assert_eq!((t.n_control(), t.control(), t.dport_with(80)), (2, NIL, 0));
+        let u = Conn::<V4>::new(6, V4(1), 0, V4(3), 80, 5, flags::TEMPLATE, 9);
+        assert_eq!((u.n_control(), u.dport_with(8080)), (0, 8080));
+        assert_eq!(c.dport_with(80), 80);
+        c.set_flags(flags::OWN_DPORT);
+        assert_eq!(c.dport_with(80), 4);
+    }
+
+    #[test]
+    fn deadlines_are_exact_across_the_32_bit_window() {
+        let mut t = ConnTable::<V4>::new(4, 1, 0);
+        for clock in [
+            0u64,
+            1 << 26,
+            (1 << 32) - 5,
+            3 << 33,
+            u64::from(u32::MAX) * 7,
+        ] {
+            t.advance_clock(clock);
+            let s = t.alloc(conn(1, 1, 80), clock).unwrap();
+            for d in [
+                clock,
+                clock + 1,
+                clock + u64::from(MAX_TIMEOUT_MS) + (1 << 30),
+            ] {
+                t.set_expires(s, d);
+                assert_eq!(t.expires(s), d);
+            }
+            // A deadline from a stale `now` an hour back, and one older than the window.
+            if clock > 1 << 27 {
+                t.set_expires(s, clock - 3_600_000);
+                assert_eq!(t.expires(s), clock - 3_600_000);
+                t.set_expires(s, clock - (1 << 27));
+                assert_eq!(t.expires(s), clock - PAST_MS);
+            }
+            t.release(s);
+        }
+    }
+
+    #[test]
+    fn inbound_lookups_find_hashed_entries_only() {
+        let mut t = ConnTable::<V4>::new(16, 1, 0);
+        let s = t.alloc(conn(0xc0a8_0001, 4242, 80), 10).unwrap();
+        let k = key_in(t.get(s));
+        assert_eq!(t.lookup(&k), None);
         t.hash(s);
-        let c = *t.get(s);
-        assert_eq!(t.lookup(&key_in(&c), Side::In), Some(s));
-        let out = ConnKey {
-            proto: 6,
-            caddr: c.caddr,
-            cport: c.cport,
-            addr: c.daddr,
-            port: c.dport,
-            template: false,
-        };
-        assert_eq!(t.lookup(&out, Side::Out), Some(s));
-        assert_eq!(t.lookup(&out, Side::In), None);
+        assert_eq!(t.lookup(&k), Some(s));
+        let h = t.hash_of(&k);
+        assert_eq!(
+            t.find(h, |c| c.matches_client(&k) && c.dest() == 7),
+            Some(s)
+        );
+        assert_eq!(t.find(h, |c| c.matches_client(&k) && c.dest() == 8), None);
+        t.unhash(s);
+        assert_eq!(t.lookup(&k), None);
     }
 
     proptest! {
@@ -704,36 +1129,36 @@ mod tests {
             // Crowded: the index almost full and 2-bit fingerprints, so probe runs are long,
             // displacements saturate and fingerprints collide all the time.
             let mut t = if crowded {
-                ConnTable::<V4>::with_layout(128, 131, 2, 9)
+                ConnTable::<V4>::with_layout(128, 131, 2, 9, 0)
             } else {
-                ConnTable::<V4>::new(128, 9)
+                ConnTable::<V4>::new(128, 9, 0)
             };
             let mut model: std::collections::HashMap<(u32, u16), u32> = Default::default();
             for (insert, a, p) in ops {
                 let c = conn(a, p, 80);
                 match (insert, model.get(&(a, p)).copied()) {
                     (true, None) => {
-                        if let Some(s) = t.alloc(c) { t.hash(s); model.insert((a, p), s); }
+                        if let Some(s) = t.alloc(c, 10) { t.hash(s); model.insert((a, p), s); }
                     }
                     (false, Some(s)) => { t.unhash(s); t.release(s); model.remove(&(a, p)); }
                     _ => {}
                 }
                 for (&(a, p), &s) in &model {
-                    prop_assert_eq!(t.lookup(&key_in(&conn(a, p, 80)), Side::In), Some(s));
+                    prop_assert_eq!(t.lookup(&key_in(&conn(a, p, 80))), Some(s));
                 }
                 prop_assert_eq!(t.len() as usize, model.len());
                 prop_assert_eq!(t.check_index(), Ok(()));
             }
             for a in 0..6u32 { for p in 0..64u16 {
                 let k = key_in(&conn(a, p, 80));
-                let want = t.lookup(&k, Side::In);
+                let want = t.lookup(&k);
                 if !model.contains_key(&(a, p)) {
                     prop_assert_eq!(want, None);
                 }
                 // A staged lookup's hint, or any stale slot, gives the plain lookup's answer.
                 let staged = t.prefetch_entry(t.hash_of(&k));
                 for hint in [staged, NO_HINT, 0, 1, 63, 127, 200] {
-                    prop_assert_eq!(t.lookup_hinted(&k, Side::In, hint), want);
+                    prop_assert_eq!(t.lookup_hinted(&k, hint), want);
                 }
             }}
         }

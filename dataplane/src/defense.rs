@@ -3,9 +3,7 @@
 //! entries with a low watermark in entries. The modes move as IPVS's sysctls do (1 <-> 2 on
 //! memory pressure); the configured value is re-adopted whenever the config changes it.
 
-use crate::addr::Family;
 use crate::config::Sysctl;
-use crate::conn::Conn;
 
 /// Re-armed within the last minute: not a try-drop candidate (todrop_entry).
 const TODROP_GRACE_MS: u64 = 60_000;
@@ -104,14 +102,15 @@ impl Defense {
         true
     }
 
-    /// todrop_entry: the scan's try-drop for established conns, UDP and OPS templates.
-    pub fn todrop_entry<A: Family>(&mut self, c: &Conn<A>, now: u64) -> bool {
+    /// todrop_entry: the scan's try-drop for established conns, UDP and OPS templates, given
+    /// the conn's timeout, deadline and `in_pkts`.
+    pub fn todrop_entry(&mut self, timeout: u32, expires: u64, in_pkts: u32, now: u64) -> bool {
         // Re-armed less than 60 s ago (remaining > timeout - 60 s): leave it be.
-        if u64::from(c.timeout) + now < c.expires + TODROP_GRACE_MS {
+        if u64::from(timeout) + now < expires + TODROP_GRACE_MS {
             return false;
         }
         // Candidates have 1..=8 inbound packets; one in every i of those with i is dropped.
-        let i = c.in_pkts;
+        let i = in_pkts;
         if !(1..=8).contains(&i) {
             return false;
         }
@@ -128,7 +127,6 @@ impl Defense {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::addr::V4;
 
     fn sysctl(drop_entry: u8, drop_packet: u8, secure_tcp: u8) -> Sysctl {
         Sysctl {
@@ -201,20 +199,20 @@ mod tests {
     fn todrop_entry_spares_recently_rearmed_and_rates_by_in_pkts() {
         let mut d = Defense::default();
         let now = 1_000_000;
-        let mut c = Conn::<V4> {
-            timeout: 900_000,
-            expires: now + 900_000,
-            in_pkts: 2,
-            ..Default::default()
-        };
-        assert!(!d.todrop_entry(&c, now), "re-armed just now");
-        c.expires = now + 800_000;
+        let (timeout, mut expires, mut in_pkts) = (900_000, now + 900_000, 2);
+        assert!(
+            !d.todrop_entry(timeout, expires, in_pkts, now),
+            "re-armed just now"
+        );
+        expires = now + 800_000;
         // in_pkts = 2: the first candidate and then every second one.
-        let hits: Vec<bool> = (0..6).map(|_| d.todrop_entry(&c, now)).collect();
+        let hits: Vec<bool> = (0..6)
+            .map(|_| d.todrop_entry(timeout, expires, in_pkts, now))
+            .collect();
         assert_eq!(hits, [true, false, true, false, true, false]);
-        c.in_pkts = 9;
-        assert!(!d.todrop_entry(&c, now));
-        c.in_pkts = 0;
-        assert!(!d.todrop_entry(&c, now));
+        in_pkts = 9;
+        assert!(!d.todrop_entry(timeout, expires, in_pkts, now));
+        in_pkts = 0;
+        assert!(!d.todrop_entry(timeout, expires, in_pkts, now));
     }
 }

@@ -17,7 +17,10 @@ use std::sync::Arc;
 
 use crate::addr::Family;
 use crate::config::{Config, FastHasher, Fwd, ServiceConfig, ServiceKey, TunConfig};
-use crate::conn::{flags, Conn, ConnKey, ConnRef, ConnTable, Side, BURST, NIL, NO_HINT};
+use crate::conn::{
+    flags, Conn, ConnInfo, ConnKey, ConnRef, ConnTable, Side, BURST, MAX_DEST_SLOTS, NIL, NO_DEST,
+    NO_HINT,
+};
 use crate::counters::{Counters, DropReason, SCTP_BASE, TCP_BASE, UDP_BASE};
 use crate::defense::Defense;
 use crate::dest_stats::{DestCells, DestStats};
@@ -103,7 +106,7 @@ pub struct Xmit<A> {
     pub vport: u16,
     pub daddr: A,
     pub dport: u16,
-    /// The dest's tunnel settings (for `Fwd::Tunnel`).
+    /// The dest's tunnel settings (read for `Fwd::Tunnel` only).
     pub tun: TunConfig,
 }
 
@@ -199,7 +202,7 @@ pub struct Shard<A: Family> {
 impl<A: Family> Shard<A> {
     pub fn new(params: ShardParams, cfg: Arc<Config<A>>, now: u64) -> Self {
         let mut s = Shard {
-            conns: ConnTable::new(params.capacity, params.seed),
+            conns: ConnTable::new(params.capacity, params.seed, now),
             wheel: TimerWheel::new(params.capacity.max(1), now),
             cfg: Arc::new(Config::default()),
             svcs: Vec::new(),
@@ -234,12 +237,58 @@ impl<A: Family> Shard<A> {
     pub fn table(&self) -> &ConnTable<A> {
         &self.conns
     }
+    /// Bytes of the conn table and its timers.
+    pub fn conn_memory(&self) -> usize {
+        self.conns.bytes() + self.wheel.bytes()
+    }
+    /// Bytes of the conn table and its timers of a shard of `capacity` conns, without making
+    /// one (the engine bench's "bytes per conn of capacity").
+    pub fn conn_memory_for(capacity: u32) -> usize {
+        ConnTable::<A>::bytes_for(capacity) + TimerWheel::bytes_for(capacity.max(1))
+    }
     pub fn defense(&self) -> &Defense {
         &self.defense
     }
     /// The conn behind a handle, if still live.
-    pub fn conn(&self, r: ConnRef) -> Option<&Conn<A>> {
-        self.conns.resolve(r).map(|s| self.conns.get(s))
+    pub fn conn(&self, r: ConnRef) -> Option<ConnInfo<A>> {
+        self.conns.resolve(r).map(|s| self.info(s))
+    }
+
+    /// The live conn in `slot`, if any (a `control` link's target, for checks).
+    pub fn conn_at(&self, slot: u32) -> Option<ConnInfo<A>> {
+        self.conns.is_live(slot).then(|| self.info(slot))
+    }
+
+    /// A live entry decoded, with its dest's address and port.
+    fn info(&self, slot: u32) -> ConnInfo<A> {
+        let c = self.conns.get(slot);
+        let (daddr, dport) = self.dest_side(c);
+        ConnInfo {
+            proto: c.proto(),
+            caddr: c.caddr(),
+            cport: c.cport(),
+            vaddr: c.vaddr(),
+            vport: c.vport(),
+            daddr,
+            dport,
+            state: c.state(),
+            flags: c.flags(),
+            timeout: c.timeout(),
+            expires: self.conns.expires(slot),
+            in_pkts: c.in_pkts(),
+            control: c.control(),
+            n_control: c.n_control(),
+            dest: c.dest(),
+        }
+    }
+
+    /// A conn's dest address and port (from its dest slot; see [`flags::OWN_DPORT`]).
+    #[inline(always)]
+    fn dest_side(&self, c: &Conn<A>) -> (A, u16) {
+        match self.dests.get(c.dest() as usize) {
+            Some(d) => (d.key.1, c.dport_with(d.key.2)),
+            None => (A::default(), c.dport_with(0)),
+        }
     }
 
     fn low_watermark(&self) -> u32 {
@@ -369,7 +418,7 @@ impl<A: Family> Shard<A> {
         if removed_with_conns && self.cfg.sysctl.expire_nodest_conn {
             let dests = &self.dests;
             let gone: Vec<bool> = dests.iter().map(|d| d.in_use && d.svc == NIL).collect();
-            self.flush_where(now, |c| c.dest != NIL && gone[c.dest as usize]);
+            self.flush_where(now, |c| gone.get(c.dest() as usize) == Some(&true));
         }
         // Thresholds may have changed: each dest's overload flag from its share; a dest that
         // got a new block has its counts published there.
@@ -542,28 +591,24 @@ impl<A: Family> Shard<A> {
         // The common packet first, inline in the caller's loop: a plain ACK of an established
         // TCP conn that the hint names. The same steps as below (lookup, check_existing with
         // no SYN, conn_packet's shortcut); anything else, or a failed hint, goes the whole way.
-        if let Some(c) = self.conns.try_get(hint_in) {
+        let w = self.conns.window();
+        if let Some(c) = self.conns.try_get_mut(hint_in) {
             if pkt.proto == 6
                 && tcp::is_plain_ack(pkt.tcp_flags)
-                && c.flags & (flags::HASHED | flags::ONE_PACKET | flags::INACTIVE) == flags::HASHED
-                && c.state == tcp::TcpState::Established as u8
-                && c.matches(&in_key(pkt), Side::In)
+                && c.flags() & (flags::HASHED | flags::ONE_PACKET | flags::INACTIVE)
+                    == flags::HASHED
+                && c.state() == tcp::TcpState::Established as u8
+                && c.matches_in(&in_key(pkt))
             {
                 // The dest's cells with its availability check: one lookup of the dest.
-                let ok = match self.dests.get(c.dest as usize) {
-                    Some(d) if d.svc != NIL => {
-                        count(d.stats.cells_at(d.cell), false, pkt.len);
-                        true
+                if let Some(d) = self.dests.get(c.dest() as usize).filter(|d| d.svc != NIL) {
+                    count(d.stats.cells_at(d.cell), false, pkt.len);
+                    let timeout = established_timeout(&self.cfg);
+                    if c.refresh(timeout, now, w, true) {
+                        self.wheel.reschedule(hint_in, now + u64::from(timeout));
                     }
-                    Some(_) => false,
-                    None => c.dest == NIL,
-                };
-                if ok {
-                    self.ack_established(hint_in, now);
                     self.counters.packets_in.inc();
-                    let c = self.conns.get_mut(hint_in);
-                    c.in_pkts = c.in_pkts.saturating_add(1);
-                    return Verdict::Xmit(self.xmit_of(hint_in, false));
+                    return Verdict::Xmit(xmit_with(hint_in, c, d, false));
                 }
             }
         }
@@ -581,7 +626,7 @@ impl<A: Family> Shard<A> {
     ) -> Verdict<A> {
         let key_in = in_key(pkt);
         let mut resched = false;
-        if let Some(slot) = self.conns.lookup_hinted(&key_in, Side::In, hint_in) {
+        if let Some(slot) = self.conns.lookup_hinted(&key_in, hint_in) {
             match self.check_existing(slot, pkt, now) {
                 Ok(()) => {
                     self.counters.packets_in.inc();
@@ -605,7 +650,7 @@ impl<A: Family> Shard<A> {
                     port: pkt.sport,
                     template: false,
                 };
-                if let Some(slot) = self.conns.lookup_hinted(&key_out, Side::Out, hint_out) {
+                if let Some(slot) = self.lookup_out(&key_out, hint_out) {
                     self.counters.packets_out.inc();
                     return self.conn_packet(slot, Dir::Output, pkt, now);
                 }
@@ -634,9 +679,9 @@ impl<A: Family> Shard<A> {
         if c.has(flags::ONE_PACKET) {
             // OPS: the conn lives only for its packet (ip_vs_conn_put with timeout 0); the
             // template counts the packets instead (what makes OPS templates try-droppable).
-            if c.control != NIL {
-                let t = self.conns.get_mut(c.control);
-                t.in_pkts = t.in_pkts.saturating_add(1);
+            let ct = c.control();
+            if ct != NIL {
+                self.conns.get_mut(ct).count_in_pkt();
             }
             self.expire_conn(slot, now);
         }
@@ -670,9 +715,8 @@ impl<A: Family> Shard<A> {
             // mode (5.16+); otherwise conn_reuse_mode decides. No conntrack here, so IPVS's
             // "old conntrack" cases never apply.
             let quiescent = sysctl.expire_nodest_conn
-                && c.dest != NIL
-                && self.dest_available(c.dest)
-                && self.load(c.dest).weight == 0;
+                && self.dest_available(c.dest())
+                && self.load(c.dest()).weight == 0;
             if quiescent
                 || (sysctl.conn_reuse_mode != 0 && is_new_conn_expected(c, sysctl.conn_reuse_mode))
             {
@@ -681,7 +725,7 @@ impl<A: Family> Shard<A> {
             }
         }
         let c = self.conns.get(slot);
-        if c.dest != NIL && !self.dest_available(c.dest) {
+        if c.dest() != NO_DEST && !self.dest_available(c.dest()) {
             if self.cfg.sysctl.expire_nodest_conn {
                 self.retire(slot, now);
                 return Err(None);
@@ -694,7 +738,7 @@ impl<A: Family> Shard<A> {
     /// Make room for a new conn with the same tuple: expire now if nothing depends on it,
     /// else take it out of the index so that it lives on only for its controlled conns.
     fn retire(&mut self, slot: u32, now: u64) {
-        if self.conns.get(slot).n_control == 0 {
+        if self.conns.get(slot).n_control() == 0 {
             self.expire_conn(slot, now);
         } else {
             self.conns.unhash(slot);
@@ -705,21 +749,21 @@ impl<A: Family> Shard<A> {
     fn conn_packet(&mut self, slot: u32, dir: Dir, pkt: &Packet<A>, now: u64) -> Verdict<A> {
         let secure = self.defense.secure_tcp_active();
         let c = self.conns.get_mut(slot);
-        if dir == Dir::Input && c.flags & flags::ONE_PACKET == 0 {
-            c.in_pkts = c.in_pkts.saturating_add(1);
+        if dir == Dir::Input && !c.has(flags::ONE_PACKET) {
+            c.count_in_pkt();
         } else {
-            c.flags &= !flags::NOOUTPUT;
+            c.clear_flags(flags::NOOUTPUT);
         }
-        let dest = c.dest;
+        let dest = c.dest();
         self.count_dest(dest, dir == Dir::Output, pkt.len);
         if tcp::is_plain_ack(pkt.tcp_flags) && self.plain_ack(slot, now) {
             return Verdict::Xmit(self.xmit_of(slot, dir == Dir::Output));
         }
         let timeouts = &self.cfg.sysctl.timeouts;
         let c = self.conns.get_mut(slot);
-        let eff = dir.for_conn(c.flags & flags::NOOUTPUT != 0);
-        let old = c.state;
-        let (new, assure) = match c.proto {
+        let eff = dir.for_conn(c.has(flags::NOOUTPUT));
+        let old = c.state();
+        let (new, assure) = match c.proto() {
             6 => {
                 let cur = tcp::TcpState::from_u8(old).unwrap_or(tcp::TcpState::None);
                 let n = tcp::next_state(secure, eff, pkt.tcp_flags, cur);
@@ -736,25 +780,25 @@ impl<A: Family> Shard<A> {
             // UDP: a reply from the dest assures the template (udp_state_transition).
             _ => (old, dir == Dir::Output),
         };
-        let proto = Proto::from_u8(c.proto).unwrap_or(Proto::Udp);
+        let proto = Proto::from_u8(c.proto()).unwrap_or(Proto::Udp);
         let timeout = timeouts.of(proto, new);
-        c.timeout = timeout;
-        let control = c.control;
-        let dest = c.dest;
-        let was_inactive = c.flags & flags::INACTIVE != 0;
+        c.set_timeout(timeout);
+        let control = c.control();
+        let dest = c.dest();
+        let was_inactive = c.has(flags::INACTIVE);
         if new != old {
-            c.state = new;
-            self.counters.conns_by_state[gauge_index(c.proto, old)].dec();
-            self.counters.conns_by_state[gauge_index(c.proto, new)].inc();
+            c.set_state(new);
+            self.counters.conns_by_state[gauge_index(c.proto(), old)].dec();
+            self.counters.conns_by_state[gauge_index(c.proto(), new)].inc();
         }
         let active = match proto {
             Proto::Tcp => tcp::TcpState::from_u8(new).is_some_and(tcp::is_active),
             Proto::Sctp => sctp::SctpState::from_u8(new).is_some_and(sctp::is_active),
             Proto::Udp => false,
         };
-        if dest != NIL && active == was_inactive {
+        if dest != NO_DEST && active == was_inactive {
             let c = self.conns.get_mut(slot);
-            c.flags ^= flags::INACTIVE;
+            c.toggle_flags(flags::INACTIVE);
             let l = self.load_mut(dest);
             if active {
                 l.active += 1;
@@ -778,9 +822,7 @@ impl<A: Family> Shard<A> {
     #[inline(always)]
     fn plain_ack(&mut self, slot: u32, now: u64) -> bool {
         let c = self.conns.get(slot);
-        if c.proto != 6
-            || c.state != tcp::TcpState::Established as u8
-            || c.flags & flags::INACTIVE != 0
+        if c.proto() != 6 || c.state() != tcp::TcpState::Established as u8 || c.has(flags::INACTIVE)
         {
             return false;
         }
@@ -791,13 +833,10 @@ impl<A: Family> Shard<A> {
     /// [`Shard::plain_ack`]'s step once its checks held: the established timeout, re-armed.
     #[inline(always)]
     fn ack_established(&mut self, slot: u32, now: u64) {
-        let timeout = self
-            .cfg
-            .sysctl
-            .timeouts
-            .of(Proto::Tcp, tcp::TcpState::Established as u8);
-        self.conns.get_mut(slot).timeout = timeout;
-        self.set_deadline(slot, now + u64::from(timeout));
+        let timeout = established_timeout(&self.cfg);
+        if self.conns.refresh(slot, timeout, now, false) {
+            self.wheel.reschedule(slot, now + u64::from(timeout));
+        }
     }
 
     /// A packet of a conn of `dest` (NIL: none): its dest's packet and byte counters
@@ -812,24 +851,19 @@ impl<A: Family> Shard<A> {
     #[inline(always)]
     fn xmit_of(&self, slot: u32, reply: bool) -> Xmit<A> {
         let c = self.conns.get(slot);
-        let fwd = Fwd::from_bits(c.flags);
-        Xmit {
-            conn: self.conns.conn_ref(slot),
-            reply,
-            fwd,
-            caddr: c.caddr,
-            cport: c.cport,
-            vaddr: c.vaddr,
-            vport: c.vport,
-            daddr: c.daddr,
-            dport: c.dport,
-            // Only a tunnel reads its dest's settings (one load fewer per DR/NAT packet).
-            tun: match fwd {
-                Fwd::Tunnel => self
-                    .dests
-                    .get(c.dest as usize)
-                    .map_or_else(TunConfig::default, |d| d.tun),
-                _ => TunConfig::default(),
+        match self.dests.get(c.dest() as usize) {
+            Some(d) => xmit_with(slot, c, d, reply),
+            None => Xmit {
+                conn: self.conns.conn_ref(slot),
+                reply,
+                fwd: Fwd::from_bits(c.flags()),
+                caddr: c.caddr(),
+                cport: c.cport(),
+                vaddr: c.vaddr(),
+                vport: c.vport(),
+                daddr: A::default(),
+                dport: c.dport_with(0),
+                tun: TunConfig::default(),
             },
         }
     }
@@ -839,15 +873,29 @@ impl<A: Family> Shard<A> {
     /// the client (key: client = quoted destination); `Side::Out`: a packet sent to the dest
     /// (key: client = quoted source, dest = quoted destination).
     pub fn icmp_lookup(&self, key: &ConnKey<A>, side: Side) -> Option<Xmit<A>> {
-        let slot = self.conns.lookup(key, side)?;
+        let slot = match side {
+            Side::In => self.conns.lookup(key)?,
+            Side::Out => self.lookup_out(key, NO_HINT)?,
+        };
         Some(self.xmit_of(slot, side == Side::Out))
+    }
+
+    /// The conn of an outbound key (dest -> client: `addr`/`port` are the dest side, matched
+    /// through each candidate's dest slot), trying `hint` first.
+    #[inline]
+    fn lookup_out(&self, k: &ConnKey<A>, hint: u32) -> Option<u32> {
+        let is = |c: &Conn<A>| c.matches_client(k) && self.dest_side(c) == (k.addr, k.port);
+        match self.conns.try_get(hint) {
+            Some(c) if c.has(flags::HASHED) && is(c) => Some(hint),
+            _ => self.conns.find(self.conns.hash_of(k), is),
+        }
     }
 
     /// ip_vs_control_assure_ct: the controller, if a template, becomes ASSURED for life.
     fn assure_template(&mut self, ct: u32) {
         let t = self.conns.get_mut(ct);
         if t.is_template() && !t.is_assured() {
-            t.flags |= flags::ASSURED;
+            t.set_flags(flags::ASSURED);
             self.counters.assured_templates.inc();
         }
     }
@@ -856,9 +904,7 @@ impl<A: Family> Shard<A> {
     /// slot fires). Earlier: re-filed now, so a shorter timeout is honoured on time.
     #[inline(always)]
     fn set_deadline(&mut self, slot: u32, deadline: u64) {
-        let c = self.conns.get_mut(slot);
-        let earlier = deadline < c.expires;
-        c.expires = deadline;
+        let earlier = self.conns.set_expires(slot, deadline);
         // Every live conn is filed (conn_new files it; expiry re-files or frees it), so a later
         // deadline is a plain store: no wheel access, no cache miss on the wheel's links.
         debug_assert!(self.wheel.contains(slot));
@@ -892,12 +938,11 @@ impl<A: Family> Shard<A> {
             }
             let pos = self.pick_dest(si, pkt, now).ok_or(DropReason::NoDest)?;
             let dslot = self.svcs[si].slots[pos];
-            let dport = match self.dests[dslot as usize].key.2 {
-                0 => pkt.dport,
-                p => p,
-            };
+            // A dest of port 0 takes the packet's port.
+            let own_dport = self.dests[dslot as usize].key.2 == 0;
             return self.conn_new(
-                pkt.proto, pkt.saddr, pkt.sport, pkt.daddr, pkt.dport, dport, dslot, ops_flag, now,
+                pkt.proto, pkt.saddr, pkt.sport, pkt.daddr, pkt.dport, own_dport, dslot, ops_flag,
+                now,
             );
         };
 
@@ -919,7 +964,7 @@ impl<A: Family> Shard<A> {
             port: tvport,
             template: true,
         };
-        let mut ct = self.conns.lookup(&tkey, Side::In);
+        let mut ct = self.conns.lookup(&tkey);
         if let Some(t) = ct {
             if !self.template_valid(t) {
                 // Invalidate: out of the index; it lives on until its timer and its
@@ -933,53 +978,42 @@ impl<A: Family> Shard<A> {
             None => {
                 let pos = self.pick_dest(si, pkt, now).ok_or(DropReason::NoDest)?;
                 let dslot = self.svcs[si].slots[pos];
-                let dport = if tvport != 0 {
-                    self.dests[dslot as usize].key.2
-                } else {
-                    0
-                };
+                // A template of a port-zero or FTP service has dport 0, else its dest's.
                 let t = self.conn_new(
                     tproto,
                     snet,
                     0,
                     tvaddr,
                     tvport,
-                    dport,
+                    tvport == 0,
                     dslot,
                     flags::TEMPLATE,
                     now,
                 )?;
-                let c = self.conns.get_mut(t);
-                c.timeout = persist.timeout_ms;
+                self.conns.get_mut(t).set_timeout(persist.timeout_ms);
                 t
             }
         };
-        let dslot = self.conns.get(ct).dest;
-        let dport = match (
-            svc_port == Some(pkt.dport),
-            self.dests[dslot as usize].key.2,
-        ) {
-            (true, p) if p != 0 => p,
-            _ => pkt.dport,
-        };
+        let dslot = self.conns.get(ct).dest();
+        // The dest's port for the service's own port, else the packet's.
+        let own_dport = svc_port != Some(pkt.dport) || self.dests[dslot as usize].key.2 == 0;
         let cp = self.conn_new(
-            pkt.proto, pkt.saddr, pkt.sport, pkt.daddr, pkt.dport, dport, dslot, ops_flag, now,
+            pkt.proto, pkt.saddr, pkt.sport, pkt.daddr, pkt.dport, own_dport, dslot, ops_flag, now,
         );
         // ip_vs_conn_put(ct): the template is re-armed even when the conn did not fit.
-        let deadline = now + u64::from(self.conns.get(ct).timeout);
+        let deadline = now + u64::from(self.conns.get(ct).timeout());
         self.set_deadline(ct, deadline);
         let cp = cp?;
         // ip_vs_control_add: link.
-        self.conns.get_mut(cp).control = ct;
-        self.conns.get_mut(ct).n_control += 1;
+        self.conns.get_mut(cp).set_control(ct);
+        self.conns.get_mut(ct).add_n_control(true);
         Ok(cp)
     }
 
     /// ip_vs_check_template: the template's dest still serves.
     fn template_valid(&self, t: u32) -> bool {
-        let dest = self.conns.get(t).dest;
-        dest != NIL
-            && self.dest_available(dest)
+        let dest = self.conns.get(t).dest();
+        self.dest_available(dest)
             && !(self.cfg.sysctl.expire_quiescent_template && self.load(dest).weight == 0)
     }
 
@@ -1013,11 +1047,15 @@ impl<A: Family> Shard<A> {
         cport: u16,
         vaddr: A,
         vport: u16,
-        dport: u16,
+        own_dport: bool,
         dest: u32,
         extra: u16,
         now: u64,
     ) -> Result<u32, DropReason> {
+        if dest >= MAX_DEST_SLOTS {
+            // A conn names its dest in 24 bits: a dest slot past them takes no conns.
+            return Err(DropReason::NoDest);
+        }
         let d = &self.dests[dest as usize];
         let fwd = d.fwd;
         let mut f = fwd as u16 | flags::INACTIVE | extra;
@@ -1027,33 +1065,28 @@ impl<A: Family> Shard<A> {
         if proto != Proto::Udp as u8 {
             f &= !flags::ONE_PACKET;
         }
-        let init = Conn {
-            expires: now + u64::from(INITIAL_TIMEOUT_MS),
-            caddr,
-            vaddr,
-            daddr: d.key.1,
-            timeout: INITIAL_TIMEOUT_MS,
-            in_pkts: 0,
-            control: NIL,
-            n_control: 0,
-            dest,
-            generation: 0,
-            next_free: NIL,
-            cport,
-            vport,
-            dport,
-            flags: f,
+        if own_dport {
+            f |= flags::OWN_DPORT;
+        }
+        let init = Conn::new(
             proto,
-            state: 0,
-        };
-        let Some(slot) = self.conns.alloc(init) else {
+            caddr,
+            cport,
+            vaddr,
+            vport,
+            dest,
+            f,
+            INITIAL_TIMEOUT_MS,
+        );
+        let deadline = now + u64::from(INITIAL_TIMEOUT_MS);
+        let Some(slot) = self.conns.alloc(init, deadline) else {
             return Err(DropReason::TableFull);
         };
         if f & flags::ONE_PACKET == 0 {
             // OPS conns are never hashed: no later packet may find them.
             self.conns.hash(slot);
         }
-        self.wheel.insert(slot, now + u64::from(INITIAL_TIMEOUT_MS));
+        self.wheel.insert(slot, deadline);
         // Bind the dest.
         let is_template = f & flags::TEMPLATE != 0;
         let ds = &mut self.dests[dest as usize];
@@ -1105,6 +1138,7 @@ impl<A: Family> Shard<A> {
         // Time never runs backwards for the timers: a late or reordered `now` (a pcap with
         // unordered timestamps) only delays nothing and re-fires nothing.
         let now = now.max(self.wheel.now());
+        self.conns.advance_clock(now);
         while let Some(slot) = self.wheel.pop_expired(now) {
             self.on_due(slot, now);
         }
@@ -1115,18 +1149,17 @@ impl<A: Family> Shard<A> {
 
     /// A conn's filed deadline came (ip_vs_conn_expire).
     fn on_due(&mut self, slot: u32, now: u64) {
-        let c = self.conns.get_mut(slot);
-        if c.expires > now {
+        let e = self.conns.expires(slot);
+        if e > now {
             // Lazy timer: packets moved the deadline; file it again.
-            let e = c.expires;
             self.wheel.insert(slot, e);
             return;
         }
-        if c.n_control > 0 {
+        if self.conns.get(slot).n_control() > 0 {
             // expire_later: still controls conns. IPVS also resets the timeout to 60 s.
-            c.timeout = EXPIRE_LATER_MS;
-            c.expires = now + u64::from(EXPIRE_LATER_MS);
-            let e = c.expires;
+            let e = now + u64::from(EXPIRE_LATER_MS);
+            self.conns.get_mut(slot).set_timeout(EXPIRE_LATER_MS);
+            self.conns.set_expires(slot, e);
             self.wheel.insert(slot, e);
             return;
         }
@@ -1135,14 +1168,14 @@ impl<A: Family> Shard<A> {
 
     /// Arm a conn's timer to fire now (ip_vs_conn_expire_now).
     fn expire_now(&mut self, slot: u32, now: u64) {
-        self.conns.get_mut(slot).expires = now;
+        self.conns.set_expires(slot, now);
         self.wheel.reschedule(slot, now);
     }
 
     /// Drop a conn as the defense does (ip_vs_conn_del after the seed patch): timeout 0 marks
     /// it dropped, and it expires now.
     fn drop_conn(&mut self, slot: u32, now: u64, reason: DropReason) {
-        self.conns.get_mut(slot).timeout = 0;
+        self.conns.get_mut(slot).set_timeout(0);
         self.counters.count_drop(reason);
         self.expire_now(slot, now);
     }
@@ -1155,38 +1188,40 @@ impl<A: Family> Shard<A> {
     /// The body of expiry; `flushed` conns are not "dropped", so no chain rule and their own
     /// counter.
     fn unlink_conn(&mut self, slot: u32, now: u64, flushed: bool) {
-        debug_assert_eq!(self.conns.get(slot).n_control, 0);
+        debug_assert_eq!(self.conns.get(slot).n_control(), 0);
         self.conns.unhash(slot);
         self.wheel.remove(slot);
         let c = *self.conns.get(slot);
-        if c.control != NIL {
-            let ct = self.conns.get_mut(c.control);
-            ct.n_control -= 1;
+        let control = c.control();
+        if control != NIL {
+            let ct = self.conns.get_mut(control);
+            ct.add_n_control(false);
             // The seed patch: a dropped conn takes its controller along when nothing else uses
             // it, unless that controller is an assured template.
             if !flushed
                 && c.is_dropped()
-                && ct.n_control == 0
+                && ct.n_control() == 0
                 && !(ct.is_template() && ct.is_assured())
-                && ct.timeout != 0
+                && !ct.is_dropped()
             {
                 let reason = if ct.is_template() {
                     DropReason::ChainTemplate
                 } else {
                     DropReason::ChainConn
                 };
-                self.drop_conn(c.control, now, reason);
+                self.drop_conn(control, now, reason);
             }
         }
         // ip_vs_unbind_dest.
-        if c.dest != NIL {
+        let dest = c.dest();
+        if dest != NO_DEST {
             let is_template = c.is_template();
-            let ds = &mut self.dests[c.dest as usize];
+            let ds = &mut self.dests[dest as usize];
             ds.refs -= 1;
             if is_template {
                 ds.persist -= 1;
             }
-            let l = self.load_mut(c.dest);
+            let l = self.load_mut(dest);
             if !is_template {
                 if c.has(flags::INACTIVE) {
                     l.inactive = l.inactive.saturating_sub(1);
@@ -1195,13 +1230,13 @@ impl<A: Family> Shard<A> {
                 }
             }
             let total = l.active + l.inactive;
-            if self.may_leave_overload(c.dest, total) {
-                self.load_mut(c.dest).overloaded = false;
+            if self.may_leave_overload(dest, total) {
+                self.load_mut(dest).overloaded = false;
             }
-            self.publish_load(c.dest);
-            let ds = &self.dests[c.dest as usize];
+            self.publish_load(dest);
+            let ds = &self.dests[dest as usize];
             if ds.refs == 0 && ds.svc == NIL {
-                self.free_dest(c.dest);
+                self.free_dest(dest);
             }
         }
         if c.is_template() {
@@ -1211,7 +1246,7 @@ impl<A: Family> Shard<A> {
             }
         } else {
             self.counters.conns.dec();
-            self.counters.conns_by_state[gauge_index(c.proto, c.state)].dec();
+            self.counters.conns_by_state[gauge_index(c.proto(), c.state())].dec();
         }
         if flushed {
             self.counters.flushed.inc();
@@ -1220,7 +1255,7 @@ impl<A: Family> Shard<A> {
         } else {
             self.counters.expired.inc();
             if !c.is_template() {
-                self.counters.expired_in_state[gauge_index(c.proto, c.state)].inc();
+                self.counters.expired_in_state[gauge_index(c.proto(), c.state())].inc();
             }
         }
         self.conns.release(slot);
@@ -1244,7 +1279,7 @@ impl<A: Family> Shard<A> {
                 if !pred(c) {
                     continue;
                 }
-                if c.n_control > 0 {
+                if c.n_control() > 0 {
                     blocked = true;
                     continue;
                 }
@@ -1305,16 +1340,17 @@ impl<A: Family> Shard<A> {
             };
             visited += 1;
             let c = self.conns.get(slot);
-            if c.n_control > 0 || c.is_dropped() {
+            if c.n_control() > 0 || c.is_dropped() {
                 continue;
             }
+            let (timeout, expires, in_pkts) = (c.timeout(), self.conns.expires(slot), c.in_pkts());
+            let mut todrop = || self.defense.todrop_entry(timeout, expires, in_pkts, now);
             let reason = if c.is_template() {
-                let ops = c.dest != NIL && {
-                    let d = &self.dests[c.dest as usize];
+                let ops = self.dests.get(c.dest() as usize).is_some_and(|d| {
                     d.svc != NIL && self.cfg.services.get(d.svc as usize).is_some_and(|s| s.ops)
-                };
+                });
                 if ops {
-                    if !self.defense.todrop_entry(c, now) {
+                    if !todrop() {
                         continue;
                     }
                 } else if c.is_assured() {
@@ -1322,18 +1358,18 @@ impl<A: Family> Shard<A> {
                 }
                 DropReason::DropEntryTemplate
             } else {
-                let drop = match c.proto {
-                    6 => match tcp::TcpState::from_u8(c.state) {
+                let drop = match c.proto() {
+                    6 => match tcp::TcpState::from_u8(c.state()) {
                         Some(tcp::TcpState::SynRecv | tcp::TcpState::SynAck) => true,
-                        Some(tcp::TcpState::Established) => self.defense.todrop_entry(c, now),
+                        Some(tcp::TcpState::Established) => todrop(),
                         _ => false,
                     },
-                    132 => match sctp::SctpState::from_u8(c.state) {
+                    132 => match sctp::SctpState::from_u8(c.state()) {
                         Some(sctp::SctpState::Init1 | sctp::SctpState::Init) => true,
-                        Some(sctp::SctpState::Established) => self.defense.todrop_entry(c, now),
+                        Some(sctp::SctpState::Established) => todrop(),
                         _ => false,
                     },
-                    _ => self.defense.todrop_entry(c, now),
+                    _ => todrop(),
                 };
                 if !drop {
                     continue;
@@ -1346,8 +1382,8 @@ impl<A: Family> Shard<A> {
     }
 
     /// Every live conn (control paths: listings, checks).
-    pub fn conns(&self) -> impl Iterator<Item = &Conn<A>> + '_ {
-        self.conns.live_slots().map(move |s| self.conns.get(s))
+    pub fn conns(&self) -> impl Iterator<Item = ConnInfo<A>> + '_ {
+        self.conns.live_slots().map(move |s| self.info(s))
     }
 
     /// The live conns in slots `from..from + n` (a page of a listing: the caller bounds the
@@ -1356,32 +1392,32 @@ impl<A: Family> Shard<A> {
         &self,
         from: u32,
         n: u32,
-    ) -> (impl Iterator<Item = (u32, &Conn<A>)> + '_, Option<u32>) {
+    ) -> (impl Iterator<Item = (u32, ConnInfo<A>)> + '_, Option<u32>) {
         let cap = self.conns.capacity();
         let end = from.saturating_add(n).min(cap);
         let next = (end < cap).then_some(end);
         let it = (from.min(end)..end)
             .filter(move |&s| self.conns.is_live(s))
-            .map(move |s| (s, self.conns.get(s)));
+            .map(move |s| (s, self.info(s)));
         (it, next)
     }
 }
 
 /// is_new_conn_expected: a closing conn hit by a new SYN is rescheduled (not if controlled).
 fn is_new_conn_expected<A: Family>(c: &Conn<A>, conn_reuse_mode: u8) -> bool {
-    if c.control != NIL {
+    if c.control() != NIL {
         return false;
     }
-    match c.proto {
+    match c.proto() {
         6 => {
-            let s = c.state;
+            let s = c.state();
             s == tcp::TcpState::TimeWait as u8
                 || s == tcp::TcpState::Close as u8
                 || (conn_reuse_mode & 2 != 0
                     && s == tcp::TcpState::FinWait as u8
                     && c.has(flags::NOOUTPUT))
         }
-        132 => c.state == sctp::SctpState::Closed as u8,
+        132 => c.state() == sctp::SctpState::Closed as u8,
         _ => false,
     }
 }
@@ -1406,6 +1442,36 @@ fn gauge_index(proto: u8, state: u8) -> usize {
         6 => TCP_BASE + (state as usize).min(tcp::N_STATES - 1),
         132 => SCTP_BASE + (state as usize).min(sctp::N_STATES - 1),
         _ => UDP_BASE,
+    }
+}
+
+/// The ESTABLISHED timeout of TCP (the plain ACK's re-arm).
+#[inline(always)]
+fn established_timeout<A>(cfg: &Config<A>) -> u32 {
+    cfg.sysctl
+        .timeouts
+        .of(Proto::Tcp, tcp::TcpState::Established as u8)
+}
+
+/// What the forwarding step needs of the conn in `slot`, `c`, of the dest `d`.
+#[inline(always)]
+fn xmit_with<A: Family>(slot: u32, c: &Conn<A>, d: &DestSlot<A>, reply: bool) -> Xmit<A> {
+    let fwd = Fwd::from_bits(c.flags());
+    Xmit {
+        conn: ConnRef {
+            slot,
+            generation: c.generation(),
+        },
+        reply,
+        fwd,
+        caddr: c.caddr(),
+        cport: c.cport(),
+        vaddr: c.vaddr(),
+        vport: c.vport(),
+        daddr: d.key.1,
+        dport: c.dport_with(d.key.2),
+        // Copied whatever the method (one move; a match costs more): only a tunnel reads it.
+        tun: d.tun,
     }
 }
 

@@ -71,6 +71,15 @@ impl TimerWheel {
         self.capacity + (LEVELS * SLOTS) as u32
     }
 
+    /// Bytes of the wheel.
+    pub fn bytes(&self) -> usize {
+        core::mem::size_of_val(&*self.links)
+    }
+    /// Bytes [`TimerWheel::new`] takes for `capacity` entries.
+    pub fn bytes_for(capacity: u32) -> usize {
+        (capacity as usize + LEVELS * SLOTS + 1) * core::mem::size_of::<Link>()
+    }
+
     /// Entries filed (in a slot or due).
     pub fn len(&self) -> u32 {
         self.len

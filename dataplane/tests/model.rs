@@ -33,7 +33,7 @@ use rvs_dataplane::addr::V4;
 use rvs_dataplane::config::{
     Config, DestConfig, Fwd, Persistence, ServiceConfig, ServiceKey, Sysctl,
 };
-use rvs_dataplane::conn::{flags, Conn, ConnKey, NIL, NO_HINT};
+use rvs_dataplane::conn::{flags, ConnInfo, ConnKey, NIL, NO_HINT};
 use rvs_dataplane::counters::{DropReason, N_STATE_GAUGES, TCP_BASE, UDP_BASE};
 use rvs_dataplane::proto::tcp::{self, TcpState};
 use rvs_dataplane::proto::{Dir, Proto};
@@ -272,7 +272,7 @@ fn gauge(proto: u8, state: u8) -> usize {
     }
 }
 
-fn engine_key(c: &Conn<V4>) -> Key {
+fn engine_key(c: &ConnInfo<V4>) -> Key {
     Key {
         tpl: c.is_template(),
         proto: c.proto,
@@ -284,11 +284,10 @@ fn engine_key(c: &Conn<V4>) -> Key {
 }
 
 fn engine_snap(shard: &Shard<V4>, setup: &Setup) -> Snap {
-    let table = shard.table();
     let mut conns: Vec<Rec> = shard
         .conns()
         .map(|c| Rec {
-            key: engine_key(c),
+            key: engine_key(&c),
             daddr: Ipv4Addr::from(c.daddr.0),
             dport: c.dport,
             fwd: Fwd::from_bits(c.flags),
@@ -301,8 +300,8 @@ fn engine_snap(shard: &Shard<V4>, setup: &Setup) -> Snap {
             in_pkts: c.in_pkts,
             n_control: c.n_control,
             controller: (c.control != NIL).then(|| {
-                if table.is_live(c.control) {
-                    engine_key(table.get(c.control))
+                if let Some(ct) = shard.conn_at(c.control) {
+                    engine_key(&ct)
                 } else {
                     // A dangling control link: shown as an impossible key.
                     Key {
@@ -661,7 +660,9 @@ impl Model {
         let secure = self.secure_on;
         let c = self.get_mut(id);
         if dir == Dir::Input {
-            c.in_pkts += 1;
+            // The engine keeps in_pkts in 7 bits, saturating: only todrop_entry reads it, and
+            // it tells 1..8 from more.
+            c.in_pkts = (c.in_pkts + 1).min(127);
         } else {
             c.nooutput = false;
         }
@@ -1728,12 +1729,12 @@ fn tcp_pkt(c: u32, cport: u16, flags: u8) -> Packet<V4> {
     Packet::tcp(V4(c), cport, V4(VIP), TCP_PORT, flags)
 }
 
-fn find(s: &Shard<V4>, tpl: bool, caddr: u32, cport: u16) -> Option<&Conn<V4>> {
+fn find(s: &Shard<V4>, tpl: bool, caddr: u32, cport: u16) -> Option<ConnInfo<V4>> {
     s.conns()
         .find(|c| c.is_template() == tpl && c.caddr.0 == caddr && c.cport == cport)
 }
 
-fn template(s: &Shard<V4>, caddr: u32) -> Option<&Conn<V4>> {
+fn template(s: &Shard<V4>, caddr: u32) -> Option<ConnInfo<V4>> {
     find(s, true, caddr, 0)
 }
 

@@ -110,7 +110,7 @@ fn dr_conn_counts_inactive_then_active_then_inactive_on_its_dest() {
     let x = xmit(s.process(&pkt("1.1.1.1", 1000, tcp::SYN), 0));
     assert_eq!(x.fwd, Fwd::Droute);
     assert_eq!(x.daddr, v4("10.1.0.1"));
-    let c = *s.conn(x.conn).unwrap();
+    let c = s.conn(x.conn).unwrap();
     assert_eq!(c.state, TcpState::SynRecv as u8);
     assert!(c.has(flags::NOOUTPUT));
     assert_eq!(
@@ -188,7 +188,6 @@ fn persistent_clients_of_one_netmask_share_a_template_and_its_dest() {
     let tpl = s
         .conns()
         .find(|c| c.is_template() && c.caddr == v4("7.7.7.0"))
-        .copied()
         .unwrap();
     assert_eq!((tpl.cport, tpl.vport, tpl.n_control), (0, 80, 2));
     assert_eq!(s.dest_counts(key(VIP), a.daddr, 80).unwrap().persist, 1);
@@ -238,7 +237,7 @@ fn template_still_controlling_at_its_deadline_is_retried_every_60s() {
     s.process(&pkt("7.7.7.1", 1000, tcp::SYN), 0);
     s.process(&pkt("7.7.7.1", 1000, tcp::ACK), 1); // ESTABLISHED, 900 s
     s.tick(31 * S);
-    let tpl = *s.conns().find(|c| c.is_template()).unwrap();
+    let tpl = s.conns().find(|c| c.is_template()).unwrap();
     assert_eq!(
         tpl.timeout, 60_000,
         "expire_later resets the timeout to 60 s"
@@ -409,7 +408,7 @@ fn fwmark_service_keys_its_template_on_the_mark_across_ports() {
     let a = xmit(s.process(&p80, 0));
     let b = xmit(s.process(&p443, 1));
     assert_eq!(a.daddr, b.daddr, "one template for the whole mark");
-    let tpl = *s.conns().find(|c| c.is_template()).unwrap();
+    let tpl = s.conns().find(|c| c.is_template()).unwrap();
     assert_eq!((tpl.proto, tpl.vaddr, tpl.vport), (0, V4(7), 0));
     // Without the mark the packet is not ours.
     assert_eq!(
@@ -459,7 +458,7 @@ fn udp_reply_assures_the_template_and_ops_keeps_no_conn() {
         xmit(s.process(&Packet::udp(v4("2.2.2.2"), 6000, v4(VIP), 54), 10 + i));
     }
     assert_eq!(s.counters().conns.get(), 1, "only the non-OPS UDP conn");
-    let tpl = *s
+    let tpl = s
         .conns()
         .find(|c| c.is_template() && c.caddr == v4("2.2.2.2"))
         .unwrap();
