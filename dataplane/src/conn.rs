@@ -567,6 +567,15 @@ impl<A: Family> ConnTable<A> {
     pub fn capacity(&self) -> u32 {
         self.slab.len() as u32
     }
+    /// Slots of the table: entries are named by slot, `0..slots()` (the timers cover them).
+    #[inline]
+    pub fn slots(&self) -> u32 {
+        self.slab.len() as u32
+    }
+    /// The slots of a table made for `capacity` entries.
+    pub fn slots_for(capacity: u32) -> u32 {
+        capacity.clamp(1, MAX_CAPACITY)
+    }
     #[inline]
     pub fn free_entries(&self) -> u32 {
         self.free

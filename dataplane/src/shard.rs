@@ -1,4 +1,4 @@
-//! One worker's engine: IPVS's conn semantics over a [`ConnTable`], a [`TimerWheel`], the
+//! One worker's engine: IPVS's conn semantics over a [`ConnTable`], its [`Timers`], the
 //! dest counters and the defense, for one address family. Sans-IO: [`Shard::process`] takes
 //! a packet's facts and `now` (ms) and returns a [`Verdict`]; [`Shard::tick`] runs timers and
 //! the once-a-second defense. Nothing here reads a clock, allocates per packet or panics on
@@ -27,7 +27,7 @@ use crate::dest_stats::{DestCells, DestStats};
 use crate::proto::{sctp, tcp, Dir, Proto};
 use crate::rng::Rng;
 use crate::sched::{self, DestLoad, SchedInput, SchedState};
-use crate::timer::TimerWheel;
+use crate::timer::Timers;
 
 /// IPVS's FTP control port: persistent FTP templates use vport 0 so data conns follow.
 const FTPPORT: u16 = 21;
@@ -183,7 +183,7 @@ pub struct DestCounts {
 
 pub struct Shard<A: Family> {
     conns: ConnTable<A>,
-    wheel: TimerWheel,
+    timers: Timers,
     cfg: Arc<Config<A>>,
     svcs: Vec<SvcState>,
     dests: Vec<DestSlot<A>>,
@@ -203,7 +203,7 @@ impl<A: Family> Shard<A> {
     pub fn new(params: ShardParams, cfg: Arc<Config<A>>, now: u64) -> Self {
         let mut s = Shard {
             conns: ConnTable::new(params.capacity, params.seed, now),
-            wheel: TimerWheel::new(params.capacity.max(1), now),
+            timers: Timers::new(ConnTable::<A>::slots_for(params.capacity), now),
             cfg: Arc::new(Config::default()),
             svcs: Vec::new(),
             dests: Vec::with_capacity(params.max_dests as usize),
@@ -239,12 +239,12 @@ impl<A: Family> Shard<A> {
     }
     /// Bytes of the conn table and its timers.
     pub fn conn_memory(&self) -> usize {
-        self.conns.bytes() + self.wheel.bytes()
+        self.conns.bytes() + self.timers.bytes()
     }
     /// Bytes of the conn table and its timers of a shard of `capacity` conns, without making
     /// one (the engine bench's "bytes per conn of capacity").
     pub fn conn_memory_for(capacity: u32) -> usize {
-        ConnTable::<A>::bytes_for(capacity) + TimerWheel::bytes_for(capacity.max(1))
+        ConnTable::<A>::bytes_for(capacity) + Timers::bytes_for(ConnTable::<A>::slots_for(capacity))
     }
     pub fn defense(&self) -> &Defense {
         &self.defense
@@ -605,7 +605,7 @@ impl<A: Family> Shard<A> {
                     count(d.stats.cells_at(d.cell), false, pkt.len);
                     let timeout = established_timeout(&self.cfg);
                     if c.refresh(timeout, now, w, true) {
-                        self.wheel.reschedule(hint_in, now + u64::from(timeout));
+                        self.timers.arm(hint_in, now + u64::from(timeout));
                     }
                     self.counters.packets_in.inc();
                     return Verdict::Xmit(xmit_with(hint_in, c, d, false));
@@ -835,7 +835,7 @@ impl<A: Family> Shard<A> {
     fn ack_established(&mut self, slot: u32, now: u64) {
         let timeout = established_timeout(&self.cfg);
         if self.conns.refresh(slot, timeout, now, false) {
-            self.wheel.reschedule(slot, now + u64::from(timeout));
+            self.timers.arm(slot, now + u64::from(timeout));
         }
     }
 
@@ -900,16 +900,13 @@ impl<A: Family> Shard<A> {
         }
     }
 
-    /// Move a conn's deadline. Later: only stored (the wheel re-files lazily when the old
-    /// slot fires). Earlier: re-filed now, so a shorter timeout is honoured on time.
+    /// Move a conn's deadline. Later: only stored (the timers look at the conn again when the
+    /// bound of its leaf comes, and see it then). Earlier: the bounds above it are lowered now,
+    /// so a shorter timeout is honoured on time.
     #[inline(always)]
     fn set_deadline(&mut self, slot: u32, deadline: u64) {
-        let earlier = self.conns.set_expires(slot, deadline);
-        // Every live conn is filed (conn_new files it; expiry re-files or frees it), so a later
-        // deadline is a plain store: no wheel access, no cache miss on the wheel's links.
-        debug_assert!(self.wheel.contains(slot));
-        if earlier {
-            self.wheel.reschedule(slot, deadline);
+        if self.conns.set_expires(slot, deadline) {
+            self.timers.arm(slot, deadline);
         }
     }
 
@@ -1086,7 +1083,7 @@ impl<A: Family> Shard<A> {
             // OPS conns are never hashed: no later packet may find them.
             self.conns.hash(slot);
         }
-        self.wheel.insert(slot, deadline);
+        self.timers.arm(slot, deadline);
         // Bind the dest.
         let is_template = f & flags::TEMPLATE != 0;
         let ds = &mut self.dests[dest as usize];
@@ -1137,30 +1134,38 @@ impl<A: Family> Shard<A> {
     fn run_timers(&mut self, now: u64) {
         // Time never runs backwards for the timers: a late or reordered `now` (a pcap with
         // unordered timestamps) only delays nothing and re-fires nothing.
-        let now = now.max(self.wheel.now());
+        let now = now.max(self.timers.now());
         self.conns.advance_clock(now);
-        while let Some(slot) = self.wheel.pop_expired(now) {
-            self.on_due(slot, now);
+        while let Some(leaf) = self.timers.next_due(now) {
+            // Run the leaf's due conns, then report the earliest deadline it keeps (an arm
+            // while running, of this leaf or another, lowers the bounds itself).
+            let mut least = u64::MAX;
+            for slot in self.timers.leaf_slots(leaf) {
+                if !self.conns.is_live(slot) {
+                    continue;
+                }
+                if self.conns.expires(slot) <= now {
+                    self.on_due(slot, now);
+                    if !self.conns.is_live(slot) {
+                        continue;
+                    }
+                }
+                least = least.min(self.conns.expires(slot));
+            }
+            self.timers.leaf_done(leaf, least);
         }
         self.counters
             .free_entries
             .set(u64::from(self.conns.free_entries()));
     }
 
-    /// A conn's filed deadline came (ip_vs_conn_expire).
+    /// A conn's deadline came (ip_vs_conn_expire).
     fn on_due(&mut self, slot: u32, now: u64) {
-        let e = self.conns.expires(slot);
-        if e > now {
-            // Lazy timer: packets moved the deadline; file it again.
-            self.wheel.insert(slot, e);
-            return;
-        }
         if self.conns.get(slot).n_control() > 0 {
             // expire_later: still controls conns. IPVS also resets the timeout to 60 s.
-            let e = now + u64::from(EXPIRE_LATER_MS);
             self.conns.get_mut(slot).set_timeout(EXPIRE_LATER_MS);
-            self.conns.set_expires(slot, e);
-            self.wheel.insert(slot, e);
+            self.conns
+                .set_expires(slot, now + u64::from(EXPIRE_LATER_MS));
             return;
         }
         self.expire_conn(slot, now);
@@ -1169,7 +1174,7 @@ impl<A: Family> Shard<A> {
     /// Arm a conn's timer to fire now (ip_vs_conn_expire_now).
     fn expire_now(&mut self, slot: u32, now: u64) {
         self.conns.set_expires(slot, now);
-        self.wheel.reschedule(slot, now);
+        self.timers.arm(slot, now);
     }
 
     /// Drop a conn as the defense does (ip_vs_conn_del after the seed patch): timeout 0 marks
@@ -1190,7 +1195,6 @@ impl<A: Family> Shard<A> {
     fn unlink_conn(&mut self, slot: u32, now: u64, flushed: bool) {
         debug_assert_eq!(self.conns.get(slot).n_control(), 0);
         self.conns.unhash(slot);
-        self.wheel.remove(slot);
         let c = *self.conns.get(slot);
         let control = c.control();
         if control != NIL {
