@@ -548,34 +548,129 @@ fn tunnel_with_df_over_the_mtu_sends_frag_needed_to_the_client() {
     let Some(TransportSlice::Icmpv4(icmp)) = p.transport else {
         panic!("not ICMP")
     };
-    assert_eq!(icmp.type_u8(), 3);
-    assert_eq!(icmp.code_u8(), 4);
     assert_eq!(
         u16::from_be_bytes([icmp.bytes5to8()[2], icmp.bytes5to8()[3]]),
         1480,
         "MTU minus the outer header"
     );
+    // IPVS checks the MTU while the packet still holds its local route to the VIP.
+    assert_eq!(icmp4_error_of(&sent[0]), (VIP, CLIENT, 3, 4));
     assert_eq!(w.counters().drops_of(PathDrop::FragNeeded), 1);
 }
 
+/// An ICMPv4 error the appliance sent: (source, destination, type, code), with its IPv4
+/// header and ICMP checksums checked.
+fn icmp4_error_of(f: &[u8]) -> ([u8; 4], [u8; 4], u8, u8) {
+    let p = check(f);
+    let (Some(NetSlice::Ipv4(ip)), Some(TransportSlice::Icmpv4(icmp))) = (&p.net, &p.transport)
+    else {
+        panic!("not ICMP")
+    };
+    let want = icmp.icmp_type().calc_checksum(icmp.payload());
+    assert_eq!(icmp.checksum(), want, "ICMP checksum");
+    (
+        ip.header().source(),
+        ip.header().destination(),
+        icmp.type_u8(),
+        icmp.code_u8(),
+    )
+}
+
+/// An ICMPv6 error the appliance sent: (source, destination, type), its checksum checked.
+fn icmp6_error_of(f: &[u8]) -> (Ipv6Addr, Ipv6Addr, u8) {
+    let p = SlicedPacket::from_ethernet(f).unwrap();
+    let (Some(NetSlice::Ipv6(ip)), Some(TransportSlice::Icmpv6(icmp))) = (&p.net, &p.transport)
+    else {
+        panic!("not ICMPv6")
+    };
+    let (src, dst) = (ip.header().source(), ip.header().destination());
+    let want = icmp
+        .icmp_type()
+        .calc_checksum(src, dst, icmp.payload())
+        .unwrap();
+    assert_eq!(icmp.checksum(), want, "ICMPv6 checksum");
+    (Ipv6Addr::from(src), Ipv6Addr::from(dst), icmp.type_u8())
+}
+
+/// IPVS decrements the TTL while a packet to a VIP still holds its local route, so the time
+/// exceeded comes from the VIP (a traceroute to the VIP ends at the VIP), for every method.
 #[test]
-fn ttl_of_one_gets_time_exceeded() {
+fn ttl_of_one_to_a_vip_gets_time_exceeded_from_the_vip() {
+    for fwd in [Fwd::Droute, Fwd::Masq, Fwd::Tunnel] {
+        let mut w = worker(
+            service(fwd, TunConfig::default(), false),
+            Config::default(),
+            0,
+            1,
+        );
+        let input = tcp_frame(CLIENT, 40000, VIP, 80, true, 1, b"");
+        let sent = tx(run(&mut w, std::slice::from_ref(&input), 1));
+        assert_eq!(sent.len(), 1, "{fwd:?}");
+        assert_eq!(icmp4_error_of(&sent[0]), (VIP, CLIENT, 11, 0), "{fwd:?}");
+        assert_eq!(eth_dst(&sent[0]), CLIENT_MAC, "back to the previous hop");
+        assert_eq!(&sent[0][14 + 28..], &input[14..], "the packet as it came");
+        assert_eq!(w.counters().drops_of(PathDrop::TtlExceeded), 1);
+        assert_eq!(w.counters().icmp_errors_sent.get(), 1);
+    }
+}
+
+/// A NAT reply is routed through (the kernel's `ip_forward` checks the TTL before IPVS sees
+/// it): the time exceeded comes from the appliance's own address toward the dest, about the
+/// reply as the dest sent it.
+#[test]
+fn ttl_of_one_on_a_nat_reply_gets_time_exceeded_from_the_port_address() {
     let mut w = worker(
-        service(Fwd::Droute, TunConfig::default(), false),
+        service(Fwd::Masq, TunConfig::default(), false),
         Config::default(),
         0,
         1,
     );
-    let sent = tx(run(
-        &mut w,
-        &[tcp_frame(CLIENT, 40000, VIP, 80, true, 1, b"")],
-        1,
-    ));
-    let p = check(&sent[0]);
-    let Some(TransportSlice::Icmpv4(icmp)) = p.transport else {
-        panic!("not ICMP")
-    };
-    assert_eq!(icmp.type_u8(), 11);
+    assert_eq!(
+        tx(run(
+            &mut w,
+            &[tcp_frame(CLIENT, 40000, VIP, 80, true, 64, b"")],
+            1
+        ))
+        .len(),
+        1
+    );
+    let mut reply = Vec::new();
+    PacketBuilder::ethernet2(RS1_MAC, LB_MAC)
+        .ipv4(RS1, CLIENT, 1)
+        .tcp(8080, 40000, 5000, 64240)
+        .syn()
+        .ack(1001)
+        .write(&mut reply, b"")
+        .unwrap();
+    let sent = tx(run(&mut w, std::slice::from_ref(&reply), 2));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(icmp4_error_of(&sent[0]), ([10, 0, 0, 1], RS1, 11, 0));
+    assert_eq!(eth_dst(&sent[0]), RS1_MAC);
+    assert_eq!(
+        &sent[0][14 + 28..],
+        &reply[14..],
+        "not rewritten to the VIP"
+    );
+}
+
+#[test]
+fn hop_limit_of_one_to_an_ipv6_vip_gets_time_exceeded_from_the_vip() {
+    for fwd in [Fwd::Droute, Fwd::Masq] {
+        let mut w = worker(Config::default(), service6(fwd), 0, 1);
+        let (c6, vip6): (Ipv6Addr, Ipv6Addr) = (CLIENT6.parse().unwrap(), VIP6.parse().unwrap());
+        let mut syn = Vec::new();
+        PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
+            .ipv6(c6.octets(), vip6.octets(), 1)
+            .tcp(40000, 80, 1, 100)
+            .syn()
+            .write(&mut syn, b"")
+            .unwrap();
+        let sent = tx(run(&mut w, std::slice::from_ref(&syn), 1));
+        assert_eq!(sent.len(), 1, "{fwd:?}");
+        assert_eq!(icmp6_error_of(&sent[0]), (vip6, c6, 3), "{fwd:?}");
+        assert_eq!(&sent[0][14 + 48..], &syn[14..]);
+        assert_eq!(w.counters().drops_of(PathDrop::TtlExceeded), 1);
+    }
 }
 
 #[test]
@@ -1164,6 +1259,36 @@ fn later_fragments_follow_the_first_and_early_ones_are_counted() {
     assert_eq!(u16::from_be_bytes([out[0][36], out[0][37]]), 53);
 }
 
+/// One ICMP error per datagram, about its first fragment (the kernel never answers a later
+/// IPv4 fragment, and IPVS sees the datagram whole).
+#[test]
+fn a_later_fragment_out_of_ttl_is_dropped_without_an_error() {
+    let mut w = worker(
+        service(Fwd::Masq, TunConfig::default(), false),
+        Config::default(),
+        0,
+        1,
+    );
+    let mut q = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
+        .ipv4(CLIENT, VIP, 64)
+        .udp(5353, 53)
+        .write(&mut q, &[7u8; 100])
+        .unwrap();
+    let (first, second) = fragments(&q, 56);
+    let mut f = [first, second];
+    // The later fragment with TTL 1 (header checksum fixed).
+    f[1][22] = 1;
+    f[1][24..26].fill(0);
+    let c = !ones_sum(&f[1][14..34], 0);
+    f[1][24..26].copy_from_slice(&c.to_be_bytes());
+    let out = tx(run(&mut w, &f, 1));
+    assert_eq!(out.len(), 1, "the first only");
+    assert_eq!(u16::from_be_bytes([out[0][20], out[0][21]]) & 0x1fff, 0);
+    assert_eq!(w.counters().drops_of(PathDrop::TtlExceeded), 1);
+    assert_eq!(w.counters().icmp_errors_sent.get(), 0);
+}
+
 #[test]
 fn ipv6_tunnel_and_packet_too_big() {
     let mut w = worker(Config::default(), service6(Fwd::Tunnel), 0, 1);
@@ -1199,6 +1324,11 @@ fn ipv6_tunnel_and_packet_too_big() {
     assert_eq!(
         ip.header().destination(),
         CLIENT6.parse::<Ipv6Addr>().unwrap().octets()
+    );
+    assert_eq!(
+        ip.header().source(),
+        VIP6.parse::<Ipv6Addr>().unwrap().octets(),
+        "from the VIP"
     );
     let want = icmp
         .icmp_type()

@@ -1297,7 +1297,8 @@ impl<B: Buf> Worker<B> {
         let l4 = (ip.l4 != L4Summary::NonFirstFragment).then_some(ip.l4_offset);
         let proto = ip.protocol.0;
         if !rewrite::dec_ttl(buf.data_mut(), l3, A::V6) {
-            return self.icmp_error::<A>(pres, in_port, buf, pf, IcmpKind::TtlExceeded, out);
+            let kind = IcmpKind::TtlExceeded;
+            return self.icmp_error::<A>(pres, in_port, buf, pf, kind, !x.reply, out);
         }
         let (end, addr, port) = match (x.reply, x.fwd) {
             // NAT reply: the source becomes the VIP.
@@ -1353,8 +1354,9 @@ impl<B: Buf> Worker<B> {
             pi.tx_offload,
         ) {
             Ok(()) => self.send::<A>(pres, p, nh, buf, now, out),
+            // Only packets to a service are encapsulated.
             Err(EncapError::TooBig(mtu)) => {
-                self.icmp_error::<A>(pres, in_port, buf, pf, IcmpKind::TooBig(mtu), out)
+                self.icmp_error::<A>(pres, in_port, buf, pf, IcmpKind::TooBig(mtu), true, out)
             }
             Err(EncapError::NoHeadroom) => self.drop(PathDrop::NoHeadroom, buf, out),
         }
@@ -1430,11 +1432,7 @@ impl<B: Buf> Worker<B> {
         let Some(p) = pres.ports.get(port as usize) else {
             return;
         };
-        let Some(&(src, _)) = A::port_addrs(p)
-            .iter()
-            .find(|&&(a, l)| a.mask(l) == ip.mask(l))
-            .or(A::port_addrs(p).first())
-        else {
+        let Some(src) = port_source(p, ip) else {
             return;
         };
         let Some(mut b) = (self.alloc)() else {
@@ -1458,7 +1456,12 @@ impl<B: Buf> Worker<B> {
         }
     }
 
-    /// Send an ICMP error about `buf` back to its source, then drop `buf`.
+    /// Send an ICMP error about `buf` back to its source, then drop `buf`. `to_service`: the
+    /// packet was sent to a service (not a NAT reply), and the error comes from its
+    /// destination, the VIP: IPVS's `decrement_ttl` and MTU check run while the packet still
+    /// holds its local input route, and the kernel's ICMP then takes the packet's destination
+    /// as source (so a traceroute to the VIP ends at the VIP). Anything else was routed
+    /// through (`ip_forward`), and the error comes from the port's address toward the sender.
     #[allow(clippy::too_many_arguments)]
     fn icmp_error<A: Af>(
         &mut self,
@@ -1467,6 +1470,7 @@ impl<B: Buf> Worker<B> {
         buf: B,
         pf: &ParsedFrame,
         kind: IcmpKind,
+        to_service: bool,
         out: &mut impl FnMut(Out<B>),
     ) {
         let reason = match kind {
@@ -1476,8 +1480,22 @@ impl<B: Buf> Worker<B> {
         let (Some(ip), Some(p)) = (pf.ip, pres.ports.get(port as usize)) else {
             return self.drop(reason, buf, out);
         };
-        let Some(&(me, _)) = A::port_addrs(p).first() else {
+        // One error per datagram, about its first fragment: the kernel's `icmp_send` never
+        // answers a later IPv4 fragment, and IPVS sees an IPv6 datagram reassembled (its own
+        // packet-too-big goes on the first fragment only).
+        if ip.l4 == L4Summary::NonFirstFragment {
             return self.drop(reason, buf, out);
+        }
+        let (Some(sender), Some(dst)) = (A::from_ip(ip.src), A::from_ip(ip.dst)) else {
+            return self.drop(reason, buf, out);
+        };
+        let me = if to_service {
+            dst
+        } else {
+            match port_source(p, sender) {
+                Some(a) => a,
+                None => return self.drop(reason, buf, out),
+            }
         };
         let Some(mut b) = (self.alloc)() else {
             return self.drop(reason, buf, out);
@@ -1627,6 +1645,18 @@ fn flow_hint(f: &[u8]) -> Option<Hint> {
         }
         _ => None,
     }
+}
+
+/// The port's address that a frame the appliance sends to `to` comes from: the one on `to`'s
+/// prefix, else the port's first of the family (the kernel's choice by route, for a peer on
+/// the port's segment or behind its gateway).
+fn port_source<A: Af>(p: &PortInfo, to: A) -> Option<A> {
+    let addrs = A::port_addrs(p);
+    addrs
+        .iter()
+        .find(|&&(a, l)| a.mask(l) == to.mask(l))
+        .or(addrs.first())
+        .map(|&(a, _)| a)
 }
 
 /// The VLAN tag bytes of a received frame (at most two tags), to answer on the same VLAN.
