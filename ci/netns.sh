@@ -15,7 +15,9 @@
 #        client directly.
 #   nat: client 10.0.1.2 (and .3) -- veth -- rvsd p0 10.0.1.1/24; rvsd p1 10.0.2.1/24 --
 #        br0 -- servers 10.0.2.11 and 10.0.2.12 (default route via 10.0.2.1); the client
-#        routes the VIP 10.0.3.100 via 10.0.1.1.
+#        routes the VIP 10.0.3.100 via 10.0.1.1. Then UDP (ci/netns/udp.py) to VIP:53: a
+#        TTL 1 datagram's time exceeded must reach the client's socket (IP_RECVERR) from the
+#        VIP, as IPVS sends it.
 #   exception: client 10.0.0.2, fd00::2 -- veth -- rvsd p0 (10.0.0.1/24, fd00::1/64) with its
 #        exception path: rvs0, the net_tap rvsd makes in the balancer namespace with p0's MAC
 #        and addresses. A server listens on 10.0.0.1:22 and [fd00::1]:22 there, so a
@@ -264,6 +266,9 @@ server() {
   die "$CUR: server $2 did not start: $(cat "$log")"
 }
 
+# udp ARGS: ci/netns/udp.py ARGS in the client namespace, its output (and errors) printed.
+udp() { timeout 10 ip netns exec "$(ns c)" "$PY" "$here/udp.py" "$@" 2>&1; }
+
 # clients LABEL N [client.py options]: N connections from the client namespace to the VIP;
 # all must complete. Sets OUT to client.py's count line.
 clients() { connect "$1" "$VIP" 80 "${@:2}"; }
@@ -481,6 +486,16 @@ EOF
   b=$(echo "$OUT" | grep -o 's[12]=20' | cut -d= -f1) ||
     die "nat: -p 60: 10.0.1.3's connections did not all go to one server: $OUT"
   echo "  persistence: 10.0.1.2 -> $a, 10.0.1.3 -> $b"
+  # UDP: a traceroute's probe (TTL 1) gets its time exceeded from the VIP, as from IPVS. (No
+  # fragments here: DPDK's af_packet PMD joins its sockets with PACKET_FANOUT_FLAG_DEFRAG,
+  # so the kernel reassembles datagrams before rvsd sees them; pipeline tests cover them.)
+  rule -A -u "$VIP:53" -s rr
+  rule -a -u "$VIP:53" -r 10.0.2.11:53 -m
+  rule -a -u "$VIP:53" -r 10.0.2.12:53 -m
+  OUT=$(udp ttl1 "$VIP" 53) || die "nat: TTL 1 to $VIP:53: $OUT"
+  [ "$OUT" = "from=$VIP type=11 code=0" ] ||
+    die "nat: TTL 1 to $VIP:53: '$OUT', expected a time exceeded from the VIP"
+  echo "  TTL 1 to $VIP:53: the client's kernel got $OUT"
   end_test
 }
 

@@ -73,7 +73,7 @@ impl Families {
 
     fn path(&mut self, base: &[LabelPair], c: &PathCounters) {
         use MetricKind::Counter as C;
-        let rows: [(&'static str, &'static str, u64); 12] = [
+        let rows: [(&'static str, &'static str, u64); 13] = [
             (
                 "rvs_rx_frames_total",
                 "Frames received from ports.",
@@ -129,6 +129,11 @@ impl Families {
                 "rvs_icmp_errors_sent_total",
                 "ICMP errors sent (time exceeded, fragmentation needed).",
                 c.icmp_errors_sent.get(),
+            ),
+            (
+                "rvs_frags_held_total",
+                "Fragments held until their datagram's first fragment came (or the hold timed out).",
+                c.frags_held.get(),
             ),
         ];
         for (n, h, v) in rows {

@@ -36,6 +36,7 @@ use std::sync::Arc;
 use rvs_dataplane::dpdk::{
     self, ring, Consumer, Eal, Mbuf, Mempool, Port, PortOpts, PortQueue, PortStatsReader, Producer,
 };
+use rvs_dataplane::pipeline::frag_hold::FRAG_HOLD_MAX;
 use rvs_dataplane::pipeline::rss;
 use rvs_dataplane::pipeline::worker::{Out, TxOffloads, Worker};
 
@@ -368,9 +369,11 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
             .sum::<u32>()
             + tap_ids.len() as u32 * 2 * u32::from(TAP_DESC);
         let rings = n * (n - 1) * RING_SLOTS;
-        // Per-lcore mempool caches (up to 1.5 x 256 each) and frames in flight.
+        // Per-lcore mempool caches (up to 1.5 x 256 each), frames in flight (bursts, frames
+        // waiting for a neighbor) and the fragments a worker may hold for their first.
         let caches = (n + 1) * 384;
-        (descs + rings + caches + n * 2048 + 4096).max(8191)
+        let held = FRAG_HOLD_MAX as u32;
+        (descs + rings + caches + n * (2048 + held) + 4096).max(8191)
     });
     // One pool per NUMA socket in use (ports' and workers' sockets; a device with no socket
     // counts as the first worker's), each sized as above: a port's rx queues fill from its

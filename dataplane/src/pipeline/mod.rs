@@ -4,6 +4,7 @@
 
 pub mod buf;
 pub mod frag;
+pub mod frag_hold;
 pub mod local;
 pub mod rewrite;
 pub mod rss;

@@ -9,7 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use super::buf::{Buf, TxCsum};
-use super::frag::{FragKey, FragTable, FRAG_TIMEOUT_MS};
+use super::frag::{Follow, FragKey, FragTable, FRAG_TIMEOUT_MS};
+use super::frag_hold::{FragHold, FRAG_HOLD_MAX, FRAG_HOLD_MS, FRAG_HOLD_PER_DATAGRAM};
 use super::local;
 use super::rewrite::{self, End};
 use super::rss;
@@ -66,6 +67,9 @@ path_drops! {
     NoHeadroom => "no_headroom",
     FragNeeded => "frag_needed",
     FragUnknown => "frag_unknown",
+    FragHoldFull => "frag_hold_full",
+    FragHoldTimeout => "frag_hold_timeout",
+    FragFirstDropped => "frag_first_dropped",
     IcmpUnknownFlow => "icmp_unknown_flow",
     Rewrite => "rewrite_failed",
     NoBuffer => "no_buffer",
@@ -90,6 +94,8 @@ pub struct PathCounters {
     /// Copies of neighbor answers (ARP replies and neighbor advertisements to the appliance)
     /// handed to the other workers, so the one that asked learns them too.
     pub neigh_shared: Cell,
+    /// Fragments held until their datagram's first fragment arrived (or the hold timed out).
+    pub frags_held: Cell,
     pub drops: [Cell; PathDrop::COUNT],
 }
 
@@ -196,6 +202,8 @@ pub struct Fam<A: Family, B> {
     /// Addresses the appliance answers ARP/ND and echo for as a VIP.
     vips: VipSet<A>,
     frags: FragTable<A>,
+    /// Fragments that came before their first, with their rx port.
+    early: FragHold<A, (u16, B)>,
     /// Direct-mapped memo of route lookups (address -> its route), valid for as long as the
     /// worker's presence, which never changes after [`Worker::new`].
     routes: Box<[RouteMemo<A>]>,
@@ -257,6 +265,8 @@ impl<A: Family, B> Fam<A, B> {
             }),
             vips,
             frags: FragTable::new(1024, FRAG_TIMEOUT_MS),
+            // Each family may use the worker's whole hold (`Worker::hold_early` caps the sum).
+            early: FragHold::new(FRAG_HOLD_MAX, FRAG_HOLD_PER_DATAGRAM, FRAG_HOLD_MS),
             routes: vec![None; ROUTE_MEMO].into_boxed_slice(),
         }
     }
@@ -404,6 +414,11 @@ impl<B: Buf> Worker<B> {
         Arc::clone(&self.counters)
     }
 
+    /// Fragments held now, waiting for their datagram's first.
+    pub fn held_fragments(&self) -> usize {
+        self.f4.early.len() + self.f6.early.len()
+    }
+
     /// Swap in new service configs (steering and VIPs follow). Returns the snapshots they
     /// replaced, for the caller to free where it likes (not between two bursts).
     pub fn set_configs(
@@ -470,10 +485,18 @@ impl<B: Buf> Worker<B> {
         out(Out::Kernel { port, buf });
     }
 
-    /// Once per burst: engine timers and defense, neighbor retransmits and failures.
+    /// Once per burst: engine timers and defense, held fragments whose first never came,
+    /// neighbor retransmits and failures.
     pub fn tick(&mut self, now: u64, out: &mut impl FnMut(Out<B>)) {
         self.f4.shard.tick(now);
         self.f6.shard.tick(now);
+        let timeout = &self.counters.drops[PathDrop::FragHoldTimeout as usize];
+        let mut expired = |(_, b): (u16, B)| {
+            timeout.inc();
+            out(Out::Drop(b));
+        };
+        self.f4.early.expire(now, &mut expired);
+        self.f6.early.expire(now, &mut expired);
         let mut ask4 = Vec::new();
         let mut dead = Vec::new();
         self.f4
@@ -988,25 +1011,95 @@ impl<B: Buf> Worker<B> {
             };
             buf
         };
-        let fam = A::fam(self);
-        match fam.shard.process(&pkt, now) {
-            Verdict::Xmit(x) => {
-                if let Some(fr) = ip.fragment {
-                    fam.frags.insert(
-                        FragKey {
-                            src,
-                            dst,
-                            proto,
-                            ident: fr.ident,
-                        },
-                        x,
-                        now,
-                    );
-                }
-                self.forward::<A>(pres, port, buf, pf, &x, now, out)
-            }
+        let v = A::fam(self).shard.process(&pkt, now);
+        if let Some(fr) = ip.fragment {
+            let key = FragKey {
+                src,
+                dst,
+                proto,
+                ident: fr.ident,
+            };
+            return self.first_fragment::<A>(pres, port, buf, pf, key, v, now, out);
+        }
+        match v {
+            Verdict::Xmit(x) => self.forward::<A>(pres, port, buf, pf, &x, now, out),
             Verdict::Drop(_) => self.drop(PathDrop::Engine, buf, out),
             Verdict::NotOurs => self.to_kernel(port, buf, out),
+        }
+    }
+
+    /// A datagram's first fragment: what the engine gave it is remembered for the datagram's
+    /// other fragments, and those held before it follow it now, in arrival order (IPVS sees
+    /// the datagram reassembled, whatever order its fragments came in).
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn first_fragment<A: Af>(
+        &mut self,
+        pres: &Presence,
+        port: u16,
+        buf: B,
+        pf: &ParsedFrame,
+        key: FragKey<A>,
+        v: Verdict<A>,
+        now: u64,
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        let f = match v {
+            Verdict::Xmit(x) => Follow::Xmit(x),
+            Verdict::Drop(_) => Follow::Drop,
+            Verdict::NotOurs => Follow::Kernel,
+        };
+        A::fam(self).frags.insert(key, f, now);
+        match f {
+            Follow::Xmit(x) => self.forward::<A>(pres, port, buf, pf, &x, now, out),
+            Follow::Drop => self.drop(PathDrop::Engine, buf, out),
+            Follow::Kernel => self.to_kernel(port, buf, out),
+        }
+        while let Some((p, b)) = A::fam(self).early.pop(&key) {
+            match wire::parse_frame(b.data()) {
+                Ok(pf) => self.follow::<A>(pres, p, b, &pf, f, now, out),
+                // It parsed when it was held.
+                Err(_) => self.drop(PathDrop::Malformed, b, out),
+            }
+        }
+    }
+
+    /// A later fragment goes where its datagram's first went.
+    #[allow(clippy::too_many_arguments)]
+    fn follow<A: Af>(
+        &mut self,
+        pres: &Presence,
+        port: u16,
+        buf: B,
+        pf: &ParsedFrame,
+        f: Follow<A>,
+        now: u64,
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        match f {
+            Follow::Xmit(x) => self.forward::<A>(pres, port, buf, pf, &x, now, out),
+            Follow::Drop => self.drop(PathDrop::FragFirstDropped, buf, out),
+            Follow::Kernel => self.to_kernel(port, buf, out),
+        }
+    }
+
+    /// A fragment before its first (of a protocol the engine balances): held until the first
+    /// comes, within the worker's bounds ([`FragHold`]); refused, it is dropped and counted.
+    #[cold]
+    fn hold_early<A: Af>(
+        &mut self,
+        port: u16,
+        buf: B,
+        key: FragKey<A>,
+        now: u64,
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        if self.f4.early.len() + self.f6.early.len() >= FRAG_HOLD_MAX {
+            return self.drop(PathDrop::FragHoldFull, buf, out);
+        }
+        match A::fam(self).early.hold(key, (port, buf), now) {
+            Ok(()) => self.counters.frags_held.inc(),
+            Err(((_, b), _)) => self.drop(PathDrop::FragHoldFull, b, out),
         }
     }
 
@@ -1263,16 +1356,18 @@ impl<B: Buf> Worker<B> {
                 });
             }
         }
-        match fam.frags.get(
-            &FragKey {
-                src,
-                dst,
-                proto: ip.protocol.0,
-                ident: fr.ident,
-            },
-            now,
-        ) {
-            Some(x) => self.forward::<A>(pres, port, buf, pf, &x, now, out),
+        let key = FragKey {
+            src,
+            dst,
+            proto: ip.protocol.0,
+            ident: fr.ident,
+        };
+        match fam.frags.get(&key, now) {
+            Some(f) => self.follow::<A>(pres, port, buf, pf, f, now, out),
+            // Only a first fragment of these goes to the engine: others have none to wait for.
+            None if Proto::from_u8(key.proto).is_some() => {
+                self.hold_early::<A>(port, buf, key, now, out)
+            }
             None => self.drop(PathDrop::FragUnknown, buf, out),
         }
     }
@@ -1297,7 +1392,8 @@ impl<B: Buf> Worker<B> {
         let l4 = (ip.l4 != L4Summary::NonFirstFragment).then_some(ip.l4_offset);
         let proto = ip.protocol.0;
         if !rewrite::dec_ttl(buf.data_mut(), l3, A::V6) {
-            return self.icmp_error::<A>(pres, in_port, buf, pf, IcmpKind::TtlExceeded, out);
+            let kind = IcmpKind::TtlExceeded;
+            return self.icmp_error::<A>(pres, in_port, buf, pf, kind, !x.reply, out);
         }
         let (end, addr, port) = match (x.reply, x.fwd) {
             // NAT reply: the source becomes the VIP.
@@ -1353,8 +1449,9 @@ impl<B: Buf> Worker<B> {
             pi.tx_offload,
         ) {
             Ok(()) => self.send::<A>(pres, p, nh, buf, now, out),
+            // Only packets to a service are encapsulated.
             Err(EncapError::TooBig(mtu)) => {
-                self.icmp_error::<A>(pres, in_port, buf, pf, IcmpKind::TooBig(mtu), out)
+                self.icmp_error::<A>(pres, in_port, buf, pf, IcmpKind::TooBig(mtu), true, out)
             }
             Err(EncapError::NoHeadroom) => self.drop(PathDrop::NoHeadroom, buf, out),
         }
@@ -1430,11 +1527,7 @@ impl<B: Buf> Worker<B> {
         let Some(p) = pres.ports.get(port as usize) else {
             return;
         };
-        let Some(&(src, _)) = A::port_addrs(p)
-            .iter()
-            .find(|&&(a, l)| a.mask(l) == ip.mask(l))
-            .or(A::port_addrs(p).first())
-        else {
+        let Some(src) = port_source(p, ip) else {
             return;
         };
         let Some(mut b) = (self.alloc)() else {
@@ -1458,7 +1551,12 @@ impl<B: Buf> Worker<B> {
         }
     }
 
-    /// Send an ICMP error about `buf` back to its source, then drop `buf`.
+    /// Send an ICMP error about `buf` back to its source, then drop `buf`. `to_service`: the
+    /// packet was sent to a service (not a NAT reply), and the error comes from its
+    /// destination, the VIP: IPVS's `decrement_ttl` and MTU check run while the packet still
+    /// holds its local input route, and the kernel's ICMP then takes the packet's destination
+    /// as source (so a traceroute to the VIP ends at the VIP). Anything else was routed
+    /// through (`ip_forward`), and the error comes from the port's address toward the sender.
     #[allow(clippy::too_many_arguments)]
     fn icmp_error<A: Af>(
         &mut self,
@@ -1467,6 +1565,7 @@ impl<B: Buf> Worker<B> {
         buf: B,
         pf: &ParsedFrame,
         kind: IcmpKind,
+        to_service: bool,
         out: &mut impl FnMut(Out<B>),
     ) {
         let reason = match kind {
@@ -1476,8 +1575,22 @@ impl<B: Buf> Worker<B> {
         let (Some(ip), Some(p)) = (pf.ip, pres.ports.get(port as usize)) else {
             return self.drop(reason, buf, out);
         };
-        let Some(&(me, _)) = A::port_addrs(p).first() else {
+        // One error per datagram, about its first fragment: the kernel's `icmp_send` never
+        // answers a later IPv4 fragment, and IPVS sees an IPv6 datagram reassembled (its own
+        // packet-too-big goes on the first fragment only).
+        if ip.l4 == L4Summary::NonFirstFragment {
             return self.drop(reason, buf, out);
+        }
+        let (Some(sender), Some(dst)) = (A::from_ip(ip.src), A::from_ip(ip.dst)) else {
+            return self.drop(reason, buf, out);
+        };
+        let me = if to_service {
+            dst
+        } else {
+            match port_source(p, sender) {
+                Some(a) => a,
+                None => return self.drop(reason, buf, out),
+            }
         };
         let Some(mut b) = (self.alloc)() else {
             return self.drop(reason, buf, out);
@@ -1627,6 +1740,18 @@ fn flow_hint(f: &[u8]) -> Option<Hint> {
         }
         _ => None,
     }
+}
+
+/// The port's address that a frame the appliance sends to `to` comes from: the one on `to`'s
+/// prefix, else the port's first of the family (the kernel's choice by route, for a peer on
+/// the port's segment or behind its gateway).
+fn port_source<A: Af>(p: &PortInfo, to: A) -> Option<A> {
+    let addrs = A::port_addrs(p);
+    addrs
+        .iter()
+        .find(|&&(a, l)| a.mask(l) == to.mask(l))
+        .or(addrs.first())
+        .map(|&(a, _)| a)
 }
 
 /// The VLAN tag bytes of a received frame (at most two tags), to answer on the same VLAN.
