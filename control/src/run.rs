@@ -368,7 +368,8 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
             .sum::<u32>()
             + tap_ids.len() as u32 * 2 * u32::from(TAP_DESC);
         let rings = n * (n - 1) * RING_SLOTS;
-        // Per-lcore mempool caches (up to 1.5 x 256 each) and frames in flight.
+        // Per-lcore mempool caches (up to 1.5 x 256 each) and frames in flight (among them
+        // what a worker's neighbor tables hold: at most 2 x 512).
         let caches = (n + 1) * 384;
         (descs + rings + caches + n * 2048 + 4096).max(8191)
     });
