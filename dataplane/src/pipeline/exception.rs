@@ -26,7 +26,7 @@
 //! retransmits a SYN that got no answer (Linux after 1 s, then 2 s, 4 s, ...) with the same
 //! sequence number, which a random-source flood never does: a refused SYN's fingerprint is
 //! remembered, and its retransmission is judged in `syn_retry`, a share only retransmissions
-//! reach. So a connect that loses its first SYN to the flood gets in with its first
+//! reach (greylisting, as mail servers do it). So a connect that loses its first SYN to the flood gets in with its first
 //! retransmission, whatever the flood's rate, as long as the fingerprint is still there: the
 //! table is direct-mapped ([`GREYLIST`] slots of 2 bytes per worker, 2 MiB), so a
 //! fingerprint survives one second with probability `exp(-refused SYNs per second /
@@ -42,7 +42,7 @@
 //! the frame's burst: no shared state, no atomic. A bucket holds at most a tenth of a
 //! second's share (at least 64 frames), so a class passes that much at once after a quiet
 //! spell. Tokens are counted in millionths of a frame, so any share of any budget over any
-//! number of workers refills exactly.
+//! number of workers refills to within a millionth of a frame per millisecond.
 //!
 //! Only the exception branch calls the meter; forwarding never does.
 
@@ -376,6 +376,20 @@ mod tests {
         ipv4(src, [10, 0, 0, 1], 17, &u)
     }
 
+    /// A TCP segment over IPv6 from `src` to fd00::1.
+    fn tcp6(src: &str, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+        let mut p = vec![0x60, 0, 0, 0, 0, 20, 6, 64];
+        p.extend_from_slice(&src.parse::<std::net::Ipv6Addr>().unwrap().octets());
+        p.extend_from_slice(&"fd00::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        let mut t = vec![0u8; 20];
+        t[0..2].copy_from_slice(&sport.to_be_bytes());
+        t[2..4].copy_from_slice(&dport.to_be_bytes());
+        t[12] = 5 << 4;
+        t[13] = flags;
+        p.extend_from_slice(&t);
+        eth(0x86dd, &p)
+    }
+
     fn echo(src: [u8; 4]) -> Vec<u8> {
         ipv4(src, [10, 0, 0, 1], 1, &[8, 0, 0, 0, 0, 1, 0, 1])
     }
@@ -429,6 +443,13 @@ mod tests {
         assert_eq!(class(echo(PEER)), Class::Peer);
         assert_eq!(class(echo(stranger)), Class::Other);
         assert_eq!(class(eth(0x88cc, &[0; 46])), Class::Other, "LLDP");
+        assert_eq!(
+            class(tcp6("fd00::2", 179, 40000, ACK)),
+            Class::Peer,
+            "an IPv6 peer"
+        );
+        assert_eq!(class(tcp6("fd00::3", 179, 40000, ACK)), Class::Tcp);
+        assert_eq!(class(tcp6("fd00::3", 40000, 22, SYN)), Class::Syn);
     }
 
     #[test]
