@@ -38,6 +38,24 @@
 #        2: 0). rvsd's log must have the `rvsd health: real server ... down: ...` / `... up`
 #        lines.
 #
+#   exception-flood: one segment (bridge) joins rvsd's p0 (10.0.0.1/24, its kernel interface
+#        rvs0, [exception] budget_pps = 400, peers = ["10.0.0.2"]), a router 10.0.0.2, a
+#        client 10.0.0.3, an attacker 10.0.0.4 and a DR server 10.0.0.11 (VIP 10.0.0.100).
+#        BIRD (bird2) runs on rvs0 and in the router: BGP with BFD (the appliance announces
+#        the VIP, learns a default route). The attacker floods 10.0.0.1 from random sources
+#        with hping3 (SYN to 22, UDP to BFD's 3784, ICMP echo: about ten times the budget)
+#        for 12 s. Meanwhile BGP must stay Established without a flap (sampled every 0.5 s,
+#        and its "since" unchanged), at least 95 % of 40 management connects (8 at once) to
+#        a listener on 10.0.0.1:22 must complete, and the VIP must serve 20 of 20. The
+#        figures (flood rate, budget, passed and dropped by class, BGP, management) come
+#        last.
+#   unresolved: the nat topology with a second VIP 10.0.3.102 whose NAT dests 10.0.2.21 and
+#        .22 never answer ARP; a SYN flood at it from random sources for 10 s. rvsd must
+#        hold at most 3 frames per dead next hop (rvs_neigh_held from /metrics during the
+#        flood), solicit each about once a second, count the rest (neigh_queue_full,
+#        neigh_failed), give its held mbufs back, and serve 30 of 30 connections to the VIP
+#        10.0.3.100 meanwhile.
+#
 # Each test: 50 real TCP connections (client.py) must all complete and be served by both
 # servers (rr); a server drained with -w 0 gets no new connection; after -d of the other,
 # everything goes to the one left; -Ln / -Ln --stats list the dests with their counts; the
@@ -47,7 +65,8 @@
 # and rvsd must have counted the frames to and from rvs0. Any failure stops the script with
 # a message, rvsd's log and its non-zero drop counters.
 #
-# Usage (root): ci/netns.sh [dr] [nat] [exception] [health]   (all four by default)
+# Usage (root): ci/netns.sh [dr] [nat] [exception] [health] [exception-flood] [unresolved]
+#               (all six by default)
 # Env: RVS_BIN_DIR   where rvsd and rvsadm are (default target/release; a relative path is
 #                     taken from the repository root)
 #      RVS_NETNS_CONNS  connections of the first round (default 50)
@@ -61,8 +80,15 @@
 #      RVS_NETNS_KEEPALIVED  the health test's keepalived file (default
 #                     ci/netns/keepalived-nat.conf; a copy with a wrong connect_port, say,
 #                     must make the test fail)
-# Needs ip, nft, ethtool and python3 (nftables and ethtool are installed if missing), and
-# keepalived for health (ci/setup.sh installs it).
+#      RVS_NETNS_BUDGET  exception-flood's budget_pps (default 400; 100000000 lets the whole
+#                     flood through: the test then fails, as no SYN was over the budget)
+#      RVS_NETNS_PEERS  exception-flood's peers, comma-separated (default 10.0.0.2; empty:
+#                     none, and the UDP flood takes BFD, then BGP, down: the test fails)
+#      RVS_NETNS_FLOOD_US  exception-flood's SYN interval in microseconds (default 400)
+#      RVS_NETNS_FLOOD_SECONDS  exception-flood's flood (default 12)
+# Needs ip, nft, ethtool and python3 (nftables and ethtool are installed if missing),
+# keepalived for health, bird2 and hping3 for exception-flood and unresolved (ci/setup.sh
+# installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$PWD/ci/netns
@@ -104,6 +130,7 @@ RVSD_PID=""
 PREFIX=""   # the running rvsd's EAL --file-prefix
 KERNEL_IF=0 # 1: the next rvsd gets its exception path (rvs<i>), else --no-exception
 KEEPALIVED="" # the next rvsd's --keepalived FILE, if any
+METRICS=off # the next rvsd's --metrics-listen (in its namespace: its own loopback)
 CUR=""      # the test running, for messages
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 secs() { local d=$(($(now_ms) - $1)); echo "$((d / 1000)).$((d % 1000 / 100))"; }
@@ -236,7 +263,7 @@ start_rvsd() {
   printf '\n[engine]\nworkers = %s\n' "$WORKERS" >>"$d/appliance.toml"
   [ "$WORKERS" = 1 ] || echo 'rss_key = "fixed"' >>"$d/appliance.toml"
   ip netns exec "$(ns lb)" "$RVSD" run --config "$d/appliance.toml" ${exc[@]+"${exc[@]}"} \
-    --socket "$d/rvsd.sock" --metrics-listen off --metrics-out "$d/metrics.prom" -- \
+    --socket "$d/rvsd.sock" --metrics-listen "$METRICS" --metrics-out "$d/metrics.prom" -- \
     --no-huge -m 1024 --no-pci "${lcores[@]}" --file-prefix "$PREFIX" "${vdevs[@]}" \
     --log-level lib.eal:error >"$d/rvsd.log" 2>&1 &
   RVSD_PID=$!
@@ -792,15 +819,333 @@ EOT
   end_test
 }
 
+# scrape NAME...: each series' sum over its lines in the running rvsd's /metrics (at
+# $METRICS, in the balancer namespace), on one line.
+scrape() {
+  ip netns exec "$(ns lb)" "$PY" -c 'import sys, urllib.request
+t = urllib.request.urlopen(f"http://{sys.argv[1]}/metrics", timeout=5).read().decode()
+print(*(int(sum(float(l.split()[-1]) for l in t.splitlines()
+                if l.startswith(n + " ") or l.startswith(n + "{"))) for n in sys.argv[2:]))' \
+    "$METRICS" "$@"
+}
+
+# flood NAME HPING3-ARGS...: hping3 in namespace $FLOOD_NS until flood_stop (its log has
+# the count).
+FLOOD_PIDS=()
+FLOOD_NS=a
+flood() {
+  local name=$1
+  shift
+  ip netns exec "$(ns "$FLOOD_NS")" hping3 -q "$@" >"$TMP/$CUR/flood-$name.log" 2>&1 &
+  FLOOD_PIDS+=($!)
+  PIDS+=($!)
+}
+# flood_stop: SIGINT to every flood (hping3 then prints its count), and waits for them.
+flood_stop() {
+  local p
+  for p in "${FLOOD_PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  for p in "${FLOOD_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  FLOOD_PIDS=()
+}
+# flood_sent NAME: packets the flood sent (hping3's statistic line).
+flood_sent() {
+  awk '/packets transmitted/ {print $1; f = 1} END {if (!f) print 0}' "$TMP/$CUR/flood-$1.log"
+}
+
+# bird_run NS NAME: BIRD in the foreground in namespace NS with $TMP/$CUR/bird-NAME.conf
+# (bird -p must accept it), its control socket beside it.
+bird_run() {
+  local d=$TMP/$CUR
+  bird -p -c "$d/bird-$2.conf" || die "$CUR: bird -p refuses bird-$2.conf"
+  ip netns exec "$(ns "$1")" bird -f -c "$d/bird-$2.conf" -s "$d/bird-$2.ctl" \
+    >"$d/bird-$2.log" 2>&1 &
+  PIDS+=($!)
+}
+birdc_in() { timeout 5 ip netns exec "$(ns "$1")" birdc -s "$TMP/$CUR/bird-$2.ctl" "${@:3}"; }
+# bgp_state: the appliance's session to the router as "STATE SINCE INFO" (BIRD's columns).
+bgp_state() {
+  birdc_in lb appliance show protocols upstream 2>/dev/null |
+    awk '$1 == "upstream" {$1 = $2 = $3 = ""; sub(/^ +/, ""); print}'
+}
+
+# mgmt LABEL K N: K clients at once from namespace c, N connections each to the management
+# listener 10.0.0.1:22, each with a 5 s timeout (the first SYN and Linux's retransmissions
+# after 1 s and 3 s); sets MOK and MFAIL.
+mgmt() {
+  local label=$1 k=$2 n=$3 i p pids=() o t
+  t=$(now_ms)
+  for i in $(seq "$k"); do
+    timeout 120 ip netns exec "$(ns c)" "$PY" "$here/client.py" 10.0.0.1 22 "$n" \
+      --timeout 5 --max-fail "$n" >"$TMP/$CUR/mgmt-$i.out" 2>"$TMP/$CUR/mgmt-$i.err" &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || true; done
+  MOK=0 MFAIL=0
+  for i in $(seq "$k"); do
+    o=$(cat "$TMP/$CUR/mgmt-$i.out")
+    MOK=$((MOK + $(OUT=$o count ok))) MFAIL=$((MFAIL + $(OUT=$o count fail)))
+  done
+  echo "  $label: $MOK of $((k * n)) connects to 10.0.0.1:22 completed, $MFAIL failed ($k at once, $(secs "$t") s)"
+  [ "$MFAIL" = 0 ] || sed -n 1,3p "$TMP/$CUR"/mgmt-*.err | indent
+}
+
+# The exception path's budget under a flood: rvsd on p0 (10.0.0.1, its kernel interface
+# rvs0, [exception] budget_pps and peers), on one segment (bridge br0 in sw) with a router r
+# (10.0.0.2, BIRD: a BGP session with BFD to BIRD on rvs0, which announces the VIP and
+# learns a default route), a client c (10.0.0.3: management connects to a listener on
+# 10.0.0.1:22, and clients of the VIP), an attacker a (10.0.0.4, hping3) and a DR server s1
+# (10.0.0.11, VIP 10.0.0.100 on lo). The attacker floods 10.0.0.1 from random sources:
+# SYNs to port 22, UDP to BFD's port 3784 and ICMP echo, at several times the budget. While
+# it does, the BGP session must stay Established without a flap (BFD would take it down
+# within 2 s of its packets missing), at least 95 % of the management connects must
+# complete, and the VIP must serve every connection.
+test_exception_flood() {
+  CUR=exception-flood t0=$(now_ms) VIP=10.0.0.100
+  local d=$TMP/$CUR n budget=${RVS_NETNS_BUDGET:-400} secs=${RVS_NETNS_FLOOD_SECONDS:-12}
+  local peers=${RVS_NETNS_PEERS-10.0.0.2} syn_us=${RVS_NETNS_FLOOD_US:-400} a up=0
+  mkdir -p "$d"
+  if ! command -v bird >/dev/null || ! command -v hping3 >/dev/null; then
+    die "$CUR: bird (bird2) and hping3 are required (ci/setup.sh installs them)"
+  fi
+  say "$CUR: a flood at the appliance's address; BGP+BFD, management and a VIP meanwhile (budget $budget/s, peers '$peers')"
+  for n in sw c lb r a s1; do mkns $n; done
+  ip -n "$(ns sw)" link add br0 type bridge
+  ip -n "$(ns sw)" link set br0 up
+  for n in c lb r a s1; do
+    veth sw "to-$n" "$n" eth0
+    ip -n "$(ns sw)" link set "to-$n" master br0
+  done
+  rvsd_port eth0 02:00:00:00:00:01
+  ip -n "$(ns r)" addr add 10.0.0.2/24 dev eth0
+  ip -n "$(ns c)" addr add 10.0.0.3/24 dev eth0
+  ip -n "$(ns a)" addr add 10.0.0.4/24 dev eth0
+  ip -n "$(ns s1)" addr add 10.0.0.11/24 dev eth0
+  ip -n "$(ns s1)" addr add "$VIP/32" dev lo
+  nsx s1 sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+  for n in c r s1; do endpoint_if $n eth0; done
+  local peer_list=""
+  [ -z "$peers" ] || peer_list="\"${peers//,/\", \"}\""
+  printf '%s\n' '[[port]]' 'name = "p0"' 'mac = "02:00:00:00:00:01"' 'addrs = ["10.0.0.1/24"]' \
+    'device = "net_af_packet0"' '' '[exception]' "budget_pps = $budget" \
+    "peers = [$peer_list]" >"$d/appliance.toml"
+  KERNEL_IF=1
+  start_rvsd eth0
+  KERNEL_IF=0
+  for _ in $(seq 100); do
+    a=$(ip -n "$(ns lb)" -o -4 addr show dev rvs0 2>/dev/null || true)
+    if grep -q ' 10\.0\.0\.1/24 ' <<<"$a"; then up=1; break; fi
+    sleep 0.1
+  done
+  [ "$up" = 1 ] || die "$CUR: rvs0 did not come up with 10.0.0.1/24 within 10 s"
+  # BIRD on both ends: BGP (keepalive 3 s, hold 9 s) with BFD (200 ms x 10: a session down
+  # within 2 s of its packets missing takes BGP down with it).
+  local bfd='protocol bfd { interface "IF" { interval 200 ms; multiplier 10; }; }'
+  printf '%s\n' 'log stderr all;' 'router id 10.0.0.1;' 'timeformat protocol iso long;' \
+    'protocol device { }' "${bfd/IF/rvs0}" \
+    'protocol kernel { ipv4 { import none; export where source = RTS_BGP; }; }' \
+    "protocol static vips { ipv4; route $VIP/32 blackhole; }" \
+    'protocol bgp upstream {' '  local 10.0.0.1 as 65001;' '  neighbor 10.0.0.2 as 65000;' \
+    '  hold time 9;' '  keepalive time 3;' '  bfd on;' \
+    '  ipv4 { import all; export where proto = "vips"; next hop self; };' '}' \
+    >"$d/bird-appliance.conf"
+  printf '%s\n' 'log stderr all;' 'router id 10.0.0.2;' 'timeformat protocol iso long;' \
+    'protocol device { }' "${bfd/IF/eth0}" \
+    'protocol static defaults { ipv4; route 0.0.0.0/0 blackhole; }' \
+    'protocol bgp appliance {' '  local 10.0.0.2 as 65000;' '  neighbor 10.0.0.1 as 65001;' \
+    '  hold time 9;' '  keepalive time 3;' '  bfd on;' \
+    '  ipv4 { import all; export where proto = "defaults"; };' '}' >"$d/bird-router.conf"
+  bird_run r router
+  bird_run lb appliance
+  local st="" t
+  t=$(now_ms)
+  for _ in $(seq 300); do
+    st=$(bgp_state)
+    [[ "$st" == *Established* ]] && break
+    sleep 0.1
+  done
+  [[ "$st" == *Established* ]] ||
+    die "$CUR: BGP not Established within 30 s: '$st' ($(tail -n 3 "$d/bird-appliance.log" | tr '\n' ' '))"
+  echo "  BGP Established in $(secs "$t") s: $st"
+  # What the session carries: the router learned the VIP, the appliance's kernel a default.
+  for _ in $(seq 100); do
+    birdc_in r router show route "$VIP/32" 2>/dev/null | grep -q "$VIP/32" &&
+      ip -n "$(ns lb)" route show default | grep -q 'via 10.0.0.2 dev rvs0 proto bird' && break
+    sleep 0.1
+  done
+  birdc_in r router show route "$VIP/32" | grep -q "$VIP/32" ||
+    die "$CUR: the router did not learn $VIP/32"
+  ip -n "$(ns lb)" route show default | grep -q 'via 10.0.0.2 dev rvs0 proto bird' ||
+    die "$CUR: the appliance's kernel did not get the default route from BGP"
+  echo "  the router learned $VIP/32; the appliance's kernel: $(ip -n "$(ns lb)" route show default)"
+  for _ in $(seq 50); do
+    birdc_in lb appliance show bfd sessions 2>/dev/null | grep -q ' Up ' && break
+    sleep 0.1
+  done
+  birdc_in lb appliance show bfd sessions | grep -q ' Up ' ||
+    die "$CUR: the BFD session is not up: $(birdc_in lb appliance show bfd sessions)"
+  local since
+  since=$(bgp_state)
+  server lb mgmt 22 10.0.0.1
+  server s1 s1
+  rule -A -t "$VIP:80" -s rr
+  rule -a -t "$VIP:80" -r 10.0.0.11:80 -g
+  clients "VIP, before the flood" 10
+  mgmt "management, before the flood" 4 5
+  [ "$MFAIL" = 0 ] || die "$CUR: management connects failed without a flood"
+
+  say "$CUR: flooding 10.0.0.1 from random sources for $secs s: SYN to 22, UDP to 3784, ICMP echo"
+  (while :; do
+    echo "$(now_ms) $(bgp_state)"
+    sleep 0.5
+  done) >"$d/bgp-states" 2>/dev/null &
+  local mon=$!
+  PIDS+=("$mon")
+  local rx0 rx1
+  rx0=$(nsx sw cat /sys/class/net/to-lb/statistics/tx_packets)
+  t=$(now_ms)
+  flood syn -S -p 22 --rand-source -i "u$syn_us" 10.0.0.1
+  flood udp --udp -p 3784 --rand-source -i u1000 10.0.0.1
+  flood icmp --icmp --rand-source -i u1000 10.0.0.1
+  sleep 2
+  mgmt "management, flooded" 8 5
+  local mok=$MOK mfail=$MFAIL
+  clients "VIP, flooded" 20
+  local left=$((secs * 1000 - ($(now_ms) - t)))
+  [ "$left" -le 0 ] || sleep "$((left / 1000)).$((left % 1000 / 100))"
+  flood_stop
+  local fl_ms=$(($(now_ms) - t))
+  rx1=$(nsx sw cat /sys/class/net/to-lb/statistics/tx_packets)
+  sleep 1
+  kill "$mon" 2>/dev/null || true
+  local after bad syn udp icmp
+  after=$(bgp_state)
+  bad=$(awk '$0 !~ /Established/' "$d/bgp-states" | head -n 3)
+  syn=$(flood_sent syn) udp=$(flood_sent udp) icmp=$(flood_sent icmp)
+  stop_rvsd
+  local cls passed="" dropped="" k echo_replies
+  k=$(metric rvs_kernel_frames_total)
+  for cls in neigh peer syn syn_retry tcp other; do
+    passed+=" $cls=$(metric rvs_exception_passed_total "class=\"$cls\"")"
+  done
+  for cls in syn syn_retry tcp other; do
+    dropped+=" $cls=$(metric rvs_path_drops_total "reason=\"exception_$cls\"")"
+  done
+  echo_replies=$(metric rvs_echo_replies_total)
+  say "$CUR: figures"
+  echo "  flood: $syn SYN + $udp UDP + $icmp echo in $((fl_ms / 1000)).$((fl_ms % 1000 / 100)) s" \
+    "= $(((syn + udp + icmp) * 1000 / fl_ms))/s ($(((rx1 - rx0) * 1000 / fl_ms)) frames/s into rvsd's port);" \
+    "SYN + UDP alone $(((syn + udp) * 1000 / fl_ms / budget)) x the budget of $budget/s (echo is answered by rvsd: $echo_replies replies)"
+  echo "  to the kernel: $k frames; passed by class:$passed; over the budget, dropped:$dropped"
+  echo "  BGP: before '$since', after '$after'; $(wc -l <"$d/bgp-states") samples during, $(echo -n "$bad" | grep -c . || true) not Established"
+  echo "  management: $mok of $((mok + mfail)) connects completed ($((mok * 100 / (mok + mfail))) %)"
+  [ -z "$bad" ] || die "$CUR: BGP left Established during the flood: $bad"
+  [ "$after" = "$since" ] || die "$CUR: the BGP session flapped: '$since' before, '$after' after"
+  [ $((mok * 100)) -ge $(((mok + mfail) * 95)) ] ||
+    die "$CUR: only $mok of $((mok + mfail)) management connects completed (want 95 %)"
+  [ "$(metric rvs_path_drops_total 'reason="exception_syn"')" -gt 0 ] ||
+    die "$CUR: no SYN was over the budget: the flood did not exceed it"
+  [ -z "$peers" ] || [ "$(metric rvs_exception_passed_total 'class="peer"')" -gt 0 ] ||
+    die "$CUR: nothing passed as the peer's"
+  end_test
+}
+
+# Floods toward next hops that never answer: the NAT topology with a second VIP whose dests
+# (10.0.2.21, 10.0.2.22) nobody answers ARP for. A SYN flood at it from random sources for
+# 10 s: rvsd holds at most 3 frames per dead next hop (rvs_neigh_held, scraped during the
+# flood), solicits each about once a second (3 tries, then it fails and the next frame
+# starts over, as Linux does), counts the rest (neigh_queue_full, neigh_failed), its mbufs
+# in use come back to their idle count, and the VIP with live dests serves every connection
+# meanwhile.
+test_unresolved() {
+  CUR=unresolved t0=$(now_ms) VIP=10.0.3.100
+  local d=$TMP/$CUR vip2=10.0.3.102 secs=10
+  mkdir -p "$d"
+  command -v hping3 >/dev/null || die "$CUR: hping3 is required (ci/setup.sh installs it)"
+  say "$CUR: a flood at $vip2, whose NAT dests never answer ARP; $VIP meanwhile"
+  nat_topology
+  ip -n "$(ns c)" route add "$vip2/32" via 10.0.1.1
+  printf '%s\n' '[[port]]' 'name = "client"' 'mac = "02:00:00:00:01:01"' \
+    'addrs = ["10.0.1.1/24"]' 'device = "net_af_packet0"' '' '[[port]]' 'name = "servers"' \
+    'mac = "02:00:00:00:02:01"' 'addrs = ["10.0.2.1/24"]' 'device = "net_af_packet1"' \
+    >"$d/appliance.toml"
+  METRICS=127.0.0.1:9750
+  start_rvsd p0 p1
+  server s1 s1
+  server s2 s2
+  rule -A -t "$VIP:80" -s rr
+  rule -a -t "$VIP:80" -r 10.0.2.11:80 -m
+  rule -a -t "$VIP:80" -r 10.0.2.12:80 -m
+  rule -A -t "$vip2:80" -s rr
+  rule -a -t "$vip2:80" -r 10.0.2.21:80 -m
+  rule -a -t "$vip2:80" -r 10.0.2.22:80 -m
+  clients "$VIP, before the flood" 20
+  sleep 1
+  local idle sol0 t max_held=0 max_use=0 h u
+  idle=$(scrape rvs_mempool_mbufs_in_use)
+  sol0=$(scrape rvs_solicits_total)
+  t=$(now_ms)
+  # From the client's namespace, random sources.
+  FLOOD_NS=c
+  flood syn -S -p 80 --rand-source -i u500 "$vip2"
+  FLOOD_NS=a
+  (for _ in $(seq $((secs * 2))); do
+    scrape rvs_neigh_held rvs_mempool_mbufs_in_use
+    sleep 0.5
+  done) >"$d/gauges" 2>/dev/null &
+  local mon=$!
+  PIDS+=("$mon")
+  sleep 1
+  clients "$VIP, flooded" 30
+  wait "$mon" 2>/dev/null || true
+  flood_stop
+  local fl_ms=$(($(now_ms) - t)) sent sol
+  sent=$(flood_sent syn)
+  sol=$(($(scrape rvs_solicits_total) - sol0))
+  while read -r h u; do
+    [ "${h:-0}" -le "$max_held" ] || max_held=$h
+    [ "${u:-0}" -le "$max_use" ] || max_use=$u
+  done <"$d/gauges"
+  # The dead entries fail within 3 s of the last frame; their held frames go back.
+  sleep 4
+  local after held_after
+  after=$(scrape rvs_mempool_mbufs_in_use)
+  held_after=$(scrape rvs_neigh_held)
+  METRICS=off
+  stop_rvsd
+  local qf failed
+  qf=$(metric rvs_path_drops_total 'reason="neigh_queue_full"')
+  failed=$(metric rvs_path_drops_total 'reason="neigh_failed"')
+  say "$CUR: figures"
+  echo "  flood: $sent SYNs to $vip2 in $((fl_ms / 1000)).$((fl_ms % 1000 / 100)) s ($((sent * 1000 / fl_ms))/s)"
+  echo "  held: at most $max_held frames during the flood ($(wc -l <"$d/gauges") samples), $held_after after"
+  echo "  solicitations during the flood: $sol (2 dead next hops, $((fl_ms / 1000)) s)"
+  echo "  dropped: $qf over a hold queue (neigh_queue_full), $failed with a failed entry (neigh_failed)"
+  echo "  mbufs in use: $idle idle, at most $max_use during, $after after"
+  [ "$(wc -l <"$d/gauges")" -ge "$secs" ] || die "$CUR: too few scrapes of /metrics during the flood"
+  [ "$max_held" -le 6 ] || die "$CUR: $max_held frames held for 2 dead next hops (want at most 3 each)"
+  [ "$held_after" = 0 ] || die "$CUR: $held_after frames still held 4 s after the flood"
+  # About one a second per dead next hop (3 in each 3 s cycle), plus the live ones' few.
+  [ "$sol" -le $((2 * (fl_ms / 1000 + 2) + 6)) ] ||
+    die "$CUR: $sol solicitations in $((fl_ms / 1000)) s for 2 dead next hops"
+  [ "$sol" -ge $((2 * (fl_ms / 1000 - 2))) ] || die "$CUR: only $sol solicitations: were the dests solicited?"
+  if [ "$qf" = 0 ] || [ "$failed" = 0 ]; then
+    die "$CUR: the held frames' drops were not counted"
+  fi
+  [ "$after" -le $((idle + 64)) ] || die "$CUR: $after mbufs in use after the flood, $idle before"
+  end_test
+}
+
 tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=(dr nat exception health)
+[ ${#tests[@]} -gt 0 ] || tests=(dr nat exception health exception-flood unresolved)
 for t in "${tests[@]}"; do
   case $t in
     dr) test_dr ;;
     nat) test_nat ;;
     exception) test_exception ;;
     health) test_health ;;
-    *) die "unknown test $t (dr, nat, exception, health)" ;;
+    exception-flood) test_exception_flood ;;
+    unresolved) test_unresolved ;;
+    *) die "unknown test $t (dr, nat, exception, health, exception-flood, unresolved)" ;;
   esac
 done
 say "all passed: ${tests[*]} ($(secs "$t_start") s)"

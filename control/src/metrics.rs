@@ -12,6 +12,7 @@ use prometheus::{Encoder, TextEncoder};
 
 use rvs_dataplane::counters::{Counters, MetricKind, Sample};
 use rvs_dataplane::pipeline::buf::Buf;
+use rvs_dataplane::pipeline::exception::Class;
 use rvs_dataplane::pipeline::worker::{PathCounters, PathDrop, Worker};
 
 fn label(name: &str, value: &str) -> LabelPair {
@@ -138,6 +139,24 @@ impl Families {
         ];
         for (n, h, v) in rows {
             self.add(n, h, C, base.to_vec(), v);
+        }
+        self.add(
+            "rvs_neigh_held",
+            "Frames waiting for a next hop's ARP/ND answer now (both families).",
+            MetricKind::Gauge,
+            base.to_vec(),
+            c.neigh_held.get(),
+        );
+        for k in Class::ALL {
+            let mut l = base.to_vec();
+            l.push(label("class", k.name()));
+            self.add(
+                "rvs_exception_passed_total",
+                "Frames passed to the kernel interface (exception path), by class; over the budget they are dropped (rvs_path_drops_total{reason=~\"exception_.*\"}).",
+                C,
+                l,
+                c.passed_of(*k),
+            );
         }
         for r in PathDrop::ALL {
             let mut l = base.to_vec();

@@ -369,8 +369,9 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
             .sum::<u32>()
             + tap_ids.len() as u32 * 2 * u32::from(TAP_DESC);
         let rings = n * (n - 1) * RING_SLOTS;
-        // Per-lcore mempool caches (up to 1.5 x 256 each), frames in flight (bursts, frames
-        // waiting for a neighbor) and the fragments a worker may hold for their first.
+        // Per-lcore mempool caches (up to 1.5 x 256 each), frames in flight (among them
+        // what a worker's neighbor tables hold: at most 2 x 512) and the fragments a worker may
+        // hold for their first.
         let caches = (n + 1) * 384;
         let held = FRAG_HOLD_MAX as u32;
         (descs + rings + caches + n * (2048 + held) + 4096).max(8191)

@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use super::buf::{Buf, TxCsum};
+use super::exception::{Class, ExceptionConfig, Meter, Seen};
 use super::frag::{Follow, FragKey, FragTable, FRAG_TIMEOUT_MS};
 use super::frag_hold::{FragHold, FRAG_HOLD_MAX, FRAG_HOLD_MS, FRAG_HOLD_PER_DATAGRAM};
 use super::local;
@@ -74,6 +75,24 @@ path_drops! {
     Rewrite => "rewrite_failed",
     NoBuffer => "no_buffer",
     NoSourceAddr => "no_source_addr",
+    NeighHeldFull => "neigh_held_full",
+    ExceptionSyn => "exception_syn",
+    ExceptionSynRetry => "exception_syn_retry",
+    ExceptionTcp => "exception_tcp",
+    ExceptionOther => "exception_other",
+}
+
+impl PathDrop {
+    /// The drop of a frame for the kernel that its class's budget refused.
+    fn over_budget(c: Class) -> PathDrop {
+        match c {
+            Class::Syn => PathDrop::ExceptionSyn,
+            Class::SynRetry => PathDrop::ExceptionSynRetry,
+            Class::Tcp => PathDrop::ExceptionTcp,
+            // Neighbor answers and peers are never refused.
+            Class::Other | Class::Neigh | Class::Peer => PathDrop::ExceptionOther,
+        }
+    }
 }
 
 /// Packet-path counters of one worker (single writer, lock-free readers).
@@ -96,12 +115,20 @@ pub struct PathCounters {
     pub neigh_shared: Cell,
     /// Fragments held until their datagram's first fragment arrived (or the hold timed out).
     pub frags_held: Cell,
+    /// Frames waiting for a next hop's ARP/ND answer now (a gauge, both families).
+    pub neigh_held: Cell,
+    /// Frames passed to the kernel, by [`Class`] (they add up to `kernel`).
+    pub exception: [Cell; Class::COUNT],
     pub drops: [Cell; PathDrop::COUNT],
 }
 
 impl PathCounters {
     pub fn drops_of(&self, r: PathDrop) -> u64 {
         self.drops[r as usize].get()
+    }
+
+    pub fn passed_of(&self, c: Class) -> u64 {
+        self.exception[c as usize].get()
     }
 }
 
@@ -136,6 +163,8 @@ pub struct Presence {
     pub static6: Vec<(V6, [u8; 6], u16)>,
     /// The RSS key the ports hash with, which steering shares ([`rss::KEY`] unless set).
     pub rss_key: Arc<rss::Key>,
+    /// The exception path's budget and peers (the defaults unless set).
+    pub exception: ExceptionConfig,
 }
 
 impl Presence {
@@ -184,12 +213,19 @@ impl Presence {
             static4,
             static6,
             rss_key: Arc::new(rss::Key::fixed()),
+            exception: ExceptionConfig::default(),
         })
     }
 
     /// The same presence with the ports' RSS key `key` (what `rvsd run` programs).
     pub fn with_rss_key(mut self, key: rss::Key) -> Self {
         self.rss_key = Arc::new(key);
+        self
+    }
+
+    /// The same presence with the exception path's budget and peers `cfg`.
+    pub fn with_exception(mut self, cfg: ExceptionConfig) -> Self {
+        self.exception = cfg;
         self
     }
 }
@@ -370,6 +406,8 @@ pub struct Worker<B> {
     ident: u16,
     /// Workers of the appliance (neighbor answers are shared with the others).
     workers: u32,
+    /// This worker's meter of the frames it hands to the kernel.
+    meter: Meter,
 }
 
 impl<B: Buf> Worker<B> {
@@ -400,6 +438,13 @@ impl<B: Buf> Worker<B> {
             alloc,
             ident: 0,
             workers,
+            meter: Meter::new(
+                &pres.exception,
+                pres.ports.len(),
+                workers,
+                p.seed ^ 0x6578_6370,
+                now,
+            ),
         };
         for &(ip, mac, port) in &pres.static4 {
             let _ = w.f4.neigh.add_static(ip, mac, port);
@@ -478,11 +523,36 @@ impl<B: Buf> Worker<B> {
         }
     }
 
-    /// Hand a frame to the kernel interface of `port` (the exception path), counted.
-    #[inline]
-    fn to_kernel(&self, port: u16, buf: B, out: &mut impl FnMut(Out<B>)) {
+    /// Punt a frame to the kernel interface of `port` (the exception path) if its class's
+    /// budget lets it pass now, else drop it; counted either way (`exception`, `drops`).
+    /// Out of line: forwarding never comes here.
+    #[cold]
+    #[inline(never)]
+    fn punt(&mut self, port: u16, buf: B, seen: Seen<'_>, now: u64, out: &mut impl FnMut(Out<B>)) {
+        let (class, pass) = self.meter.admit(port, seen, now);
+        if !pass {
+            return self.drop(PathDrop::over_budget(class), buf, out);
+        }
+        self.counters.exception[class as usize].inc();
         self.counters.kernel.inc();
         out(Out::Kernel { port, buf });
+    }
+
+    /// [`Worker::punt`] for a frame the fast path summarised without parsing it.
+    #[cold]
+    fn punt_unparsed(&mut self, port: u16, buf: B, now: u64, out: &mut impl FnMut(Out<B>)) {
+        match wire::parse_frame(buf.data()) {
+            Ok(pf) => self.punt(port, buf, Seen::Frame(&pf), now, out),
+            Err(_) => self.drop(PathDrop::Malformed, buf, out),
+        }
+    }
+
+    /// The gauge of frames waiting for a neighbor (set where the count changes: holding,
+    /// releasing, failing; never on the forwarding path).
+    #[cold]
+    fn note_held(&self) {
+        let n = self.f4.neigh.held() + self.f6.neigh.held();
+        self.counters.neigh_held.set(n as u64);
     }
 
     /// Once per burst: engine timers and defense, held fragments whose first never came,
@@ -510,6 +580,9 @@ impl<B: Buf> Worker<B> {
             .tick(now, &mut |ip, port| ask6.push((ip, port)), &mut |(_, b)| {
                 dead.push(b)
             });
+        if !dead.is_empty() {
+            self.note_held();
+        }
         for b in dead {
             self.drop(PathDrop::NeighFailed, b, out);
         }
@@ -734,7 +807,7 @@ impl<B: Buf> Worker<B> {
             EtherType::ARP => self.arp(pres, port, buf, &pf, now, handed, out),
             EtherType::IPV4 => self.ip::<V4>(pres, port, buf, &pf, now, handed, out),
             EtherType::IPV6 => self.ip::<V6>(pres, port, buf, &pf, now, handed, out),
-            _ => self.to_kernel(port, buf, out),
+            _ => self.punt(port, buf, Seen::Frame(&pf), now, out),
         }
     }
 
@@ -762,6 +835,9 @@ impl<B: Buf> Worker<B> {
         self.f4
             .neigh
             .learn(spa_v, sha, port, now, &mut |p, mac| ready.push((p, mac)));
+        if !ready.is_empty() {
+            self.note_held();
+        }
         for ((p, b), mac) in ready {
             self.send_resolved(pres, p, b, mac, out);
         }
@@ -777,7 +853,7 @@ impl<B: Buf> Worker<B> {
             // asks for its own peers, and never sees the requests rvs answers for it): the
             // other workers learn it from a copy, and the kernel gets the frame itself.
             self.share_neigh(port, &buf, out);
-            return self.to_kernel(port, buf, out);
+            return self.punt(port, buf, Seen::Neigh, now, out);
         }
         if op == wire::arp::Operation::REQUEST {
             let mac = me.mac;
@@ -839,13 +915,11 @@ impl<B: Buf> Worker<B> {
                 if A::V6 && (s.msg_type == 135 || s.msg_type == 136) {
                     return self.ndp(pres, port, buf, pf, (ip.l4_offset, handed, local), now, out);
                 }
-                if local && !s.is_error {
-                    return self.to_kernel(port, buf, out);
-                }
                 if s.is_error {
-                    return self.icmp_related::<A>(pres, port, buf, pf, s, now, handed, out);
+                    let at = (now, handed, local);
+                    return self.icmp_related::<A>(pres, port, buf, pf, s, at, out);
                 }
-                self.to_kernel(port, buf, out);
+                self.punt(port, buf, Seen::Frame(pf), now, out);
             }
             L4Summary::Tcp { .. } | L4Summary::Udp { .. } | L4Summary::Sctp { .. } if !local => {
                 self.lb::<A>(pres, port, buf, pf, src, dst, now, handed, out)
@@ -853,7 +927,7 @@ impl<B: Buf> Worker<B> {
             L4Summary::NonFirstFragment if !local => {
                 self.fragment::<A>(pres, port, buf, pf, src, dst, vip, now, handed, out)
             }
-            _ => self.to_kernel(port, buf, out),
+            _ => self.punt(port, buf, Seen::Frame(pf), now, out),
         }
     }
 
@@ -906,6 +980,9 @@ impl<B: Buf> Worker<B> {
                     .learn(v6(learn_ip), mac, port, now, &mut |p, mac| {
                         ready.push((p, mac))
                     });
+                if !ready.is_empty() {
+                    self.note_held();
+                }
                 for ((p, b), mac) in ready {
                     self.send_resolved(pres, p, b, mac, out);
                 }
@@ -930,7 +1007,7 @@ impl<B: Buf> Worker<B> {
                     .ip
                     .is_some_and(|i| matches!(i.dst, IpAddr::V6(d) if d.is_unicast_link_local()));
             if to_us || to_kernel_ll {
-                return self.to_kernel(port, buf, out);
+                return self.punt(port, buf, Seen::Neigh, now, out);
             }
             return out(Out::Drop(buf));
         }
@@ -1024,7 +1101,7 @@ impl<B: Buf> Worker<B> {
         match v {
             Verdict::Xmit(x) => self.forward::<A>(pres, port, buf, pf, &x, now, out),
             Verdict::Drop(_) => self.drop(PathDrop::Engine, buf, out),
-            Verdict::NotOurs => self.to_kernel(port, buf, out),
+            Verdict::NotOurs => self.punt(port, buf, Seen::Frame(pf), now, out),
         }
     }
 
@@ -1053,7 +1130,7 @@ impl<B: Buf> Worker<B> {
         match f {
             Follow::Xmit(x) => self.forward::<A>(pres, port, buf, pf, &x, now, out),
             Follow::Drop => self.drop(PathDrop::Engine, buf, out),
-            Follow::Kernel => self.to_kernel(port, buf, out),
+            Follow::Kernel => self.punt(port, buf, Seen::Frame(pf), now, out),
         }
         while let Some((p, b)) = A::fam(self).early.pop(&key) {
             match wire::parse_frame(b.data()) {
@@ -1079,7 +1156,7 @@ impl<B: Buf> Worker<B> {
         match f {
             Follow::Xmit(x) => self.forward::<A>(pres, port, buf, pf, &x, now, out),
             Follow::Drop => self.drop(PathDrop::FragFirstDropped, buf, out),
-            Follow::Kernel => self.to_kernel(port, buf, out),
+            Follow::Kernel => self.punt(port, buf, Seen::Frame(pf), now, out),
         }
     }
 
@@ -1171,7 +1248,7 @@ impl<B: Buf> Worker<B> {
         match self.f4.shard.process_hinted(&pkt, now, hint_in, hint_out) {
             Verdict::Xmit(x) => self.forward_fast(pres, port, buf, f.proto, &x, now, out),
             Verdict::Drop(_) => self.drop(PathDrop::Engine, buf, out),
-            Verdict::NotOurs => self.to_kernel(port, buf, out),
+            Verdict::NotOurs => self.punt_unparsed(port, buf, now, out),
         }
     }
 
@@ -1219,7 +1296,10 @@ impl<B: Buf> Worker<B> {
     /// about a packet sent toward the client, it goes to the dest (NAT: outer destination and
     /// quoted source become the dest's); about a packet sent to a NAT dest, it goes to the
     /// client (outer source and quoted destination become the VIP's). Checksums of the quoted
-    /// IP header and of the ICMP message are recomputed. Unknown flows are counted and dropped.
+    /// IP header and of the ICMP message are recomputed. Errors about no conn are the
+    /// kernel's when `local` (addressed to a port address: about the kernel's own
+    /// connections, which IPVS leaves to the local stack too), else counted and dropped.
+    /// `(now, handed by another worker, local)`.
     #[allow(clippy::too_many_arguments)]
     fn icmp_related<A: Af>(
         &mut self,
@@ -1228,20 +1308,19 @@ impl<B: Buf> Worker<B> {
         mut buf: B,
         pf: &ParsedFrame,
         s: wire::IcmpSummary,
-        now: u64,
-        handed: bool,
+        (now, handed, local): (u64, bool, bool),
         out: &mut impl FnMut(Out<B>),
     ) {
         let Some(ip) = pf.ip else {
             return self.drop(PathDrop::Malformed, buf, out);
         };
         let Some(q) = s.quoted else {
-            return self.drop(PathDrop::IcmpUnknownFlow, buf, out);
+            return self.icmp_unknown(port, buf, pf, now, local, out);
         };
         let (Some(qs), Some(qd), Some((qsp, qdp))) =
             (A::from_ip(q.src), A::from_ip(q.dst), q.ports)
         else {
-            return self.drop(PathDrop::IcmpUnknownFlow, buf, out);
+            return self.icmp_unknown(port, buf, pf, now, local, out);
         };
         let proto = q.protocol.0;
         let id = self.id;
@@ -1282,7 +1361,7 @@ impl<B: Buf> Worker<B> {
                             });
                         }
                     }
-                    return self.drop(PathDrop::IcmpUnknownFlow, buf, out);
+                    return self.icmp_unknown(port, buf, pf, now, local, out);
                 }
             },
         };
@@ -1321,6 +1400,24 @@ impl<B: Buf> Worker<B> {
         }
         // No MTU check: an ICMP error is never answered with another.
         self.deliver::<A>(pres, port, buf, pf, &x, now, false, out)
+    }
+
+    /// An ICMP error about no conn: to the kernel when addressed to a port address, else
+    /// dropped (`icmp_unknown_flow`).
+    #[cold]
+    fn icmp_unknown(
+        &mut self,
+        port: u16,
+        buf: B,
+        pf: &ParsedFrame,
+        now: u64,
+        local: bool,
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        if local {
+            return self.punt(port, buf, Seen::Frame(pf), now, out);
+        }
+        self.drop(PathDrop::IcmpUnknownFlow, buf, out)
     }
 
     /// A fragment other than the first: forwarded as its datagram's first fragment was.
@@ -1490,6 +1587,7 @@ impl<B: Buf> Worker<B> {
         match A::fam(self).neigh.resolve(nh, port, (port, buf), now) {
             Resolve::Ready(mac, (p, b)) => self.send_resolved(pres, p, b, mac, out),
             Resolve::Held { solicit } => {
+                self.note_held();
                 if solicit {
                     self.solicit::<A>(pres, nh, port, out);
                 }
@@ -1498,6 +1596,7 @@ impl<B: Buf> Worker<B> {
                 let r = match why {
                     crate::l3::NeighDrop::QueueFull => PathDrop::NeighQueueFull,
                     crate::l3::NeighDrop::TableFull => PathDrop::NeighTableFull,
+                    crate::l3::NeighDrop::HeldFull => PathDrop::NeighHeldFull,
                 };
                 self.drop(r, b, out)
             }
