@@ -70,6 +70,7 @@
 # Env: RVS_BIN_DIR   where rvsd and rvsadm are (default target/release; a relative path is
 #                     taken from the repository root)
 #      RVS_NETNS_CONNS  connections of the first round (default 50)
+#      RVS_FIGURES   a file: exception-flood appends its figures there (ci/test.sh prints them last)
 #      RVS_NETNS_KEEP_OFFLOADS=1  leave the veths' tx checksum offload on (shows why it is
 #                     turned off: the test must then fail)
 #      RVS_NETNS_WORKERS  rvsd's [engine] workers (default 1; more use the fixed RSS key and
@@ -1046,6 +1047,11 @@ test_exception_flood() {
     die "$CUR: no SYN was over the budget: the flood did not exceed it"
   [ -z "$peers" ] || [ "$(metric rvs_exception_passed_total 'class="peer"')" -gt 0 ] ||
     die "$CUR: nothing passed as the peer's"
+  # For ci/test.sh's closing summary.
+  [ -z "${RVS_FIGURES:-}" ] || echo "netns $CUR: flood $(((syn + udp + icmp) * 1000 / fl_ms))/s at the" \
+    "appliance's address ($(((syn + udp) * 1000 / fl_ms / budget)) x the budget of $budget/s);" \
+    "BGP Established throughout ($(wc -l <"$d/bgp-states") samples); management $mok of" \
+    "$((mok + mfail)) connects ($((mok * 100 / (mok + mfail))) %)" >>"$RVS_FIGURES"
   end_test
 }
 

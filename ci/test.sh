@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 
 # shellcheck source=ci/setup.sh
 . ci/setup.sh
+# The live flood runs (ci/e2e.sh, ci/netns.sh exception-flood) leave their figures here; they
+# are printed last.
+RVS_FIGURES=$(mktemp --suffix=.rvs-figures)
+export RVS_FIGURES
 
 echo "== fmt"
 cargo fmt --all -- --check
@@ -54,4 +58,7 @@ rm -rf /var/run/dpdk/rvs-replay-smoke
 # testpmd's totals: frames were sent (out of the null port), a real count, not zero.
 echo "$out" | awk '/Accumulated forward statistics/ {p = 1} p && /TX-packets:/ {n = $2; exit} END {exit !(n > 0)}' ||
   { echo "$out" >&2; echo "replay.sh sent nothing" >&2; exit 1; }
+echo "== figures (the live flood runs above)"
+cat "$RVS_FIGURES"
+rm -f "$RVS_FIGURES"
 echo "ci/test.sh: all green"
