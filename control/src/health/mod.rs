@@ -5,13 +5,17 @@
 //! - `checks`: the checks (TCP connect, HTTP GET with status and digest, a program's exit
 //!   status).
 //! - `diff`: the ipvsadm lines that take the rules in force to the ones a transition wants.
-//! - `driver`: the checker thread (a single-threaded tokio runtime, one task per checker).
+//! - `driver`: the checker thread (a single-threaded tokio runtime, one task per checker),
+//!   and its reload of a configuration read again.
+//! - `series`: what `/metrics` shows of it (verdicts, durations, transitions, quorum).
 
 mod checks;
 mod diff;
 mod driver;
+mod series;
 mod state;
 
-pub use diff::lines as diff_lines;
-pub use driver::{Apply, Checkers};
+pub use diff::{add_to, lines as diff_lines};
+pub use driver::{Apply, Checkers, Reload, Reloader};
+pub use series::HealthSeries;
 pub use state::{CheckerId, Event, Health, Outcome};
