@@ -24,7 +24,7 @@ echo "== demo (smoke: the DPDK EAL on net_pcap, no hugepages)"
 ./target/release/rvsd demo --clients 200 --flood 2000 >/dev/null
 echo "== control bench (one -e on every worker; a 10k-service --replace; a 100k-dest scrape)"
 RVS_BENCH_CHANGES=300 cargo bench --locked -q -p rvs-control --bench control
-echo "== netns (real kernel TCP through rvsd on net_af_packet: DR and NAT set up by rvsadm, a listener behind the exception path; keepalived health checks from the exception path)"
+echo "== netns (real kernel TCP through rvsd on net_af_packet: DR and NAT set up by rvsadm, a listener behind the exception path; keepalived health checks from the exception path, NAT and DR)"
 cargo build --release --locked -q -p rvs-control
 bash ci/netns.sh
 # The health checks once (their path is the exception path's, which the line above and this
