@@ -67,6 +67,15 @@ impl Checkers {
         core: Option<core_affinity::CoreId>,
         series: HealthSeries,
     ) -> Result<Checkers, String> {
+        let checks = cfg
+            .virtual_servers
+            .iter()
+            .flat_map(|v| &v.real_servers)
+            .map(|r| r.checkers.len())
+            .sum();
+        if let Some(line) = super::fds::raise_for(checks) {
+            eprintln!("rvsd health: {line}");
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let s = Arc::clone(&stop);
         let (tx, rx) = channel();
@@ -309,6 +318,9 @@ impl Shared {
             .flat_map(|v| &v.real_servers)
             .map(|r| r.checkers.len())
             .sum();
+        if let Some(line) = super::fds::raise_for(total) {
+            eprintln!("rvsd health: {line}");
+        }
         Ok(format!(
             "{} virtual servers, {total} checkers ({kept} of them kept their state); {changes}",
             self.cfg.virtual_servers.len()

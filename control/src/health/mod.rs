@@ -8,10 +8,12 @@
 //! - `driver`: the checker thread (a single-threaded tokio runtime, one task per checker),
 //!   and its reload of a configuration read again.
 //! - `series`: what `/metrics` shows of it (verdicts, durations, transitions, quorum).
+//! - `fds`: the open-file limit the checkers need.
 
 mod checks;
 mod diff;
 mod driver;
+mod fds;
 mod series;
 mod state;
 

@@ -200,7 +200,11 @@ impl Health {
                 weight: after.weight,
             });
         }
-        events.extend(self.judge_quorum(cfg, id.vs));
+        // Quorum follows the live weights: judged again only when this one changed (most
+        // reports change nothing, and the judgement reads every real server of the service).
+        if after != before {
+            events.extend(self.judge_quorum(cfg, id.vs));
+        }
         (events, next)
     }
 
