@@ -24,6 +24,8 @@ echo "== demo (smoke: the DPDK EAL on net_pcap, no hugepages)"
 ./target/release/rvsd demo --clients 200 --flood 2000 >/dev/null
 echo "== control bench (one -e on every worker; a 10k-service --replace; a 100k-dest scrape)"
 RVS_BENCH_CHANGES=300 cargo bench --locked -q -p rvs-control --bench control
+echo "== health bench (smoke: 1000 checkers against 1000 loopback listeners at delay_loop 1, one row each)"
+RVS_BENCH_SECONDS=1 RVS_BENCH_LOOPS=1 cargo bench --locked -q -p rvs-control --bench health
 echo "== netns (real kernel TCP through rvsd on net_af_packet: DR and NAT set up by rvsadm, a listener behind the exception path; keepalived health checks from the exception path, NAT and DR)"
 cargo build --release --locked -q -p rvs-control
 bash ci/netns.sh

@@ -5,10 +5,11 @@
 //! rvsd's checker thread pinned to one core. For each `delay_loop` of `RVS_BENCH_LOOPS`
 //! (seconds, default `1,0.2,0.1,0.05`), over `RVS_BENCH_SECONDS` (default 5) after the
 //! first round: checks asked per second (checkers / delay_loop), checks done per second (from
-//! the health series' counts), failures, the CPU time of the checker thread and of the
-//! listeners' thread per second of wall time (from /proc), and checks per CPU-second of the
-//! checker thread: what one core given to it alone would sustain, the figure to read on a
-//! shared machine, where the done/s stop growing once the thread gets no more of its core.
+//! the health series' counts), failures, the CPU time of the checker thread per second of
+//! wall time and the time it was runnable but waited for a CPU (other processes had it;
+//! `/proc/self/task/*/schedstat`), checks per CPU-second of the checker thread (what one core
+//! given to it alone would sustain: the figure to read on a shared machine, where done/s
+//! stop growing once the thread gets no more of its core), and the listeners' CPU.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -116,26 +117,30 @@ fn conf(n: usize, delay_loop: f64, http: bool) -> String {
     t
 }
 
-/// CPU seconds (user + system) of each of this process's threads, by name.
-fn thread_cpu() -> HashMap<String, f64> {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+/// Each of this process's threads, by name: seconds on a CPU and seconds runnable but
+/// waiting for one (`/proc/self/task/*/schedstat`, nanoseconds).
+fn thread_times() -> HashMap<String, (f64, f64)> {
     let mut out = HashMap::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return out;
     };
     for t in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+        let (Ok(comm), Ok(sched)) = (
+            std::fs::read_to_string(t.path().join("comm")),
+            std::fs::read_to_string(t.path().join("schedstat")),
+        ) else {
             continue;
         };
-        // "tid (comm) state ppid ..." with utime and stime the 14th and 15th fields.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+        let f: Vec<f64> = sched
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let (Some(run), Some(wait)) = (f.first(), f.get(1)) else {
             continue;
         };
-        let name = stat[open + 1..close].to_string();
-        let f: Vec<&str> = stat[close + 2..].split(' ').collect();
-        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        *out.entry(name).or_insert(0.0) += (ticks(11) + ticks(12)) / hz;
+        let e = out.entry(comm.trim().to_string()).or_insert((0.0, 0.0));
+        e.0 += run / 1e9;
+        e.1 += wait / 1e9;
     }
     out
 }
@@ -147,6 +152,8 @@ struct Row {
     done: f64,
     failures: u64,
     checker_cpu: f64,
+    /// Runnable but waiting for a CPU (another process had it).
+    checker_wait: f64,
     listener_cpu: f64,
     changes: usize,
 }
@@ -180,15 +187,19 @@ fn step(
     // The first round is spread over the first delay_loop (at most 1 s).
     std::thread::sleep(Duration::from_secs_f64(delay_loop.min(1.0) + 0.5));
     let (c0, f0) = series.totals();
-    let cpu0 = thread_cpu();
+    let cpu0 = thread_times();
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs_f64(seconds));
     let (c1, f1) = series.totals();
-    let cpu1 = thread_cpu();
+    let cpu1 = thread_times();
     let wall = t0.elapsed().as_secs_f64();
     checkers.stop();
-    let cpu = |name: &str| {
-        (cpu1.get(name).copied().unwrap_or(0.0) - cpu0.get(name).copied().unwrap_or(0.0)) / wall
+    let per_s = |name: &str| {
+        let (a, b) = (
+            cpu0.get(name).copied().unwrap_or_default(),
+            cpu1.get(name).copied().unwrap_or_default(),
+        );
+        ((b.0 - a.0) / wall, (b.1 - a.1) / wall)
     };
     Row {
         check: if http { "HTTP_GET" } else { "TCP_CHECK" },
@@ -196,8 +207,9 @@ fn step(
         asked: n as f64 / delay_loop,
         done: (c1 - c0) as f64 / wall,
         failures: f1 - f0,
-        checker_cpu: cpu("rvs-health"),
-        listener_cpu: cpu("bench-listeners"),
+        checker_cpu: per_s("rvs-health").0,
+        checker_wait: per_s("rvs-health").1,
+        listener_cpu: per_s("bench-listeners").0,
         changes: changes.load(std::sync::atomic::Ordering::Relaxed),
     }
 }
@@ -227,13 +239,14 @@ fn main() {
         listener_core.map_or("any".into(), |c| c.id.to_string()),
     );
     println!(
-        "{:<10} {:>10} {:>9} {:>9} {:>9} {:>12} {:>13} {:>14} {:>8}",
+        "{:<10} {:>10} {:>9} {:>9} {:>9} {:>12} {:>13} {:>13} {:>14} {:>8}",
         "check",
         "delay_loop",
         "asked/s",
         "done/s",
         "failures",
         "checker CPU",
+        "checker wait",
         "checks/CPU-s",
         "listeners CPU",
         "changes"
@@ -242,13 +255,14 @@ fn main() {
         for &d in &loops {
             let r = step(&dir, n, d, http, seconds, checker_core);
             println!(
-                "{:<10} {:>9}s {:>9.0} {:>9.0} {:>9} {:>11.0}% {:>13.0} {:>13.0}% {:>8}",
+                "{:<10} {:>9}s {:>9.0} {:>9.0} {:>9} {:>11.0}% {:>12.0}% {:>13.0} {:>13.0}% {:>8}",
                 r.check,
                 r.delay_loop,
                 r.asked,
                 r.done,
                 r.failures,
                 r.checker_cpu * 100.0,
+                r.checker_wait * 100.0,
                 r.done / r.checker_cpu.max(1e-9),
                 r.listener_cpu * 100.0,
                 r.changes
