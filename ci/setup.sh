@@ -14,6 +14,8 @@ fi
 # keepalived 2.2 (Debian): the keepalived.conf tests check their fixtures with its
 # --config-test.
 command -v keepalived >/dev/null || need+=(keepalived)
+# openssl: the SSL_GET test's TLS server (openssl s_server) and its certificate.
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive

@@ -574,3 +574,130 @@ fn sighup_rereads_the_keepalived_file_and_a_bad_one_changes_nothing() {
     });
     checkers.stop();
 }
+
+/// `openssl s_server -WWW` on loopback (a real TLS server, self-signed): serves the files of
+/// its directory; killed when dropped.
+struct TlsServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl TlsServer {
+    fn start(dir: &Path) -> TlsServer {
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("openssl is needed for the SSL_GET test (ci/setup.sh installs it)");
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-subj",
+            "/CN=rvs-test",
+            "-days",
+            "1",
+        ]);
+        let port = dead_port();
+        let child = std::process::Command::new("openssl")
+            .args([
+                "s_server", "-quiet", "-WWW", "-cert", "cert.pem", "-key", "key.pem",
+            ])
+            .arg("-accept")
+            .arg(format!("127.0.0.1:{port}"))
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl s_server");
+        wait_until("openssl s_server listening", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        TlsServer { child, port }
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// SSL_GET speaks TLS (a self-signed certificate is accepted, as keepalived accepts it),
+/// checks the body's digest through it, takes its server out when the digest or the
+/// connection fails, and a plain-HTTP server fails it.
+#[test]
+fn ssl_get_checks_over_tls() {
+    use md5::{Digest, Md5};
+    let d = dir("ssl");
+    std::fs::write(d.join("health"), "ok\n").unwrap();
+    let tls = TlsServer::start(&d);
+    let plain = http_server(Arc::new(AtomicU16::new(200)));
+    let digest: String = Md5::digest(b"ok\n")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let conf = d.join("keepalived.conf");
+    let check = format!(
+        "        SSL_GET {{\n            url {{\n                path /health\n                digest {digest}\n            }}\n            connect_timeout 1\n            retry 0\n        }}\n"
+    );
+    let cfg = write(
+        &conf,
+        &format!(
+            "virtual_server 10.0.0.1 443 {{\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n    delay_loop 0.1\n    real_server 127.0.0.1 {} {{\n{check}    }}\n    real_server 127.0.0.1 {plain} {{\n{check}    }}\n}}\n",
+            tls.port
+        ),
+    );
+    let initial = cfg.rules(&cfg.initial()).unwrap();
+    let sent = Sent::default();
+    let series = HealthSeries::new();
+    let checkers = Checkers::start(cfg, initial, sent.apply(), None, series.clone()).unwrap();
+    // The plain-HTTP server cannot answer a TLS handshake: out.
+    let d_plain = format!("-d -t 10.0.0.1:443 -r 127.0.0.1:{plain}");
+    wait_for(&sent.lines, "the plain-HTTP server's removal", |l| {
+        l == d_plain
+    });
+    let tls_rs = format!("remote_port=\"{}\"", tls.port);
+    wait_until("an SSL_GET through TLS", || {
+        sample(
+            &series.render(),
+            "rvs_health_check_duration_seconds_count",
+            &[&tls_rs, "check=\"SSL_GET\""],
+        )
+        .is_some_and(|n| n >= 3.0)
+    });
+    let text = series.render();
+    assert_eq!(
+        sample(&text, "rvs_health_check_failures_total", &[&tls_rs]),
+        Some(0.0),
+        "the TLS server's checks pass: {text}"
+    );
+    assert_eq!(sample(&text, "rvs_health_up", &[&tls_rs]), Some(1.0));
+    // Another body: the digest differs, out; the right one again: back.
+    sent.lines.lock().unwrap().clear();
+    std::fs::write(d.join("health"), "bad\n").unwrap();
+    let d_tls = format!("-d -t 10.0.0.1:443 -r 127.0.0.1:{}", tls.port);
+    wait_for(&sent.lines, "the digest's failure", |l| l == d_tls);
+    std::fs::write(d.join("health"), "ok\n").unwrap();
+    let a_tls = format!("-a -t 10.0.0.1:443 -r 127.0.0.1:{} -m -w 1", tls.port);
+    wait_for(&sent.lines, "the TLS server's return", |l| l == a_tls);
+    // The TLS server stops: out.
+    sent.lines.lock().unwrap().clear();
+    drop(tls);
+    wait_for(&sent.lines, "the stopped TLS server's removal", |l| {
+        l == d_tls
+    });
+    checkers.stop();
+}

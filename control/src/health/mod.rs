@@ -3,7 +3,7 @@
 //! - `state`: keepalived's semantics, sans-IO: checker, real server and quorum states from
 //!   the checks' outcomes, the events they give, and when each checker runs next.
 //! - `checks`: the checks (TCP connect, HTTP GET with status and digest, a program's exit
-//!   status).
+//!   status); `tls`: SSL_GET's TLS client.
 //! - `diff`: the ipvsadm lines that take the rules in force to the ones a transition wants.
 //! - `driver`: the checker thread (a single-threaded tokio runtime, one task per checker),
 //!   and its reload of a configuration read again.
@@ -16,6 +16,7 @@ mod driver;
 mod fds;
 mod series;
 mod state;
+mod tls;
 
 pub use diff::{add_to, lines as diff_lines};
 pub use driver::{Apply, Checkers, Reload, Reloader};

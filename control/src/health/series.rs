@@ -352,7 +352,8 @@ impl Layout {
                 );
                 l.kinds.extend(rs.checkers.iter().map(|c| match c.kind {
                     CheckKind::Tcp => "TCP_CHECK",
-                    CheckKind::Http { .. } => "HTTP_GET",
+                    CheckKind::Http { tls: false, .. } => "HTTP_GET",
+                    CheckKind::Http { tls: true, .. } => "SSL_GET",
                     CheckKind::Misc { .. } => "MISC_CHECK",
                 }));
             }
