@@ -339,27 +339,18 @@ impl ControlThread {
         let Some((ka_path, to)) = &self.keepalived else {
             return;
         };
-        let rules = match &self.rules_path {
-            Some(p) => match std::fs::read_to_string(p) {
-                Ok(t) => match crate::rules::RuleSet::from_text(&t) {
-                    Ok(_) => Some(t),
-                    Err(e) => {
-                        eprintln!(
-                            "rvsd: SIGHUP: {}: {e}; the running rules and checkers stay",
-                            p.display()
-                        );
-                        return;
-                    }
-                },
-                Err(e) => {
-                    eprintln!(
-                        "rvsd: SIGHUP: {}: {e}; the running rules and checkers stay",
-                        p.display()
-                    );
-                    return;
-                }
-            },
-            None => None,
+        // --rules read and checked (the line of a refused rule named) before anything moves.
+        let read = |p: &PathBuf| {
+            let t = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            crate::rules::RuleSet::from_text(&t).map_err(|e| format!("{}: {e}", p.display()))?;
+            Ok::<String, String>(t)
+        };
+        let rules = match self.rules_path.as_ref().map(read).transpose() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("rvsd: SIGHUP: {e}; the running rules and checkers stay");
+                return;
+            }
         };
         let cfg = match crate::keepalived::load(ka_path) {
             Ok(c) => c,

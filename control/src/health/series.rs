@@ -86,11 +86,11 @@ impl HealthSeries {
     }
 
     /// The rows of `cfg` in the state `health` (at start, and on a reload: the counts of a
-    /// checker or real server with the same labels go on).
+    /// checker with the same labels (and kind) or real server with the same labels go on).
     pub(super) fn configure(&self, cfg: &KaConfig, health: &Health) {
         let layout = Layout::of(cfg);
         let mut t = self.lock();
-        let mut old_checks: HashMap<(&str, usize), CheckNums> = HashMap::new();
+        let mut old_checks: HashMap<(&str, usize, &str), CheckNums> = HashMap::new();
         let mut old_real: HashMap<&str, RsNums> = HashMap::new();
         for (r, b) in t.layout.backends.iter().enumerate() {
             let Some(key) = b.first() else { continue };
@@ -102,7 +102,7 @@ impl HealthSeries {
                 .copied()
                 .unwrap_or(t.nums.checks.len());
             for (i, c) in (t.layout.first_check[r]..end).enumerate() {
-                old_checks.insert((key, i), t.nums.checks[c]);
+                old_checks.insert((key, i, t.layout.kinds[c]), t.nums.checks[c]);
             }
         }
         let mut nums = Nums {
@@ -121,8 +121,10 @@ impl HealthSeries {
                 let mut real = old_real.get(key).copied().unwrap_or_default();
                 real.up = health.real_up(v, r);
                 nums.real.push(real);
+                let first = layout.first_check[layout.first_rs[v] + r];
                 for c in 0..rs.checkers.len() {
-                    let mut n = old_checks.get(&(key, c)).copied().unwrap_or_default();
+                    let kind = layout.kinds[first + c];
+                    let mut n = old_checks.get(&(key, c, kind)).copied().unwrap_or_default();
                     n.up = health.checker_up(CheckerId {
                         vs: v,
                         rs: r,
