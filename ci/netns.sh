@@ -36,7 +36,15 @@
 #        back within 2 s of listening again; a 500 puts its server at weight 0; quorum loss
 #        brings in the sorry server; the program's exit status sets the weight (5: 3, 1: down,
 #        2: 0). rvsd's log must have the `rvsd health: real server ... down: ...` / `... up`
-#        lines.
+#        lines, and /metrics (promtool-clean) the rvs_health_* series for them. Established
+#        conns: a conn held to a server whose MISC_CHECK then exits 1 goes on at weight 0
+#        (93, inhibit_on_failure), and stalls when the server is removed (94: IPVS drops its
+#        packets, dest_unavailable), resuming when it is back. SIGHUP with one virtual server
+#        fewer removes it and keeps the others' state; a bad file on SIGHUP changes nothing.
+#   health-dr: the dr topology with the exception path on, rvsd started with --keepalived
+#        ci/netns/keepalived-dr.conf: the checks reach the servers' own addresses from rvs0
+#        (10.0.0.1) through rvsd's p0; the TCP_CHECK steps of health (out within 3 s, back
+#        within 2 s, /metrics).
 #
 #   exception-flood: one segment (bridge) joins rvsd's p0 (10.0.0.1/24, its kernel interface
 #        rvs0, [exception] budget_pps = 400, peers = ["10.0.0.2"]), a router 10.0.0.2, a
@@ -65,8 +73,8 @@
 # and rvsd must have counted the frames to and from rvs0. Any failure stops the script with
 # a message, rvsd's log and its non-zero drop counters.
 #
-# Usage (root): ci/netns.sh [dr] [nat] [exception] [health] [exception-flood] [unresolved]
-#               (all six by default)
+# Usage (root): ci/netns.sh [dr] [nat] [exception] [health] [health-dr] [exception-flood]
+#               [unresolved]   (all seven by default)
 # Env: RVS_BIN_DIR   where rvsd and rvsadm are (default target/release; a relative path is
 #                     taken from the repository root)
 #      RVS_NETNS_CONNS  connections of the first round (default 50)
@@ -88,8 +96,8 @@
 #      RVS_NETNS_FLOOD_US  exception-flood's SYN interval in microseconds (default 400)
 #      RVS_NETNS_FLOOD_SECONDS  exception-flood's flood (default 12)
 # Needs ip, nft, ethtool and python3 (nftables and ethtool are installed if missing),
-# keepalived for health, bird2 and hping3 for exception-flood and unresolved (ci/setup.sh
-# installs them).
+# keepalived for health and health-dr, bird2 and hping3 for exception-flood and unresolved
+# (ci/setup.sh installs them); promtool, when installed, lints the health tests' scrapes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$PWD/ci/netns
@@ -407,10 +415,11 @@ end_test() {
   CUR=""
 }
 
-test_dr() {
-  CUR=dr t0=$(now_ms) VIP=10.0.0.100
-  mkdir -p "$TMP/$CUR"
-  say "dr: direct routing, one L2 segment (bridge), VIP $VIP answered by rvsd"
+# The DR topology: one bridge br0 in sw joins client c (10.0.0.2), the balancer's veth eth0
+# (rvsd's port p0, 10.0.0.1/24, MAC 02:00:00:00:00:01) and servers s1 10.0.0.11 and s2
+# 10.0.0.12, which hold $VIP on lo (arp_ignore=1, arp_announce=2: they answer ARP for their
+# own addresses only). Writes the run's appliance.toml.
+dr_topology() {
   local n i=0
   for n in sw c lb s1 s2; do mkns $n; done
   ip -n "$(ns sw)" link add br0 type bridge
@@ -436,6 +445,13 @@ mac = "02:00:00:00:00:01"
 addrs = ["10.0.0.1/24"]
 device = "net_af_packet0"
 EOF
+}
+
+test_dr() {
+  CUR=dr t0=$(now_ms) VIP=10.0.0.100
+  mkdir -p "$TMP/$CUR"
+  say "dr: direct routing, one L2 segment (bridge), VIP $VIP answered by rvsd"
+  dr_topology
   start_rvsd eth0
   server s1 s1
   server s2 s2
@@ -671,28 +687,123 @@ health_line() {
 # kill_server PID: stops one server (its listener goes away: connections are refused).
 kill_server() { kill "$1"; wait "$1" 2>/dev/null || true; }
 
+# health_file SRC: keepalived --config-test must accept SRC, and the run's copy
+# ($TMP/$CUR/keepalived.conf: /run/rvs-netns-health replaced by the run's directory, where
+# the MISC_CHECK scripts are written). Sets CONF to the copy.
+health_file() {
+  local src=$1 d=$TMP/$CUR
+  command -v keepalived >/dev/null || die "$CUR: keepalived is required (ci/setup.sh)"
+  keepalived --config-test -f "$src" >"$d/config-test.log" 2>&1 ||
+    die "$CUR: keepalived --config-test refuses $src: $(cat "$d/config-test.log")"
+  CONF=$d/keepalived.conf
+  sed "s#/run/rvs-netns-health#$d#g" "$src" >"$CONF"
+  # shellcheck disable=SC2016 # the scripts' own $(...)
+  printf '#!/bin/sh\nexit "$(cat %s/misc-status)"\n' "$d" >"$d/misc.sh"
+  # shellcheck disable=SC2016
+  printf '#!/bin/sh\nexit "$(cat %s/held-$1)"\n' "$d" >"$d/held.sh"
+  echo 0 >"$d/misc-status"
+  keepalived --config-test -f "$CONF" >"$d/config-test.log" 2>&1 ||
+    die "$CUR: keepalived --config-test refuses the copy: $(cat "$d/config-test.log")"
+  echo "  keepalived --config-test: $src accepted (and the run's copy)"
+}
+
+# scrape: rvsd's /metrics now (METRICS, in the balancer namespace) into $TMP/$CUR/scrape.prom;
+# with promtool installed (ci/prometheus.sh installs it), the text must pass its lint.
+scrape() {
+  local f=$TMP/$CUR/scrape.prom
+  nsx lb "$PY" -c 'import sys, urllib.request
+sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+    "http://$METRICS/metrics" >"$f" || die "$CUR: no answer from http://$METRICS/metrics"
+  if command -v promtool >/dev/null && ! promtool check metrics <"$f" >"$TMP/$CUR/promtool.log" 2>&1
+  then
+    die "$CUR: promtool check metrics: $(head -n 5 "$TMP/$CUR/promtool.log")"
+  fi
+}
+
+# expect_series NAME WANT FILTER...: in the last scrape, the series NAME whose labels contain
+# every FILTER has the value WANT (exactly one such series).
+expect_series() {
+  local name=$1 want=$2 got
+  shift 2
+  got=$(awk -v n="$name" -v f="$(printf '%s\n' "$@")" '
+    BEGIN { k = split(f, fs, "\n") }
+    index($1, n "{") == 1 { for (i = 1; i <= k; i++) if (fs[i] != "" && !index($1, fs[i])) next; print $NF }
+  ' "$TMP/$CUR/scrape.prom")
+  if [ "$(echo "$got" | grep -c .)" != 1 ] || [ "$got" != "$want" ]; then
+    die "$CUR: $name{$*} is '$(echo "$got" | tr '\n' ' ')', expected $want"
+  fi
+}
+
+# health_tcp RIP1 RIP2 PID1: the TCP_CHECK (delay_loop 1, retry 1, delay_before_retry 1) of
+# $VIP:80: s1's server (PID1, RIP1) stopped: out of -Ln within delay_loop x (retry + 1) plus
+# one delay_loop (3 s), new connections all to s2; started again: back within 2 s. With
+# METRICS set, the health series say so. Sets OUT_S and BACK_S (seconds).
+health_tcp() {
+  local r1=$1 r2=$2 pid1=$3 t rs
+  rs="remote_address=\"$r1\",remote_port=\"80\""
+  say "$CUR: TCP_CHECK (delay_loop 1, retry 1, delay_before_retry 1): s1's listener stopped"
+  clients "both up" 20
+  expect_both s1 s2 20
+  kill_server "$pid1"
+  t=$(now_ms)
+  wait_dests 80 "$r2:80/1" "s1 out" 3000 "$t"
+  OUT_S=$(secs "$t")
+  health_line "s1 down" "rvsd health: real server ${r1//./\\.} \(.*\) down: TCP_CHECK ${r1//./\\.}:80: "
+  if [ "$METRICS" != off ]; then
+    scrape
+    expect_series rvs_health_up 0 "$rs" 'check="TCP_CHECK"'
+    expect_series rvs_health_real_server_up 0 "$rs"
+    expect_series rvs_health_transitions_total 1 "$rs" 'direction="down"'
+    echo "  /metrics: rvs_health_up, rvs_health_real_server_up 0 and one transition down for $r1:80"
+  fi
+  clients "s1 out" 20
+  expect_only "$(drained_server s1 s2)" 20
+  server s1 s1
+  t=$(now_ms)
+  # The next check (within a delay_loop) brings it back; plus one delay_loop: 2 s.
+  wait_dests 80 "$r1:80/1 $r2:80/1" "s1 back" 2000 "$t"
+  BACK_S=$(secs "$t")
+  health_line "s1 up" "rvsd health: real server ${r1//./\\.} \(.*\) up"
+  if [ "$METRICS" != off ]; then
+    scrape
+    expect_series rvs_health_up 1 "$rs" 'check="TCP_CHECK"'
+    expect_series rvs_health_transitions_total 1 "$rs" 'direction="up"'
+  fi
+  clients "s1 back" 20
+  expect_both s1 s2 20
+}
+
+# hold LABEL PORT NAME: a long-lived connection from the client to $VIP:PORT held by server
+# NAME (hold.py, in the background); its answers go to $TMP/$CUR/hold-PORT.log.
+hold() {
+  local log=$TMP/$CUR/hold-$2.log
+  ip netns exec "$(ns c)" "$PY" "$here/hold.py" "$VIP" "$2" "$3" >"$log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 50); do grep -q '^held\|^closed' "$log" 2>/dev/null && break; sleep 0.1; done
+  grep -q '^held' "$log" || die "$CUR: $1: no connection held by $3: $(cat "$log")"
+  echo "  $1: a connection to $VIP:$2 held by $3"
+}
+# answers PORT: answers the held connection to PORT has had.
+answers() { grep -c '^echo' "$TMP/$CUR/hold-$1.log" || true; }
+# answers_in PORT SECONDS: the answers it gets over the next SECONDS.
+answers_in() {
+  local a
+  a=$(answers "$1")
+  sleep "$2"
+  echo $(($(answers "$1") - a))
+}
+
 # The health test: rvsd started with --keepalived (ci/netns/keepalived-nat.conf, a real
 # keepalived file) in the NAT topology, its exception path on: the checkers run in the
 # balancer namespace's kernel and reach the servers through rvs1 (10.0.2.1) and rvsd's p1.
 test_health() {
   CUR=health t0=$(now_ms) VIP=10.0.3.100
-  local d=$TMP/health n i=0 conf pid1 pidq1 t port
+  local d=$TMP/health n pid1 pidq1 t port got
   mkdir -p "$d"
   say "health: keepalived checkers in rvsd (NAT topology, checks through rvs1), VIP $VIP"
-  # The file: keepalived's own verdict, then a copy with the run's directory for the
-  # MISC_CHECK's script, which keepalived must accept too.
-  local src=${RVS_NETNS_KEEPALIVED:-$here/keepalived-nat.conf}
-  command -v keepalived >/dev/null || die "health: keepalived is required (ci/setup.sh)"
-  keepalived --config-test -f "$src" >"$d/config-test.log" 2>&1 ||
-    die "health: keepalived --config-test refuses $src: $(cat "$d/config-test.log")"
-  conf=$d/keepalived.conf
-  sed "s#/run/rvs-netns-health#$d#g" "$src" >"$conf"
-  # shellcheck disable=SC2016 # the script's own $(...)
-  printf '#!/bin/sh\nexit "$(cat %s/misc-status)"\n' "$d" >"$d/misc.sh"
-  echo 0 >"$d/misc-status"
-  keepalived --config-test -f "$conf" >"$d/config-test.log" 2>&1 ||
-    die "health: keepalived --config-test refuses the copy: $(cat "$d/config-test.log")"
-  echo "  keepalived --config-test: $src accepted (and the run's copy)"
+  health_file "${RVS_NETNS_KEEPALIVED:-$here/keepalived-nat.conf}"
+  echo 0 >"$d/held-93"
+  echo 0 >"$d/held-94"
   nat_topology
   # The servers before rvsd, so the checkers find them up from the first check.
   server s1 s1
@@ -704,6 +815,10 @@ test_health() {
   server s2 sorry 91
   server s1 m1 92
   server s2 m2 92
+  server s1 e1 93
+  server s2 e2 93
+  server s1 r1 94
+  server s2 r2 94
   for n in s1 s2; do
     ip netns exec "$(ns $n)" "$PY" "$here/httpd.py" "h$n" 8080 "$d/http-$n.fail" \
       >"$d/server-h$n.log" 2>&1 &
@@ -724,48 +839,27 @@ mac = "02:00:00:00:02:01"
 addrs = ["10.0.2.1/24"]
 device = "net_af_packet1"
 EOT
-  # rvsd with the file, and its exception path (rvs0, rvs1) for the checks.
-  KERNEL_IF=1 KEEPALIVED=$conf
+  # rvsd with the file, its exception path (rvs0, rvs1) for the checks, and /metrics.
+  KERNEL_IF=1 KEEPALIVED=$CONF METRICS=127.0.0.1:9750
   start_rvsd p0 p1
   KERNEL_IF=0 KEEPALIVED=""
   grep -q 'rvsd run: health checks' "$d/rvsd.log" ||
     die "health: rvsd did not start its checkers: $(grep 'rvsd' "$d/rvsd.log" | head -n 5)"
   # The steady state: every real server up (the checkers' first rounds).
   t=$(now_ms)
-  wait_dests 80 "10.0.2.11:80/1 10.0.2.12:80/1" "start" 10000 "$t"
-  wait_dests 8080 "10.0.2.11:8080/1 10.0.2.12:8080/1" "start" 10000 "$t"
-  wait_dests 90 "10.0.2.11:90/1 10.0.2.12:90/1" "start" 10000 "$t"
-  wait_dests 92 "10.0.2.11:92/1 10.0.2.12:92/1" "start" 10000 "$t"
+  for port in 80 8080 90 92 93 94; do
+    wait_dests "$port" "10.0.2.11:$port/1 10.0.2.12:$port/1" "start" 10000 "$t"
+  done
   # Every checker's first rounds (a failure and its retry: 3 s) find every server up.
   sleep 3
-  for port in 80 8080 90 92; do
+  for port in 80 8080 90 92 93 94; do
     t=$(now_ms)
     wait_dests "$port" "10.0.2.11:$port/1 10.0.2.12:$port/1" "after 3 s" 500 "$t"
   done
   ! grep -q 'rvsd health: real server .* down' "$d/rvsd.log" ||
     die "health: a real server went down before any was stopped: $(grep 'rvsd health' "$d/rvsd.log")"
 
-  say "health: TCP_CHECK (delay_loop 1, retry 1, delay_before_retry 1): s1's listener stopped"
-  clients "both up" 20
-  expect_both s1 s2 20
-  kill_server "$pid1"
-  t=$(now_ms)
-  # delay_loop x (retry + 1) plus one delay_loop: 3 s.
-  wait_dests 80 "10.0.2.12:80/1" "s1 out" 3000 "$t"
-  local out_s
-  out_s=$(secs "$t")
-  health_line "s1 down" "rvsd health: real server 10\.0\.2\.11 \(.*\) down: TCP_CHECK 10\.0\.2\.11:80: "
-  clients "s1 out" 20
-  expect_only "$(drained_server s1 s2)" 20
-  server s1 s1
-  t=$(now_ms)
-  # The next check (within a delay_loop) brings it back; plus one delay_loop: 2 s.
-  wait_dests 80 "10.0.2.11:80/1 10.0.2.12:80/1" "s1 back" 2000 "$t"
-  local back_s
-  back_s=$(secs "$t")
-  health_line "s1 up" "rvsd health: real server 10\.0\.2\.11 \(.*\) up"
-  clients "s1 back" 20
-  expect_both s1 s2 20
+  health_tcp 10.0.2.11 10.0.2.12 "$pid1"
 
   say "health: HTTP_GET (status_code 200, inhibit_on_failure): hs1 answers 500"
   http_clients "both 200" 8080 10
@@ -789,6 +883,8 @@ EOT
   t=$(now_ms)
   wait_dests 90 "10.0.2.12:91/1" "quorum lost" 3000 "$t"
   health_line "quorum lost" "rvsd health: virtual server at .* lost its quorum: the sorry server is in"
+  scrape
+  expect_series rvs_health_quorum 0 'local_port="90"'
   connect "quorum lost" "$VIP" 90 20
   expect_only sorry 20
   server s1 q1 90
@@ -816,7 +912,103 @@ EOT
   echo 2 >"$d/misc-status"
   t=$(now_ms)
   wait_dests 92 "10.0.2.11:92/0 10.0.2.12:92/1" "exit 2: up at weight 0" 2000 "$t"
-  say "health: TCP_CHECK: out in $out_s s (bound 3.0 s), back in $back_s s (bound 2.0 s)"
+
+  # Established conns of a real server whose check fails while it still serves (its
+  # MISC_CHECK exits 1): IPVS's rules, per docs/health.md.
+  say "health: an established conn, its server at weight 0 (inhibit_on_failure)"
+  hold "held conn" 93 e1
+  got=$(answers_in 93 1)
+  [ "$got" -ge 3 ] || die "health: the held conn to e1 answered $got times in 1 s"
+  echo 1 >"$d/held-93"
+  t=$(now_ms)
+  wait_dests 93 "10.0.2.11:93/0 10.0.2.12:93/1" "e1 at weight 0" 2000 "$t"
+  got=$(answers_in 93 1.5)
+  [ "$got" -ge 4 ] ||
+    die "health: the held conn to e1 (weight 0) answered $got times in 1.5 s: $(tail -n 3 "$d/hold-93.log")"
+  echo "  the held conn goes on at weight 0: $got answers in 1.5 s"
+  connect "new conns, e1 at weight 0" "$VIP" 93 10
+  expect_only e2 10
+
+  say "health: an established conn, its server removed (expire_nodest_conn off)"
+  hold "held conn" 94 r1
+  echo 1 >"$d/held-94"
+  t=$(now_ms)
+  wait_dests 94 "10.0.2.12:94/1" "r1 removed" 2000 "$t"
+  # Answers already on their way may still arrive; then none.
+  sleep 0.3
+  got=$(answers_in 94 1.5)
+  [ "$got" = 0 ] ||
+    die "health: the held conn to the removed r1 answered $got times in 1.5 s (IPVS drops its packets)"
+  scrape
+  got=$(awk '/^rvs_drops_total\{.*reason="dest_unavailable"/ {s += $NF} END {print s + 0}' "$d/scrape.prom")
+  [ "$got" -gt 0 ] || die "health: no dest_unavailable drops while the held conn stalls"
+  echo "  the held conn stalls: no answer in 1.5 s, $got of its packets dropped (dest_unavailable)"
+  connect "new conns, r1 removed" "$VIP" 94 10
+  expect_only r2 10
+  echo 0 >"$d/held-94"
+  t=$(now_ms)
+  wait_dests 94 "10.0.2.11:94/1 10.0.2.12:94/1" "r1 back" 2000 "$t"
+  t=$(now_ms)
+  got=$(answers 94)
+  for _ in $(seq 150); do [ "$(answers 94)" -gt "$got" ] && break; sleep 0.1; done
+  [ "$(answers 94)" -gt "$got" ] ||
+    die "health: the held conn to r1 did not resume within 15 s of r1's return: $(tail -n 3 "$d/hold-94.log")"
+  echo "  the held conn resumes $(secs "$t") s after r1's return (TCP retransmission; the same conn)"
+  if grep -q '^closed' "$d/hold-94.log"; then
+    die "health: the held conn closed: $(grep '^closed' "$d/hold-94.log")"
+  fi
+
+  say "health: SIGHUP re-reads the keepalived file"
+  # Without the MISC_CHECK virtual server (92): it goes, the others stay as they are.
+  sed '/^virtual_server 10.0.3.100 92 {/,/^}/d' "$CONF" >"$d/next.conf"
+  cp "$d/next.conf" "$CONF"
+  kill -HUP "$RVSD_PID"
+  t=$(now_ms)
+  for _ in $(seq 50); do adm -Ln | grep -q "^TCP  $VIP:92 " || break; sleep 0.1; done
+  ! adm -Ln | grep -q "^TCP  $VIP:92 " || die "health: $VIP:92 still listed 5 s after SIGHUP"
+  health_line "reload" "rvsd health: reload: 5 virtual servers"
+  for port in 80 8080 90 94; do
+    wait_dests "$port" "10.0.2.11:$port/1 10.0.2.12:$port/1" "after SIGHUP" 500 "$(now_ms)"
+  done
+  wait_dests 93 "10.0.2.11:93/0 10.0.2.12:93/1" "after SIGHUP (e1 kept down)" 500 "$(now_ms)"
+  # A bad file: refused with its line; nothing changes.
+  sed 's/^    delay_loop 1$/    delay_loop 1\n    warmup 2/' "$d/next.conf" >"$CONF"
+  kill -HUP "$RVSD_PID"
+  sleep 0.5
+  health_line "bad file" "rvsd: SIGHUP: .*keepalived\.conf:[0-9]+: warmup: .* the running rules and checkers stay"
+  wait_dests 93 "10.0.2.11:93/0 10.0.2.12:93/1" "after a bad file" 500 "$(now_ms)"
+  say "health: TCP_CHECK: out in $OUT_S s (bound 3.0 s), back in $BACK_S s (bound 2.0 s)"
+  METRICS=off
+  end_test
+}
+
+# The health test with direct routing: the DR topology, rvsd started with
+# ci/netns/keepalived-dr.conf; its checkers run in the balancer namespace's kernel and reach
+# the servers' own addresses through rvs0 (10.0.0.1) and rvsd's p0; the servers hold the VIP
+# on lo. A TCP_CHECK takes a stopped server out and brings it back.
+test_health_dr() {
+  CUR=health-dr t0=$(now_ms) VIP=10.0.0.100
+  local pid1 t
+  mkdir -p "$TMP/$CUR"
+  say "health-dr: keepalived checkers in rvsd (DR topology, checks through rvs0), VIP $VIP"
+  health_file "$here/keepalived-dr.conf"
+  dr_topology
+  server s1 s1
+  pid1=${PIDS[-1]}
+  server s2 s2
+  KERNEL_IF=1 KEEPALIVED=$CONF METRICS=127.0.0.1:9750
+  start_rvsd eth0
+  KERNEL_IF=0 KEEPALIVED=""
+  t=$(now_ms)
+  wait_dests 80 "10.0.0.11:80/1 10.0.0.12:80/1" "start" 10000 "$t"
+  sleep 3
+  wait_dests 80 "10.0.0.11:80/1 10.0.0.12:80/1" "after 3 s" 500 "$(now_ms)"
+  ! grep -q 'rvsd health: real server .* down' "$TMP/$CUR/rvsd.log" ||
+    die "health-dr: a real server went down before any was stopped: $(grep 'rvsd health' "$TMP/$CUR/rvsd.log")"
+  health_tcp 10.0.0.11 10.0.0.12 "$pid1"
+  check_neigh c "$VIP" 02:00:00:00:00:01
+  say "health-dr: TCP_CHECK: out in $OUT_S s (bound 3.0 s), back in $BACK_S s (bound 2.0 s)"
+  METRICS=off
   end_test
 }
 
@@ -1142,16 +1334,17 @@ test_unresolved() {
 }
 
 tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=(dr nat exception health exception-flood unresolved)
+[ ${#tests[@]} -gt 0 ] || tests=(dr nat exception health health-dr exception-flood unresolved)
 for t in "${tests[@]}"; do
   case $t in
     dr) test_dr ;;
     nat) test_nat ;;
     exception) test_exception ;;
     health) test_health ;;
+    health-dr) test_health_dr ;;
     exception-flood) test_exception_flood ;;
     unresolved) test_unresolved ;;
-    *) die "unknown test $t (dr, nat, exception, health, exception-flood, unresolved)" ;;
+    *) die "unknown test $t (dr, nat, exception, health, health-dr, exception-flood, unresolved)" ;;
   esac
 done
 say "all passed: ${tests[*]} ($(secs "$t_start") s)"

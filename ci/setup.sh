@@ -18,6 +18,8 @@ command -v keepalived >/dev/null || need+=(keepalived)
 # under a flood) and unresolved (a flood toward next hops that never answer).
 command -v bird >/dev/null || need+=(bird2)
 command -v hping3 >/dev/null || need+=(hping3)
+# openssl: the SSL_GET test's TLS server (openssl s_server) and its certificate.
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
