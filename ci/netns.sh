@@ -1012,9 +1012,9 @@ test_health_dr() {
   end_test
 }
 
-# scrape NAME...: each series' sum over its lines in the running rvsd's /metrics (at
+# scrape_sum NAME...: each series' sum over its lines in the running rvsd's /metrics (at
 # $METRICS, in the balancer namespace), on one line.
-scrape() {
+scrape_sum() {
   ip netns exec "$(ns lb)" "$PY" -c 'import sys, urllib.request
 t = urllib.request.urlopen(f"http://{sys.argv[1]}/metrics", timeout=5).read().decode()
 print(*(int(sum(float(l.split()[-1]) for l in t.splitlines()
@@ -1279,15 +1279,15 @@ test_unresolved() {
   clients "$VIP, before the flood" 20
   sleep 1
   local idle sol0 t max_held=0 max_use=0 h u
-  idle=$(scrape rvs_mempool_mbufs_in_use)
-  sol0=$(scrape rvs_solicits_total)
+  idle=$(scrape_sum rvs_mempool_mbufs_in_use)
+  sol0=$(scrape_sum rvs_solicits_total)
   t=$(now_ms)
   # From the client's namespace, random sources.
   FLOOD_NS=c
   flood syn -S -p 80 --rand-source -i u500 "$vip2"
   FLOOD_NS=a
   (for _ in $(seq $((secs * 2))); do
-    scrape rvs_neigh_held rvs_mempool_mbufs_in_use
+    scrape_sum rvs_neigh_held rvs_mempool_mbufs_in_use
     sleep 0.5
   done) >"$d/gauges" 2>/dev/null &
   local mon=$!
@@ -1298,7 +1298,7 @@ test_unresolved() {
   flood_stop
   local fl_ms=$(($(now_ms) - t)) sent sol
   sent=$(flood_sent syn)
-  sol=$(($(scrape rvs_solicits_total) - sol0))
+  sol=$(($(scrape_sum rvs_solicits_total) - sol0))
   while read -r h u; do
     [ "${h:-0}" -le "$max_held" ] || max_held=$h
     [ "${u:-0}" -le "$max_use" ] || max_use=$u
@@ -1306,8 +1306,8 @@ test_unresolved() {
   # The dead entries fail within 3 s of the last frame; their held frames go back.
   sleep 4
   local after held_after
-  after=$(scrape rvs_mempool_mbufs_in_use)
-  held_after=$(scrape rvs_neigh_held)
+  after=$(scrape_sum rvs_mempool_mbufs_in_use)
+  held_after=$(scrape_sum rvs_neigh_held)
   METRICS=off
   stop_rvsd
   local qf failed
