@@ -18,7 +18,10 @@ def main() -> int:
     if len(sys.argv) != 3:
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
-    path, out_port = sys.argv[1], int(sys.argv[2])
+    path, out_port = sys.argv[1], sys.argv[2]
+    if not out_port.isdigit() or int(out_port) > 255:
+        print(f"OUT_PORT {out_port!r}: want a DPDK port id, 0-255", file=sys.stderr)
+        return 2
     with open(path, "rb") as f:
         data = f.read()
     if len(data) < 24:
@@ -41,11 +44,16 @@ def main() -> int:
     out = []
     frames = skipped = 0
     off = 24
-    while off + 16 <= len(data):
+    while off < len(data):
+        if off + 16 > len(data):
+            print(f"{path}: truncated record header at byte {off}", file=sys.stderr)
+            return 1
         _, _, caplen, _ = rec.unpack_from(data, off)
-        off += 16
-        fr = data[off:off + caplen]
-        off += caplen
+        if off + 16 + caplen > len(data):
+            print(f"{path}: truncated frame at byte {off + 16}", file=sys.stderr)
+            return 1
+        fr = data[off + 16:off + 16 + caplen]
+        off += 16 + caplen
         frames += 1
         # Ethernet II, IPv4 without options, not a fragment, TCP or UDP, ports captured.
         if (len(fr) < 38 or fr[12:14] != b"\x08\x00" or fr[14] != 0x45
@@ -60,9 +68,6 @@ def main() -> int:
         sport, dport = struct.unpack_from(">HH", fr, 34)
         out.append(f"R{d[0]}.{d[1]}.{d[2]}.{d[3]} {s[0]}.{s[1]}.{s[2]}.{s[3]} "
                    f"{dport} {sport} {fr[23]} {out_port}\n")
-    if off != len(data):
-        print(f"{path}: truncated record at byte {off - 16}", file=sys.stderr)
-        return 1
     sys.stdout.write("".join(out))
     print(f"l3fwd-rules: {frames} frames, {len(out)} rules, {skipped} frames not IPv4 TCP/UDP",
           file=sys.stderr)

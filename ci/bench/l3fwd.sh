@@ -46,7 +46,7 @@ echo "l3fwd.sh: building l3fwd from $EXAMPLES (dpdk-doc $doc_version) with $PATC
 tmp=$(mktemp -d "$OUT.new.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 cp -r "$EXAMPLES/l3fwd" "$EXAMPLES/common" "$tmp/"
-if ! patch -d "$tmp" -p1 --batch --quiet <"$PATCH" >&2; then
+if ! patch -d "$tmp" -p1 --batch --quiet --fuzz=0 <"$PATCH" >&2; then
   echo "l3fwd.sh: $PATCH does not apply to $EXAMPLES (dpdk-doc $doc_version); it is made for DPDK 22.11's l3fwd" >&2
   exit 1
 fi
