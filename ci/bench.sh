@@ -41,6 +41,9 @@ cleanup() {
   # A peer still running (the script stopped while it ran) ends first.
   if [ -f "$W/l3fwd.pid" ]; then kill -TERM "$(cat "$W/l3fwd.pid")" 2>/dev/null || true; sleep 1; fi
   rm -rf "$W"; rm -rf /var/run/dpdk/rvs-bench-*
+  # Page files a killed peer left (with --huge-unlink a clean exit leaves none): each holds a
+  # hugepage until it is removed.
+  rm -f /dev/hugepages/rvs-bench-*
 }
 trap cleanup EXIT
 MBUFS=$((FLOWS + FLOWS / 5 + 16384))
@@ -53,7 +56,8 @@ if [ "${RVS_BENCH_HUGE:-0}" = 1 ]; then
   mkdir -p /dev/hugepages
   mountpoint -q /dev/hugepages || mount -t hugetlbfs nodev /dev/hugepages
   trap 'cleanup; echo "$HP_BEFORE" > /proc/sys/vm/nr_hugepages' EXIT
-  MEMOPT="-m $MEM --huge-dir /dev/hugepages"
+  # --huge-unlink: the page files go when the peer exits (else they keep their pages).
+  MEMOPT="-m $MEM --huge-dir /dev/hugepages --huge-unlink"
   echo "hugepages: $(awk '/HugePages_Total/ {print $2}' /proc/meminfo) x 2 MiB"
 fi
 
