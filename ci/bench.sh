@@ -128,7 +128,7 @@ l3fwd_em() { # $1 = mix -> "HITS ALL": Mpps out of net_null (rule hits) and out 
 best() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (a + 0 > b + 0 ? a : b) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 aim() { # $1 = what, $2 = ratio, $3 = the least it should be
-  awk -v w="$1" -v r="$2" -v m="$3" 'BEGIN { printf "  %-34s %5s  %s\n", w, r,
+  awk -v w="$1" -v r="$2" -v m="$3" 'BEGIN { printf "  %-40s %5s  %s\n", w, r,
     (r == "n/a" ? "n/a" : (r + 0 >= m ? "met" : "NOT met")) }'
 }
 
