@@ -134,9 +134,17 @@ if [ "${RVS_DOCKER_HUGE:-1}" != 0 ]; then
   free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
   if [ "$free" -lt 40 ]; then
     before=$(cat /proc/sys/vm/nr_hugepages)
-    echo $((before + 40)) >/proc/sys/vm/nr_hugepages
+    # Raising the count first turns surplus pages (in use by others, beyond the count) into
+    # counted ones: ask for those too, so that 40 are free after.
+    surp=$(awk '/HugePages_Surp/ {print $2}' /proc/meminfo)
+    for try in 1 2; do
+      echo $((before + surp + 40)) >/proc/sys/vm/nr_hugepages
+      free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
+      [ "$free" -lt 40 ] || break
+      # Fragmented memory: compact it once and ask again.
+      [ "$try" = 2 ] || echo 1 >/proc/sys/vm/compact_memory
+    done
     huge_added=$(($(cat /proc/sys/vm/nr_hugepages) - before))
-    free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
     [ "$free" -ge 40 ] || fail "could not reserve 40 2 MiB hugepages (free: $free)"
   fi
   # A hugetlbfs of this run's own (not inside $work, which is mounted too: a bind mount

@@ -55,6 +55,7 @@
 #      RVS_E2E_EXPECT_WRONG=1  expect every client to change servers during the run (a
 #                           deliberately wrong expectation: the test must then fail)
 #      RVS_E2E_KEEP=1       keep the run's files (the samples, the clients' log, rvsd's log)
+#      RVS_FIGURES          a file to append each scenario's figures to (ci/test.sh prints them last)
 # Needs ip, nft, ethtool, hping3 and python3 (the first four are installed if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -486,4 +487,8 @@ for t in "${tests[@]}"; do
   end_test
 done
 say "all passed: ${tests[*]} ($(secs "$t_start") s)"
-for s in "${SUMMARY[@]}"; do say "$s"; done
+for s in "${SUMMARY[@]}"; do
+  say "$s"
+  # For ci/test.sh's closing summary.
+  [ -z "${RVS_FIGURES:-}" ] || echo "e2e $s" >>"$RVS_FIGURES"
+done

@@ -302,14 +302,14 @@ present = {x["metric"]["__name__"] for x in
 check(set(used) <= present, f"the {len(used)} series alerts.yml reads are scraped",
       sorted(set(used) - present) or "all")
 
-# docs/metrics.md documents every family rvsd serves, and every drop reason and state.
+# docs/metrics.md documents every family rvsd serves, and every drop reason, state and class.
 scrape = get(rvsd_metrics)
 doc = open(doc_path).read()
 fams = re.findall(r"^# TYPE (\S+) ", scrape, re.M)
-values = set(re.findall(r'(?:reason|state)="([^"]+)"', scrape))
+values = set(re.findall(r'(?:reason|state|class)="([^"]+)"', scrape))
 undoc = sorted(n for n in set(fams) | values if f"`{n}`" not in doc)
 check(fams and not undoc,
-      f"docs/metrics.md names all {len(fams)} families and {len(values)} reasons and states",
+      f"docs/metrics.md names all {len(fams)} families and {len(values)} reasons, states and classes",
       undoc or "all")
 
 # The rules as Prometheus runs them: every one evaluates without error.

@@ -14,6 +14,12 @@ fi
 # keepalived 2.2 (Debian): the keepalived.conf tests check their fixtures with its
 # --config-test.
 command -v keepalived >/dev/null || need+=(keepalived)
+# BIRD 2 and hping3: ci/netns.sh exception-flood (BGP and BFD over the kernel interface
+# under a flood) and unresolved (a flood toward next hops that never answer).
+command -v bird >/dev/null || need+=(bird2)
+command -v hping3 >/dev/null || need+=(hping3)
+# openssl: the SSL_GET test's TLS server (openssl s_server) and its certificate.
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive

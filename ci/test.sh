@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 
 # shellcheck source=ci/setup.sh
 . ci/setup.sh
+# The live flood runs (ci/e2e.sh, ci/netns.sh exception-flood) leave their figures here; they
+# are printed last.
+RVS_FIGURES=$(mktemp --suffix=.rvs-figures)
+export RVS_FIGURES
 
 echo "== fmt"
 cargo fmt --all -- --check
@@ -28,7 +32,9 @@ python3 ci/demo-check.py "$demo_tmp/out" "$(echo "$demo_tmp"/rvs-demo-*)" 200 20
 rm -rf "$demo_tmp"
 echo "== control bench (one -e on every worker; a 10k-service --replace; a 100k-dest scrape)"
 RVS_BENCH_CHANGES=300 cargo bench --locked -q -p rvs-control --bench control
-echo "== netns (real kernel TCP through rvsd on net_af_packet: DR and NAT set up by rvsadm, a listener behind the exception path; keepalived health checks from the exception path)"
+echo "== health bench (smoke: 1000 checkers against 1000 loopback listeners at delay_loop 1, one row each)"
+RVS_BENCH_SECONDS=1 RVS_BENCH_LOOPS=1 cargo bench --locked -q -p rvs-control --bench health
+echo "== netns (real kernel TCP through rvsd on net_af_packet: DR and NAT set up by rvsadm, a listener behind the exception path; keepalived health checks from the exception path, NAT and DR; BGP+BFD (BIRD) and management connects through a flood at the exception path's budget; a flood toward NAT dests that never answer)"
 cargo build --release --locked -q -p rvs-control
 bash ci/netns.sh
 # The health checks once (their path is the exception path's, which the line above and this
@@ -54,4 +60,7 @@ rm -rf /var/run/dpdk/rvs-replay-smoke
 # testpmd's totals: frames were sent (out of the null port), a real count, not zero.
 echo "$out" | awk '/Accumulated forward statistics/ {p = 1} p && /TX-packets:/ {n = $2; exit} END {exit !(n > 0)}' ||
   { echo "$out" >&2; echo "replay.sh sent nothing" >&2; exit 1; }
+echo "== figures (the live flood runs above)"
+cat "$RVS_FIGURES"
+rm -f "$RVS_FIGURES"
 echo "ci/test.sh: all green"

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::controller::{conn_row, pack_cursor, unpack_cursor, Controller, Snapshot, Step};
 use crate::estimator::PERIOD_MS;
+use crate::health::Reloader;
 use crate::link::{ConnCursor, FromWorker, ToWorker, WorkerLink};
 use crate::protocol::{
     self, ConnPage, ErrorKind, ErrorReply, Reply, Request, CONN_PAGE, MAX_REQUEST,
@@ -48,6 +49,8 @@ pub struct ControlThread {
     /// `--rules` (re-read on SIGHUP) and the flag a SIGHUP sets.
     rules_path: Option<PathBuf>,
     hup: Option<&'static AtomicBool>,
+    /// `--keepalived` (re-read on SIGHUP too) and the checker thread that takes it.
+    keepalived: Option<(PathBuf, Reloader)>,
     next_estimate: u64,
     next_rebalance: u64,
 }
@@ -62,6 +65,7 @@ impl ControlThread {
             render,
             rules_path: None,
             hup: None,
+            keepalived: None,
             next_estimate: now + PERIOD_MS,
             next_rebalance: now,
         }
@@ -82,6 +86,13 @@ impl ControlThread {
     pub fn with_reload(mut self, path: Option<PathBuf>, hup: &'static AtomicBool) -> Self {
         self.rules_path = path;
         self.hup = Some(hup);
+        self
+    }
+
+    /// Re-read the keepalived file `path` on SIGHUP too; its configuration goes to the
+    /// checker thread (`to`), which changes the rules through the control socket.
+    pub fn with_keepalived(mut self, path: PathBuf, to: Reloader) -> Self {
+        self.keepalived = Some((path, to));
         self
     }
 
@@ -287,6 +298,10 @@ impl ControlThread {
         if !hup.swap(false, Ordering::Relaxed) {
             return;
         }
+        if self.keepalived.is_some() {
+            self.reload_keepalived();
+            return;
+        }
         let Some(path) = &self.rules_path else {
             eprintln!("rvsd: SIGHUP: rvsd runs without --rules: nothing to re-read");
             return;
@@ -313,6 +328,51 @@ impl ControlThread {
                 e.message
             ),
             _ => {}
+        }
+    }
+
+    /// SIGHUP with a keepalived file: both files read and checked here; the checker thread
+    /// keeps the state of what stays and sends the change (a `--replace` of `--rules` plus
+    /// the keepalived services, or only the keepalived services' lines) through the socket,
+    /// which this thread serves next. A refusal anywhere leaves everything running as it is.
+    fn reload_keepalived(&mut self) {
+        let Some((ka_path, to)) = &self.keepalived else {
+            return;
+        };
+        // --rules read and checked (the line of a refused rule named) before anything moves.
+        let read = |p: &PathBuf| {
+            let t = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            crate::rules::RuleSet::from_text(&t).map_err(|e| format!("{}: {e}", p.display()))?;
+            Ok::<String, String>(t)
+        };
+        let rules = match self.rules_path.as_ref().map(read).transpose() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("rvsd: SIGHUP: {e}; the running rules and checkers stay");
+                return;
+            }
+        };
+        let cfg = match crate::keepalived::load(ka_path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("rvsd: SIGHUP: {e}; the running rules and checkers stay");
+                return;
+            }
+        };
+        for n in &cfg.notes {
+            eprintln!("rvsd: SIGHUP: {n}");
+        }
+        let r = crate::health::Reload {
+            cfg,
+            rules,
+            done: None,
+        };
+        match to.reload(r) {
+            Ok(()) => eprintln!(
+                "rvsd: SIGHUP: {} read; the checker thread takes it",
+                ka_path.display()
+            ),
+            Err(e) => eprintln!("rvsd: SIGHUP: {}: {e}", ka_path.display()),
         }
     }
 

@@ -21,14 +21,14 @@ use crate::rules::ServiceId;
 type Field = fn(&Stats) -> u64;
 
 /// The label set of a service (the first four of node_exporter's six).
-struct SvcLabels {
+pub(crate) struct SvcLabels {
     local_address: String,
     local_port: u16,
     proto: &'static str,
     local_mark: String,
 }
 
-fn svc_labels(id: &ServiceId) -> SvcLabels {
+pub(crate) fn svc_labels(id: &ServiceId) -> SvcLabels {
     match *id {
         ServiceId::Addr { proto, addr, port } => SvcLabels {
             local_address: addr.to_string(),
@@ -50,14 +50,14 @@ fn svc_labels(id: &ServiceId) -> SvcLabels {
 }
 
 impl SvcLabels {
-    fn service(&self) -> String {
+    pub(crate) fn service(&self) -> String {
         format!(
             "local_address=\"{}\",local_port=\"{}\",proto=\"{}\",local_mark=\"{}\"",
             self.local_address, self.local_port, self.proto, self.local_mark
         )
     }
 
-    fn backend(&self, addr: &std::net::IpAddr, port: u16) -> String {
+    pub(crate) fn backend(&self, addr: &std::net::IpAddr, port: u16) -> String {
         format!(
             "local_address=\"{}\",local_port=\"{}\",remote_address=\"{addr}\",remote_port=\"{port}\",proto=\"{}\",local_mark=\"{}\"",
             self.local_address, self.local_port, self.proto, self.local_mark

@@ -12,6 +12,7 @@ use prometheus::{Encoder, TextEncoder};
 
 use rvs_dataplane::counters::{Counters, MetricKind, Sample};
 use rvs_dataplane::pipeline::buf::Buf;
+use rvs_dataplane::pipeline::exception::Class;
 use rvs_dataplane::pipeline::worker::{PathCounters, PathDrop, Worker};
 
 fn label(name: &str, value: &str) -> LabelPair {
@@ -73,7 +74,7 @@ impl Families {
 
     fn path(&mut self, base: &[LabelPair], c: &PathCounters) {
         use MetricKind::Counter as C;
-        let rows: [(&'static str, &'static str, u64); 12] = [
+        let rows: [(&'static str, &'static str, u64); 13] = [
             (
                 "rvs_rx_frames_total",
                 "Frames received from ports.",
@@ -130,9 +131,32 @@ impl Families {
                 "ICMP errors sent (time exceeded, fragmentation needed).",
                 c.icmp_errors_sent.get(),
             ),
+            (
+                "rvs_frags_held_total",
+                "Fragments held until their datagram's first fragment came (or the hold timed out).",
+                c.frags_held.get(),
+            ),
         ];
         for (n, h, v) in rows {
             self.add(n, h, C, base.to_vec(), v);
+        }
+        self.add(
+            "rvs_neigh_held",
+            "Frames waiting for a next hop's ARP/ND answer now (both families).",
+            MetricKind::Gauge,
+            base.to_vec(),
+            c.neigh_held.get(),
+        );
+        for k in Class::ALL {
+            let mut l = base.to_vec();
+            l.push(label("class", k.name()));
+            self.add(
+                "rvs_exception_passed_total",
+                "Frames passed to the kernel interface (exception path), by class; over the budget they are dropped (rvs_path_drops_total{reason=~\"exception_.*\"}).",
+                C,
+                l,
+                c.passed_of(*k),
+            );
         }
         for r in PathDrop::ALL {
             let mut l = base.to_vec();

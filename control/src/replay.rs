@@ -246,7 +246,9 @@ pub fn presence(cfg: &AppConfig, nic: &NicSetup) -> Result<Presence, String> {
             IpAddr::V6(_) => s6.push((V6::from_ip(n.ip).unwrap_or_default(), n.mac, port)),
         }
     }
-    Ok(Presence::new(ports, &r4, &r6, s4, s6)?.with_rss_key(nic.rss_key.clone()))
+    Ok(Presence::new(ports, &r4, &r6, s4, s6)?
+        .with_rss_key(nic.rss_key.clone())
+        .with_exception(cfg.exception.clone()))
 }
 
 /// One snapshot per family, as the workers run them.

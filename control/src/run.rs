@@ -36,6 +36,7 @@ use std::sync::Arc;
 use rvs_dataplane::dpdk::{
     self, ring, Consumer, Eal, Mbuf, Mempool, Port, PortOpts, PortQueue, PortStatsReader, Producer,
 };
+use rvs_dataplane::pipeline::frag_hold::FRAG_HOLD_MAX;
 use rvs_dataplane::pipeline::rss;
 use rvs_dataplane::pipeline::worker::{Out, TxOffloads, Worker};
 
@@ -238,19 +239,7 @@ fn with_keepalived(
         eprintln!("rvsd run: {n}");
     }
     let initial = ka.rules(&ka.initial()).map_err(|e| e.to_string())?;
-    for line in crate::health::diff_lines(&RuleSet::new(), &initial) {
-        let cmd =
-            crate::rules::parse_line(&line).map_err(|e| format!("{}: {e}", path.display()))?;
-        if let Some(c) = cmd {
-            rules.apply_in_place(&c).map_err(|e| {
-                format!(
-                    "{}: {} (beside --rules: `{line}`)",
-                    path.display(),
-                    e.message
-                )
-            })?;
-        }
-    }
+    crate::health::add_to(rules, &initial).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(ka)
 }
 
@@ -368,9 +357,12 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
             .sum::<u32>()
             + tap_ids.len() as u32 * 2 * u32::from(TAP_DESC);
         let rings = n * (n - 1) * RING_SLOTS;
-        // Per-lcore mempool caches (up to 1.5 x 256 each) and frames in flight.
+        // Per-lcore mempool caches (up to 1.5 x 256 each), frames in flight (among them
+        // what a worker's neighbor tables hold: at most 2 x 512) and the fragments a worker may
+        // hold for their first.
         let caches = (n + 1) * 384;
-        (descs + rings + caches + n * 2048 + 4096).max(8191)
+        let held = FRAG_HOLD_MAX as u32;
+        (descs + rings + caches + n * (2048 + held) + 4096).max(8191)
     });
     // One pool per NUMA socket in use (ports' and workers' sockets; a device with no socket
     // counts as the first worker's), each sized as above: a port's rx queues fill from its
@@ -592,7 +584,10 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
         }
         None => None,
     };
+    // The checkers' series (empty without --keepalived), rendered with the rest.
+    let health_series = crate::health::HealthSeries::new();
     let render: Render = {
+        let health_series = health_series.clone();
         let counters = counters.clone();
         let loops = loops.clone();
         let links = links.clone();
@@ -625,21 +620,20 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
                 })
                 .collect();
             text.push_str(&metrics::render_pools(&pools));
+            text.push_str(&health_series.render());
             text
         })
     };
-    let mut ct = ControlThread::new(ctl, links.clone(), render, t0)
-        .with_socket(socket)
-        .with_scrapes(scrape_rx);
-    ct = ct.with_reload(args.rules.clone(), install_hup_handler());
-    // The checkers: their changes come through the control socket, as rvsadm's do.
+    // The checkers: their changes come through the control socket, as rvsadm's do (served
+    // once the control thread polls, below).
+    let keepalived_path = args.keepalived.clone().or(cfg.health.keepalived.clone());
     let checkers = match keepalived {
         Some(ka) => {
             let initial = ka.rules(&ka.initial()).map_err(|e| e.to_string())?;
             let mut client = crate::adm::client::UnixClient::new(&socket_path);
-            let apply: crate::health::Apply = Box::new(move |lines| {
+            let apply: crate::health::Apply = Box::new(move |req| {
                 use crate::adm::client::Transport;
-                match client.call(&crate::protocol::Request::Apply { lines }) {
+                match client.call(&req) {
                     Ok(crate::protocol::Reply::Ok { .. }) => Ok(()),
                     Ok(crate::protocol::Reply::Error(e)) => Err(e.message),
                     Ok(other) => Err(format!("unexpected reply {other:?}")),
@@ -647,7 +641,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
                 }
             });
             let core = housekeeping.first().copied();
-            let c = crate::health::Checkers::start(ka, initial, apply, core);
+            let c = crate::health::Checkers::start(ka, initial, apply, core, health_series);
             match c {
                 Ok(c) => {
                     eprintln!(
@@ -665,6 +659,13 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
         }
         None => None,
     };
+    let mut ct = ControlThread::new(ctl, links.clone(), render, t0)
+        .with_socket(socket)
+        .with_scrapes(scrape_rx);
+    ct = ct.with_reload(args.rules.clone(), install_hup_handler());
+    if let (Some(c), Some(path)) = (&checkers, keepalived_path) {
+        ct = ct.with_keepalived(path, c.reloader());
+    }
     let start = t0;
     let mut period = Period::new(args.stats_period_ms, t0);
     loop {

@@ -12,6 +12,7 @@ use rvs_dataplane::config::{
 };
 use rvs_dataplane::l3::Route;
 use rvs_dataplane::pipeline::buf::{Buf, TxCsum, VecBuf};
+use rvs_dataplane::pipeline::frag_hold::{FRAG_HOLD_MAX, FRAG_HOLD_MS, FRAG_HOLD_PER_DATAGRAM};
 use rvs_dataplane::pipeline::worker::{Out, PathDrop, PortInfo, Presence, TxOffloads, Worker};
 use rvs_dataplane::proto::Proto;
 use rvs_dataplane::sched::SchedKind;
@@ -548,34 +549,129 @@ fn tunnel_with_df_over_the_mtu_sends_frag_needed_to_the_client() {
     let Some(TransportSlice::Icmpv4(icmp)) = p.transport else {
         panic!("not ICMP")
     };
-    assert_eq!(icmp.type_u8(), 3);
-    assert_eq!(icmp.code_u8(), 4);
     assert_eq!(
         u16::from_be_bytes([icmp.bytes5to8()[2], icmp.bytes5to8()[3]]),
         1480,
         "MTU minus the outer header"
     );
+    // IPVS checks the MTU while the packet still holds its local route to the VIP.
+    assert_eq!(icmp4_error_of(&sent[0]), (VIP, CLIENT, 3, 4));
     assert_eq!(w.counters().drops_of(PathDrop::FragNeeded), 1);
 }
 
+/// An ICMPv4 error the appliance sent: (source, destination, type, code), with its IPv4
+/// header and ICMP checksums checked.
+fn icmp4_error_of(f: &[u8]) -> ([u8; 4], [u8; 4], u8, u8) {
+    let p = check(f);
+    let (Some(NetSlice::Ipv4(ip)), Some(TransportSlice::Icmpv4(icmp))) = (&p.net, &p.transport)
+    else {
+        panic!("not ICMP")
+    };
+    let want = icmp.icmp_type().calc_checksum(icmp.payload());
+    assert_eq!(icmp.checksum(), want, "ICMP checksum");
+    (
+        ip.header().source(),
+        ip.header().destination(),
+        icmp.type_u8(),
+        icmp.code_u8(),
+    )
+}
+
+/// An ICMPv6 error the appliance sent: (source, destination, type), its checksum checked.
+fn icmp6_error_of(f: &[u8]) -> (Ipv6Addr, Ipv6Addr, u8) {
+    let p = SlicedPacket::from_ethernet(f).unwrap();
+    let (Some(NetSlice::Ipv6(ip)), Some(TransportSlice::Icmpv6(icmp))) = (&p.net, &p.transport)
+    else {
+        panic!("not ICMPv6")
+    };
+    let (src, dst) = (ip.header().source(), ip.header().destination());
+    let want = icmp
+        .icmp_type()
+        .calc_checksum(src, dst, icmp.payload())
+        .unwrap();
+    assert_eq!(icmp.checksum(), want, "ICMPv6 checksum");
+    (Ipv6Addr::from(src), Ipv6Addr::from(dst), icmp.type_u8())
+}
+
+/// IPVS decrements the TTL while a packet to a VIP still holds its local route, so the time
+/// exceeded comes from the VIP (a traceroute to the VIP ends at the VIP), for every method.
 #[test]
-fn ttl_of_one_gets_time_exceeded() {
+fn ttl_of_one_to_a_vip_gets_time_exceeded_from_the_vip() {
+    for fwd in [Fwd::Droute, Fwd::Masq, Fwd::Tunnel] {
+        let mut w = worker(
+            service(fwd, TunConfig::default(), false),
+            Config::default(),
+            0,
+            1,
+        );
+        let input = tcp_frame(CLIENT, 40000, VIP, 80, true, 1, b"");
+        let sent = tx(run(&mut w, std::slice::from_ref(&input), 1));
+        assert_eq!(sent.len(), 1, "{fwd:?}");
+        assert_eq!(icmp4_error_of(&sent[0]), (VIP, CLIENT, 11, 0), "{fwd:?}");
+        assert_eq!(eth_dst(&sent[0]), CLIENT_MAC, "back to the previous hop");
+        assert_eq!(&sent[0][14 + 28..], &input[14..], "the packet as it came");
+        assert_eq!(w.counters().drops_of(PathDrop::TtlExceeded), 1);
+        assert_eq!(w.counters().icmp_errors_sent.get(), 1);
+    }
+}
+
+/// A NAT reply is routed through (the kernel's `ip_forward` checks the TTL before IPVS sees
+/// it): the time exceeded comes from the appliance's own address toward the dest, about the
+/// reply as the dest sent it.
+#[test]
+fn ttl_of_one_on_a_nat_reply_gets_time_exceeded_from_the_port_address() {
     let mut w = worker(
-        service(Fwd::Droute, TunConfig::default(), false),
+        service(Fwd::Masq, TunConfig::default(), false),
         Config::default(),
         0,
         1,
     );
-    let sent = tx(run(
-        &mut w,
-        &[tcp_frame(CLIENT, 40000, VIP, 80, true, 1, b"")],
-        1,
-    ));
-    let p = check(&sent[0]);
-    let Some(TransportSlice::Icmpv4(icmp)) = p.transport else {
-        panic!("not ICMP")
-    };
-    assert_eq!(icmp.type_u8(), 11);
+    assert_eq!(
+        tx(run(
+            &mut w,
+            &[tcp_frame(CLIENT, 40000, VIP, 80, true, 64, b"")],
+            1
+        ))
+        .len(),
+        1
+    );
+    let mut reply = Vec::new();
+    PacketBuilder::ethernet2(RS1_MAC, LB_MAC)
+        .ipv4(RS1, CLIENT, 1)
+        .tcp(8080, 40000, 5000, 64240)
+        .syn()
+        .ack(1001)
+        .write(&mut reply, b"")
+        .unwrap();
+    let sent = tx(run(&mut w, std::slice::from_ref(&reply), 2));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(icmp4_error_of(&sent[0]), ([10, 0, 0, 1], RS1, 11, 0));
+    assert_eq!(eth_dst(&sent[0]), RS1_MAC);
+    assert_eq!(
+        &sent[0][14 + 28..],
+        &reply[14..],
+        "not rewritten to the VIP"
+    );
+}
+
+#[test]
+fn hop_limit_of_one_to_an_ipv6_vip_gets_time_exceeded_from_the_vip() {
+    for fwd in [Fwd::Droute, Fwd::Masq] {
+        let mut w = worker(Config::default(), service6(fwd), 0, 1);
+        let (c6, vip6): (Ipv6Addr, Ipv6Addr) = (CLIENT6.parse().unwrap(), VIP6.parse().unwrap());
+        let mut syn = Vec::new();
+        PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
+            .ipv6(c6.octets(), vip6.octets(), 1)
+            .tcp(40000, 80, 1, 100)
+            .syn()
+            .write(&mut syn, b"")
+            .unwrap();
+        let sent = tx(run(&mut w, std::slice::from_ref(&syn), 1));
+        assert_eq!(sent.len(), 1, "{fwd:?}");
+        assert_eq!(icmp6_error_of(&sent[0]), (vip6, c6, 3), "{fwd:?}");
+        assert_eq!(&sent[0][14 + 48..], &syn[14..]);
+        assert_eq!(w.counters().drops_of(PathDrop::TtlExceeded), 1);
+    }
 }
 
 #[test]
@@ -1114,45 +1210,63 @@ fn icmp_errors_of_a_nat_conn_are_translated_both_ways() {
     assert_eq!(w.counters().drops_of(PathDrop::IcmpUnknownFlow), 1);
 }
 
-/// Split an Ethernet+IPv4 frame into two fragments at `at` bytes of IP payload (a multiple of 8).
-fn fragments(frame: &[u8], at: usize) -> (Vec<u8>, Vec<u8>) {
+/// Split an Ethernet+IPv4 frame into the fragments of datagram `ident`, cut at the IP
+/// payload offsets `cuts` (multiples of 8, ascending).
+fn fragments_at(frame: &[u8], ident: u16, cuts: &[usize]) -> Vec<Vec<u8>> {
     let ip = etherparse::Ipv4HeaderSlice::from_slice(&frame[14..]).unwrap();
     let payload = &frame[14 + 20..14 + usize::from(ip.total_len())];
-    let mk = |data: &[u8], offset: usize, more: bool| {
-        let mut h = ip.to_header();
-        h.identification = 4242;
-        h.dont_fragment = false;
-        h.more_fragments = more;
-        h.fragment_offset = etherparse::IpFragOffset::try_new((offset / 8) as u16).unwrap();
-        h.set_payload_len(data.len()).unwrap();
-        h.header_checksum = h.calc_header_checksum();
-        let mut f = frame[..14].to_vec();
-        h.write(&mut f).unwrap();
-        f.extend_from_slice(data);
-        f
-    };
-    (mk(&payload[..at], 0, true), mk(&payload[at..], at, false))
+    let mut bounds = vec![0];
+    bounds.extend_from_slice(cuts);
+    bounds.push(payload.len());
+    bounds
+        .windows(2)
+        .map(|b| {
+            let mut h = ip.to_header();
+            h.identification = ident;
+            h.dont_fragment = false;
+            h.more_fragments = b[1] < payload.len();
+            h.fragment_offset = etherparse::IpFragOffset::try_new((b[0] / 8) as u16).unwrap();
+            h.set_payload_len(b[1] - b[0]).unwrap();
+            h.header_checksum = h.calc_header_checksum();
+            let mut f = frame[..14].to_vec();
+            h.write(&mut f).unwrap();
+            f.extend_from_slice(&payload[b[0]..b[1]]);
+            f
+        })
+        .collect()
+}
+
+/// A UDP query from the client to the VIP's port 53 with `len` bytes of payload.
+fn udp_query(len: usize) -> Vec<u8> {
+    let mut q = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
+        .ipv4(CLIENT, VIP, 64)
+        .udp(5353, 53)
+        .write(&mut q, &(0..len).map(|i| i as u8).collect::<Vec<_>>())
+        .unwrap();
+    q
+}
+
+/// The fragment offset of an IPv4 frame, in bytes.
+fn frag_offset(f: &[u8]) -> usize {
+    usize::from(u16::from_be_bytes([f[20], f[21]]) & 0x1fff) * 8
+}
+
+fn drops(w: &Worker<VecBuf>) -> u64 {
+    let c = w.counters();
+    PathDrop::ALL.iter().map(|&r| c.drops_of(r)).sum()
 }
 
 #[test]
-fn later_fragments_follow_the_first_and_early_ones_are_counted() {
+fn later_fragments_follow_the_first() {
     let mut w = worker(
         service(Fwd::Masq, TunConfig::default(), false),
         Config::default(),
         0,
         1,
     );
-    let mut q = Vec::new();
-    PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
-        .ipv4(CLIENT, VIP, 64)
-        .udp(5353, 53)
-        .write(&mut q, &[7u8; 100])
-        .unwrap();
-    let (first, second) = fragments(&q, 56);
-    // Out of order: the second before any first is dropped and counted.
-    assert!(tx(run(&mut w, std::slice::from_ref(&second), 1)).is_empty());
-    assert_eq!(w.counters().drops_of(PathDrop::FragUnknown), 1);
-    let out = tx(run(&mut w, &[first, second], 2));
+    let f = fragments_at(&udp_query(100), 4242, &[56]);
+    let out = tx(run(&mut w, &f, 2));
     assert_eq!(out.len(), 2);
     for f in &out {
         let h = etherparse::Ipv4HeaderSlice::from_slice(&f[14..]).unwrap();
@@ -1162,6 +1276,196 @@ fn later_fragments_follow_the_first_and_early_ones_are_counted() {
     }
     // The first still carries the port rewrite.
     assert_eq!(u16::from_be_bytes([out[0][36], out[0][37]]), 53);
+    assert_eq!(w.counters().frags_held.get(), 0);
+}
+
+/// IPVS sees a datagram reassembled whatever order its fragments came in: fragments ahead of
+/// their first wait for it, then follow it in the order they came, and the dest can
+/// reassemble a datagram whose checksum holds.
+#[test]
+fn fragments_before_their_first_are_held_then_follow_it() {
+    let mut w = worker(
+        service(Fwd::Masq, TunConfig::default(), false),
+        Config::default(),
+        0,
+        1,
+    );
+    let f = fragments_at(&udp_query(200), 4242, &[64, 136]);
+    let mut outs = run(&mut w, &[f[2].clone()], 1);
+    outs.extend(run(&mut w, &[f[1].clone()], 2));
+    assert!(outs.is_empty(), "held: nothing out, nothing dropped");
+    assert_eq!(w.counters().frags_held.get(), 2);
+    let out = tx(run(&mut w, &[f[0].clone()], 3));
+    let offsets: Vec<usize> = out.iter().map(|f| frag_offset(f)).collect();
+    assert_eq!(
+        offsets,
+        [0, 136, 64],
+        "the first, then the held ones as they came"
+    );
+    let mut datagram = vec![0u8; 208];
+    for f in &out {
+        let h = etherparse::Ipv4HeaderSlice::from_slice(&f[14..]).unwrap();
+        assert_eq!((h.source(), h.destination()), (CLIENT, RS1));
+        assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum());
+        assert_eq!(h.ttl(), 63);
+        assert_eq!(eth_dst(f), RS1_MAC);
+        let at = frag_offset(f);
+        datagram[at..at + f.len() - 34].copy_from_slice(&f[34..]);
+    }
+    // Reassembled as the dest would: UDP to RS1:53 with a valid checksum.
+    let mut h = etherparse::Ipv4HeaderSlice::from_slice(&out[0][14..])
+        .unwrap()
+        .to_header();
+    h.more_fragments = false;
+    h.set_payload_len(datagram.len()).unwrap();
+    let (u, payload) = etherparse::UdpHeader::from_slice(&datagram).unwrap();
+    assert_eq!(u.destination_port, 53);
+    assert_eq!(u.checksum, u.calc_checksum_ipv4(&h, payload).unwrap());
+    assert_eq!(drops(&w), 0);
+}
+
+#[test]
+fn a_datagram_holds_a_bounded_number_of_early_fragments() {
+    let mut w = worker(
+        service(Fwd::Masq, TunConfig::default(), false),
+        Config::default(),
+        0,
+        1,
+    );
+    let per = usize::from(FRAG_HOLD_PER_DATAGRAM);
+    // The first and per + 2 later fragments of 8 bytes.
+    let cuts: Vec<usize> = (1..=per + 2).map(|i| i * 8).collect();
+    let f = fragments_at(&udp_query(8 * (per + 2)), 7, &cuts);
+    let outs = run(&mut w, &f[1..], 1);
+    assert_eq!(outs.len(), 2, "only the refused ones come out");
+    assert!(outs.iter().all(|o| matches!(o, Out::Drop(_))));
+    assert_eq!(w.counters().drops_of(PathDrop::FragHoldFull), 2);
+    assert_eq!(w.counters().frags_held.get(), per as u64);
+    let out = tx(run(&mut w, &f[..1], 2));
+    assert_eq!(out.len(), 1 + per);
+    let offsets: Vec<usize> = out.iter().map(|f| frag_offset(f)).collect();
+    assert_eq!(offsets, (0..=per).map(|i| i * 8).collect::<Vec<_>>());
+}
+
+#[test]
+fn held_fragments_whose_first_never_comes_are_freed_and_counted() {
+    let mut w = worker(
+        service(Fwd::Masq, TunConfig::default(), false),
+        Config::default(),
+        0,
+        1,
+    );
+    let f = fragments_at(&udp_query(200), 99, &[64, 136]);
+    assert!(run(&mut w, &f[1..], 10).is_empty());
+    let mut outs = Vec::new();
+    w.tick(10 + FRAG_HOLD_MS - 1, &mut |o| outs.push(o));
+    assert!(outs.is_empty(), "still waiting");
+    w.tick(10 + FRAG_HOLD_MS, &mut |o| outs.push(o));
+    assert_eq!(outs.len(), 2);
+    assert!(outs.iter().all(|o| matches!(o, Out::Drop(_))));
+    assert_eq!(w.counters().drops_of(PathDrop::FragHoldTimeout), 2);
+    // The first, late: only itself to send.
+    let out = tx(run(&mut w, &f[..1], 10 + FRAG_HOLD_MS + 1));
+    assert_eq!(out.len(), 1);
+    assert_eq!(drops(&w), 2);
+}
+
+/// Held fragments are mbufs of the ports' pool: however many datagrams a flood starts, in
+/// either family, a worker holds at most its cap, every frame still comes out exactly once,
+/// and the hold works again once the flood's fragments time out.
+#[test]
+fn a_fragment_flood_holds_no_more_than_the_workers_cap() {
+    let mut w = worker(
+        service(Fwd::Masq, TunConfig::default(), false),
+        service6(Fwd::Droute),
+        0,
+        1,
+    );
+    let flood = 3 * FRAG_HOLD_MAX;
+    let frames: Vec<Vec<u8>> = (0..flood)
+        .map(|i| {
+            if i % 2 == 0 {
+                fragments_at(&udp_query(16), i as u16, &[8]).remove(1)
+            } else {
+                frag6(i as u32, 8, false, &[0u8; 16])
+            }
+        })
+        .collect();
+    let outs = run(&mut w, &frames, 1);
+    assert_eq!(outs.len(), flood - FRAG_HOLD_MAX);
+    assert!(outs.iter().all(|o| matches!(o, Out::Drop(_))));
+    assert_eq!(w.counters().frags_held.get(), FRAG_HOLD_MAX as u64);
+    assert_eq!(
+        w.counters().drops_of(PathDrop::FragHoldFull),
+        (flood - FRAG_HOLD_MAX) as u64
+    );
+    let mut outs = Vec::new();
+    w.tick(1 + FRAG_HOLD_MS, &mut |o| outs.push(o));
+    assert_eq!(outs.len(), FRAG_HOLD_MAX);
+    assert_eq!(
+        w.counters().drops_of(PathDrop::FragHoldTimeout),
+        FRAG_HOLD_MAX as u64
+    );
+    // Room again: a reordered datagram goes through whole.
+    let f = fragments_at(&udp_query(100), 60000, &[56]);
+    assert!(run(&mut w, &f[1..], 2 + FRAG_HOLD_MS).is_empty());
+    assert_eq!(tx(run(&mut w, &f[..1], 3 + FRAG_HOLD_MS)).len(), 2);
+}
+
+/// The other fragments of a datagram go where its first went: to the kernel when it is no
+/// service's, dropped (and counted as such) when the engine dropped the first.
+#[test]
+fn fragments_follow_a_first_that_went_to_the_kernel_or_was_dropped() {
+    let mut w = worker(
+        service(Fwd::Droute, TunConfig::default(), false),
+        Config::default(),
+        0,
+        1,
+    );
+    // UDP to a port of the VIP that no service has: the kernel's.
+    let mut q = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
+        .ipv4(CLIENT, VIP, 64)
+        .udp(5353, 5353)
+        .write(&mut q, &[1u8; 100])
+        .unwrap();
+    let f = fragments_at(&q, 1, &[40, 80]);
+    let mut outs = run(&mut w, &f[2..], 1);
+    outs.extend(run(&mut w, &f[..2], 2));
+    let to_kernel = kernel(&outs);
+    assert_eq!(to_kernel, [f[0].clone(), f[2].clone(), f[1].clone()]);
+    // A TCP segment that starts no conn: the engine drops the first.
+    let seg = tcp_frame(CLIENT, 40001, VIP, 80, false, 64, &[2u8; 100]);
+    let f = fragments_at(&seg, 2, &[40, 80]);
+    let mut outs = run(&mut w, &f[2..], 3);
+    outs.extend(run(&mut w, &f[..2], 4));
+    assert_eq!(outs.len(), 3);
+    assert!(outs.iter().all(|o| matches!(o, Out::Drop(_))));
+    assert_eq!(w.counters().drops_of(PathDrop::Engine), 1);
+    assert_eq!(w.counters().drops_of(PathDrop::FragFirstDropped), 2);
+}
+
+/// One ICMP error per datagram, about its first fragment (the kernel never answers a later
+/// IPv4 fragment, and IPVS sees the datagram whole).
+#[test]
+fn a_later_fragment_out_of_ttl_is_dropped_without_an_error() {
+    let mut w = worker(
+        service(Fwd::Masq, TunConfig::default(), false),
+        Config::default(),
+        0,
+        1,
+    );
+    let mut f = fragments_at(&udp_query(100), 5, &[56]);
+    // The later fragment with TTL 1 (header checksum fixed).
+    f[1][22] = 1;
+    f[1][24..26].fill(0);
+    let c = !ones_sum(&f[1][14..34], 0);
+    f[1][24..26].copy_from_slice(&c.to_be_bytes());
+    let out = tx(run(&mut w, &f, 1));
+    assert_eq!(out.len(), 1, "the first only");
+    assert_eq!(frag_offset(&out[0]), 0);
+    assert_eq!(w.counters().drops_of(PathDrop::TtlExceeded), 1);
+    assert_eq!(w.counters().icmp_errors_sent.get(), 0);
 }
 
 #[test]
@@ -1200,6 +1504,11 @@ fn ipv6_tunnel_and_packet_too_big() {
         ip.header().destination(),
         CLIENT6.parse::<Ipv6Addr>().unwrap().octets()
     );
+    assert_eq!(
+        ip.header().source(),
+        VIP6.parse::<Ipv6Addr>().unwrap().octets(),
+        "from the VIP"
+    );
     let want = icmp
         .icmp_type()
         .calc_checksum(
@@ -1212,11 +1521,33 @@ fn ipv6_tunnel_and_packet_too_big() {
     assert_eq!(w.counters().drops_of(PathDrop::FragNeeded), 1);
 }
 
+/// A fragment of IPv6 datagram `ident` from the IPv6 client to the IPv6 VIP, carrying
+/// `data` of a TCP segment at byte `offset`.
+fn frag6(ident: u32, offset: usize, more: bool, data: &[u8]) -> Vec<u8> {
+    let c6: Ipv6Addr = CLIENT6.parse().unwrap();
+    let vip6: Ipv6Addr = VIP6.parse().unwrap();
+    let mut f = Vec::new();
+    f.extend_from_slice(&LB_MAC);
+    f.extend_from_slice(&CLIENT_MAC);
+    f.extend_from_slice(&[0x86, 0xdd]);
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&[44, 64]);
+    f.extend_from_slice(&c6.octets());
+    f.extend_from_slice(&vip6.octets());
+    let off = ((offset / 8) as u16) << 3 | u16::from(more);
+    f.extend_from_slice(&[6, 0]);
+    f.extend_from_slice(&off.to_be_bytes());
+    f.extend_from_slice(&ident.to_be_bytes());
+    f.extend_from_slice(data);
+    f
+}
+
 #[test]
-fn ipv6_later_fragments_follow_the_first() {
+fn ipv6_fragments_before_their_first_are_held_then_follow_it() {
     let mut w = worker(Config::default(), service6(Fwd::Droute), 0, 1);
-    let c6: Ipv6Addr = "2001:db8::7".parse().unwrap();
-    let vip6: Ipv6Addr = "fd00::100".parse().unwrap();
+    let c6: Ipv6Addr = CLIENT6.parse().unwrap();
+    let vip6: Ipv6Addr = VIP6.parse().unwrap();
     let mut whole = Vec::new();
     PacketBuilder::ipv6(c6.octets(), vip6.octets(), 64)
         .tcp(40000, 80, 1, 100)
@@ -1224,35 +1555,27 @@ fn ipv6_later_fragments_follow_the_first() {
         .write(&mut whole, &[5u8; 100])
         .unwrap();
     let tcp = &whole[40..];
-    let frag = |data: &[u8], offset: usize, more: bool| {
-        let mut f = Vec::new();
-        f.extend_from_slice(&LB_MAC);
-        f.extend_from_slice(&CLIENT_MAC);
-        f.extend_from_slice(&[0x86, 0xdd]);
-        f.extend_from_slice(&[0x60, 0, 0, 0]);
-        f.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
-        f.extend_from_slice(&[44, 64]);
-        f.extend_from_slice(&c6.octets());
-        f.extend_from_slice(&vip6.octets());
-        let off = ((offset / 8) as u16) << 3 | u16::from(more);
-        f.extend_from_slice(&[6, 0]);
-        f.extend_from_slice(&off.to_be_bytes());
-        f.extend_from_slice(&0x1234_5678u32.to_be_bytes());
-        f.extend_from_slice(data);
-        f
-    };
-    let (first, second) = (frag(&tcp[..64], 0, true), frag(&tcp[64..], 64, false));
-    assert!(
-        tx(run(&mut w, std::slice::from_ref(&second), 1)).is_empty(),
-        "before its first: dropped"
+    let (first, second) = (
+        frag6(0x1234_5678, 0, true, &tcp[..64]),
+        frag6(0x1234_5678, 64, false, &tcp[64..]),
     );
-    let out = tx(run(&mut w, &[first, second], 2));
+    assert!(
+        run(&mut w, std::slice::from_ref(&second), 1).is_empty(),
+        "before its first: held"
+    );
+    let out = tx(run(&mut w, std::slice::from_ref(&first), 2));
     assert_eq!(out.len(), 2);
+    assert_eq!(&out[0][62..], &first[62..], "the first first");
+    assert_eq!(&out[1][62..], &second[62..]);
     for f in &out {
         assert_eq!(eth_dst(f), RS1_MAC);
         assert_eq!(f[14 + 7], 63, "hop limit");
     }
-    assert_eq!(w.counters().drops_of(PathDrop::FragUnknown), 1);
+    // A later one after the first follows it at once.
+    let third = frag6(0x1234_5678, 64, false, &tcp[64..]);
+    assert_eq!(tx(run(&mut w, &[third], 3)).len(), 1);
+    assert_eq!(w.counters().frags_held.get(), 1);
+    assert_eq!(drops(&w), 0);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1268,7 +1591,8 @@ mod burst_vs_single {
         client: u8,
         sport: u16,
         /// 0 SYN, 1 ACK, 2 FIN, 3 RST to VIP:80; 4 UDP to VIP:53; 5 a reply from the dest;
-        /// 6 TCP to the appliance's own address; 7 TCP to an address that is neither.
+        /// 6 TCP to the appliance's own address; 7 TCP to an address that is neither; 8 and 9
+        /// the first and the later fragment of a UDP datagram to VIP:53 (identified by sport).
         kind: u8,
         ttl: u8,
         wrong_mac: bool,
@@ -1280,7 +1604,7 @@ mod burst_vs_single {
         (
             0u8..4,
             prop_oneof![Just(1000u16), Just(1001), 1024u16..1030],
-            0u8..8,
+            0u8..10,
             prop_oneof![4 => Just(64u8), 1 => Just(1u8)],
             prop::bool::weighted(0.05),
             prop::option::weighted(0.1, (0usize..80, 1u8..=255)),
@@ -1310,6 +1634,14 @@ mod burst_vs_single {
                 .udp(e.sport, 53)
                 .write(&mut v, b"q")
                 .unwrap(),
+            8 | 9 => {
+                let mut q = Vec::new();
+                b.ipv4(client, VIP, e.ttl)
+                    .udp(e.sport, 53)
+                    .write(&mut q, &[7u8; 40])
+                    .unwrap();
+                v = fragments_at(&q, e.sport, &[24]).swap_remove(usize::from(e.kind - 8));
+            }
             5 => b
                 .ipv4(RS1, client, e.ttl)
                 .tcp(8080, e.sport, 7, 64240)
@@ -1352,7 +1684,14 @@ mod burst_vs_single {
 
     fn counters(w: &Worker<VecBuf>) -> Vec<u64> {
         let c = w.counters();
-        let mut v = vec![c.rx.get(), c.tx.get(), c.kernel.get(), c.handoff_out.get()];
+        let mut v = vec![
+            c.rx.get(),
+            c.tx.get(),
+            c.kernel.get(),
+            c.handoff_out.get(),
+            c.frags_held.get(),
+            c.icmp_errors_sent.get(),
+        ];
         v.extend(PathDrop::ALL.iter().map(|&r| c.drops_of(r)));
         v
     }
@@ -1395,6 +1734,11 @@ mod burst_vs_single {
                 at = end;
                 now += 250;
             }
+            // Past every hold: each frame came out exactly once (an ICMP error adds a frame).
+            single.tick(now + FRAG_HOLD_MS, &mut |o| a.push(o));
+            burst.tick(now + FRAG_HOLD_MS, &mut |o| b.push(o));
+            let errors = single.counters().icmp_errors_sent.get();
+            prop_assert_eq!(a.len() as u64, frames.len() as u64 + errors);
             prop_assert_eq!(outs_of(a), outs_of(b));
             prop_assert_eq!(counters(&single), counters(&burst));
         }

@@ -61,6 +61,7 @@ pub fn default_lab() -> AppConfig {
         health: Default::default(),
         control: ControlConfig::default(),
         metrics: MetricsConfig::default(),
+        exception: Default::default(),
     }
 }
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The appliance's TOML file (`rvsd replay --config`, `rvsd run --config`): ports and their
 //! addresses, static neighbors, routes, IPVS's sysctls, engine sizing, firewall-mark match
-//! rules, tunnel settings, the control socket and the metrics listener. Virtual services are
+//! rules, tunnel settings, the control socket, the metrics listener, the health checks'
+//! keepalived file and the exception path's budget and peers. Virtual services are
 //! not here: they come from ipvsadm rules ([`crate::rules`]). Every key is documented in
 //! `docs/config.md`.
 //!
@@ -20,7 +21,7 @@
 //! - `values`: reading one value (integer in range, MAC, address, prefix) with its error.
 //! - One file per table, its type, defaults, reader and checks: `ports` (`[[port]]`,
 //!   `[[neighbor]]`, `[[route]]`), `sysctl` (`[defense]`, `[ipvs]`), `engine`, `fwmark`,
-//!   `tunnel`, `control`, `metrics`, `health`.
+//!   `tunnel`, `control`, `metrics`, `health`, `exception`.
 //! - `lab`: the embedded lab configuration.
 
 use std::net::IpAddr;
@@ -29,6 +30,7 @@ use std::path::Path;
 mod control;
 mod engine;
 mod errors;
+mod exception;
 mod fwmark;
 mod health;
 mod lab;
@@ -47,11 +49,13 @@ mod testutil;
 pub use control::{ControlConfig, DEFAULT_SOCKET};
 pub use engine::{EngineConfig, RssKey, DEFAULT_CONNS_PER_WORKER, DEFAULT_MAX_DESTS};
 pub use errors::ConfigFileError;
+pub use exception::{MAX_BUDGET_PPS, MAX_PEERS};
 pub use fwmark::FwmarkConfig;
 pub use health::HealthConfig;
 pub use lab::{default_lab, DEFAULT_LAB_TOML};
 pub use metrics::{MetricsConfig, DEFAULT_METRICS_LISTEN};
 pub use ports::{NeighborConfig, PortConfig, RouteConfig, DEFAULT_MTU};
+pub use rvs_dataplane::pipeline::exception::ExceptionConfig;
 pub use sysctl::{DefenseConfig, IpvsConfig};
 pub use tunnel::TunnelConfig;
 pub use values::{parse_mac, Mac, Prefix};
@@ -74,6 +78,7 @@ pub struct AppConfig {
     pub control: ControlConfig,
     pub metrics: MetricsConfig,
     pub health: HealthConfig,
+    pub exception: ExceptionConfig,
 }
 
 /// Parse and check an appliance TOML text. Errors carry no file name
@@ -97,6 +102,7 @@ pub fn parse(text: &str) -> Result<AppConfig, ConfigFileError> {
     let control = control::read_control(&c, &raw.control)?;
     let metrics = metrics::read_metrics(&c, &raw.metrics)?;
     let health = health::read_health(&c, &raw.health)?;
+    let exception = exception::read_exception(&c, &raw.exception, &all_addrs)?;
     Ok(AppConfig {
         ports,
         neighbors,
@@ -109,6 +115,7 @@ pub fn parse(text: &str) -> Result<AppConfig, ConfigFileError> {
         control,
         metrics,
         health,
+        exception,
     })
 }
 

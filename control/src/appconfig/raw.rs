@@ -32,6 +32,8 @@ pub(super) struct RawFile {
     pub(super) metrics: RawMetrics,
     #[serde(default)]
     pub(super) health: RawHealth,
+    #[serde(default)]
+    pub(super) exception: RawException,
 }
 
 #[derive(Deserialize)]
@@ -131,4 +133,12 @@ pub(super) struct RawMetrics {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawHealth {
     pub(super) keepalived: Option<S<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawException {
+    pub(super) budget_pps: Option<S<i64>>,
+    #[serde(default)]
+    pub(super) peers: Vec<S<String>>,
 }

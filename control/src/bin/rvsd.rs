@@ -127,7 +127,7 @@ struct RunCli {
     #[arg(long)]
     metrics_listen: Option<String>,
     /// A keepalived.conf (keepalived 2.2's LVS part): its virtual servers join the rules
-    /// and its checkers run (docs/health.md).
+    /// and its checkers run (docs/health.md); SIGHUP re-reads it.
     #[arg(long)]
     keepalived: Option<std::path::PathBuf>,
     /// EAL arguments, after `--` (hugepages by default; `--no-huge -m 1024` in labs).

@@ -1,13 +1,13 @@
 //! The checks themselves, as keepalived runs them: a TCP connect (TCP_CHECK), an HTTP GET
-//! whose status and body digest are compared (HTTP_GET), and a program whose exit status
-//! decides (MISC_CHECK). Each is bounded by its `connect_timeout` (MISC_CHECK by
+//! whose status and body digest are compared (HTTP_GET, and SSL_GET over TLS), and a
+//! program whose exit status decides (MISC_CHECK). Each is bounded by its `connect_timeout` (MISC_CHECK by
 //! `misc_timeout`, else `delay_loop`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use md5::{Digest, Md5};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use super::Outcome;
@@ -29,10 +29,16 @@ pub async fn run(c: &Checker, rs: &RealServer, port: u16) -> Outcome {
             Ok(_) => Outcome::Success,
             Err(e) => Outcome::Failure(format!("TCP_CHECK {addr}: {e}")),
         },
-        CheckKind::Http { urls, .. } => {
+        CheckKind::Http { urls, tls, sni } => {
             for u in urls {
-                if let Err(e) = http(addr, c.bindto, c.timing.connect_timeout, u).await {
-                    return Outcome::Failure(format!("HTTP_GET http://{addr}{}: {e}", u.path));
+                let tls = tls.then(|| sni.then_some(u.virtualhost.as_deref()).flatten());
+                if let Err(e) = http(addr, c.bindto, c.timing.connect_timeout, u, tls).await {
+                    let (check, scheme) = if tls.is_some() {
+                        ("SSL_GET", "https")
+                    } else {
+                        ("HTTP_GET", "http")
+                    };
+                    return Outcome::Failure(format!("{check} {scheme}://{addr}{}: {e}", u.path));
                 }
             }
             Outcome::Success
@@ -66,38 +72,22 @@ async fn connect(
     }
 }
 
-/// One URL: GET it (HTTP/1.0, as keepalived's default `http_protocol`), then its status
-/// against the accepted ranges and its body's MD5 against `digest`.
+/// One URL: GET it (HTTP/1.0, as keepalived's default `http_protocol`; over TLS when `tls`
+/// is given, with the server name to send, if any), then its status against the accepted
+/// ranges and its body's MD5 against `digest`.
 async fn http(
     addr: SocketAddr,
     bindto: Option<IpAddr>,
     timeout: Duration,
     u: &Url,
+    tls: Option<Option<&str>>,
 ) -> Result<(), String> {
     let answer = tokio::time::timeout(timeout, async {
-        let mut s = connect(addr, bindto, timeout).await?;
-        let host = u.virtualhost.clone().unwrap_or_else(|| match addr {
-            SocketAddr::V4(a) => a.to_string(),
-            SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-        });
-        let req = format!(
-            "GET {} HTTP/1.0\r\nUser-Agent: rvs-healthcheck\r\nHost: {host}\r\nConnection: close\r\n\r\n",
-            u.path
-        );
-        s.write_all(req.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 8192];
-        loop {
-            let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
-            if n == 0 || buf.len() + n > MAX_BODY {
-                buf.extend_from_slice(&chunk[..n.min(MAX_BODY - buf.len())]);
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
+        let s = connect(addr, bindto, timeout).await?;
+        match tls {
+            None => get(s, addr, u).await,
+            Some(sni) => get(super::tls::handshake(s, addr, sni).await?, addr, u).await,
         }
-        Ok::<Vec<u8>, String>(buf)
     })
     .await
     .map_err(|_| format!("no answer within {timeout:?}"))??;
@@ -112,6 +102,43 @@ async fn http(
         }
     }
     Ok(())
+}
+
+/// Send the GET on `s` and read the answer to its end (at most [`MAX_BODY`]).
+async fn get<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    addr: SocketAddr,
+    u: &Url,
+) -> Result<Vec<u8>, String> {
+    let host = u.virtualhost.clone().unwrap_or_else(|| match addr {
+        SocketAddr::V4(a) => a.to_string(),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    });
+    let req = format!(
+        "GET {} HTTP/1.0\r\nUser-Agent: rvs-healthcheck\r\nHost: {host}\r\nConnection: close\r\n\r\n",
+        u.path
+    );
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    s.flush().await.map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = match s.read(&mut chunk).await {
+            Ok(n) => n,
+            // A TLS server that closes without close_notify: the answer is what came (as
+            // keepalived takes it); a truncated one fails its status or digest.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => 0,
+            Err(e) => return Err(e.to_string()),
+        };
+        if n == 0 || buf.len() + n > MAX_BODY {
+            buf.extend_from_slice(&chunk[..n.min(MAX_BODY - buf.len())]);
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(buf)
 }
 
 /// The status code and body of an HTTP answer.

@@ -47,6 +47,21 @@ pub fn lines(old: &RuleSet, new: &RuleSet) -> Vec<String> {
     out
 }
 
+/// Add the services of `more` (which `rules` must not have) to `rules`, as rvsd does with a
+/// keepalived file's beside `--rules`; a refusal names the rule it came from.
+pub fn add_to(rules: &mut RuleSet, more: &RuleSet) -> Result<(), String> {
+    for line in lines(&RuleSet::new(), more) {
+        let added = crate::rules::parse_line(&line).and_then(|cmd| match cmd {
+            Some(c) => rules.apply_in_place(&c),
+            None => Ok(()),
+        });
+        if let Err(e) = added {
+            return Err(format!("{} (beside --rules: `{line}`)", e.message));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use crate::keepalived::{CheckKind, KaConfig, Live, VsState};
+use crate::keepalived::{CheckKind, Checker, KaConfig, Live, VsState};
 
 /// Which checker: virtual server, real server, checker (in the order written).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -49,6 +49,9 @@ pub enum Event {
 #[derive(Clone, Debug)]
 struct CheckerState {
     up: bool,
+    /// It has reported at least once (keepalived's `has_run`: only then does a reload carry
+    /// its state).
+    has_run: bool,
     /// Failures since the last success while up (keepalived's `retry_it`).
     failures: u32,
     /// The weight a `misc_dynamic` check set (None: the configured one).
@@ -78,6 +81,7 @@ impl Health {
                             .iter()
                             .map(|c| CheckerState {
                                 up: !c.timing.alpha,
+                                has_run: false,
                                 failures: 0,
                                 weight: None,
                             })
@@ -92,16 +96,33 @@ impl Health {
 
     /// Every virtual server's state, for the rules.
     pub fn states(&self, cfg: &KaConfig) -> Vec<VsState> {
-        cfg.virtual_servers
-            .iter()
-            .enumerate()
-            .map(|(v, vs)| VsState {
-                real: (0..vs.real_servers.len())
-                    .map(|r| self.live(cfg, v, r))
-                    .collect(),
-                quorum: self.quorum[v],
-            })
+        (0..cfg.virtual_servers.len())
+            .map(|v| self.vs_state(cfg, v))
             .collect()
+    }
+
+    fn vs_state(&self, cfg: &KaConfig, v: usize) -> VsState {
+        VsState {
+            real: (0..cfg.virtual_servers[v].real_servers.len())
+                .map(|r| self.live(cfg, v, r))
+                .collect(),
+            quorum: self.quorum[v],
+        }
+    }
+
+    /// The checker finds its real server up.
+    pub fn checker_up(&self, id: CheckerId) -> bool {
+        self.checkers[id.vs][id.rs][id.check].up
+    }
+
+    /// Every checker of the real server finds it up.
+    pub fn real_up(&self, vs: usize, rs: usize) -> bool {
+        self.checkers[vs][rs].iter().all(|c| c.up)
+    }
+
+    /// The virtual server has its quorum (its real servers are in, not the sorry server).
+    pub fn quorum(&self, vs: usize) -> bool {
+        self.quorum[vs]
     }
 
     fn live(&self, cfg: &KaConfig, v: usize, r: usize) -> Live {
@@ -139,10 +160,12 @@ impl Health {
                     }
                 }
                 c.up = true;
+                c.has_run = true;
                 c.failures = 0;
                 spec.timing.delay_loop
             }
             Outcome::Failure(_) if c.up && c.failures < spec.retry() => {
+                c.has_run = true;
                 c.failures += 1;
                 spec.delay_before_retry()
             }
@@ -151,6 +174,7 @@ impl Health {
                     why = Some(reason);
                 }
                 c.up = false;
+                c.has_run = true;
                 c.failures = 0;
                 spec.timing.delay_loop
             }
@@ -176,19 +200,106 @@ impl Health {
                 weight: after.weight,
             });
         }
-        // Quorum, with the hysteresis as a flap dampener either way.
-        let live = vs.live_weight(&self.states(cfg)[id.vs].real);
-        let (q, h) = (u64::from(vs.quorum), u64::from(vs.hysteresis));
-        let had = self.quorum[id.vs];
-        if had && live < q.saturating_sub(h) {
-            self.quorum[id.vs] = false;
-            events.push(Event::QuorumLost { vs: id.vs });
-        } else if !had && live >= q + h {
-            self.quorum[id.vs] = true;
-            events.push(Event::QuorumGained { vs: id.vs });
+        // Quorum follows the live weights: judged again only when this one changed (most
+        // reports change nothing, and the judgement reads every real server of the service).
+        if after != before {
+            events.extend(self.judge_quorum(cfg, id.vs));
         }
         (events, next)
     }
+
+    /// The state for `new`, a configuration read again (SIGHUP), from this state of `old`,
+    /// as keepalived's reload (`clear_diff_services`, `migrate_checkers`): a virtual server
+    /// that stays (same addresses or marks, same protocol) keeps its quorum; a real server
+    /// that stays in it (same address and port) keeps the state of each checker that stays
+    /// (same kind, target and options) and has run: up or down, failures so far (at most
+    /// one short of the new `retry`), a `misc_dynamic` weight. When one of its checkers is
+    /// down (or it was down and none has run), its new checkers need one failure to take it
+    /// down and start down in `alpha`. Everything new starts as at start. Quorum is judged
+    /// again with the new thresholds; what it changes comes back as events.
+    pub fn reload(&self, old: &KaConfig, new: &KaConfig) -> (Health, Vec<Event>) {
+        let mut h = Health::new(new);
+        for (nv, nvs) in new.virtual_servers.iter().enumerate() {
+            let Some(ov) = old
+                .virtual_servers
+                .iter()
+                .position(|o| o.keys == nvs.keys && o.proto == nvs.proto)
+            else {
+                continue;
+            };
+            h.quorum[nv] = self.quorum[ov];
+            let ovs = &old.virtual_servers[ov];
+            for (nr, nrs) in nvs.real_servers.iter().enumerate() {
+                let Some(or) = ovs
+                    .real_servers
+                    .iter()
+                    .position(|o| (o.addr, o.port) == (nrs.addr, nrs.port))
+                else {
+                    continue;
+                };
+                let was_up = self.real_up(ov, or);
+                let olds = &self.checkers[ov][or];
+                for (nc, spec) in nrs.checkers.iter().enumerate() {
+                    let found = ovs.real_servers[or]
+                        .checkers
+                        .iter()
+                        .position(|o| same_check(o, spec));
+                    let Some(o) = found.map(|oc| &olds[oc]).filter(|o| o.has_run) else {
+                        continue;
+                    };
+                    let c = &mut h.checkers[nv][nr][nc];
+                    c.up = o.up;
+                    c.has_run = true;
+                    c.weight = o.weight;
+                    let retry = spec.retry();
+                    if o.failures > 0 && retry > 0 {
+                        c.failures = o.failures.min(retry - 1);
+                    }
+                }
+                let cs = &mut h.checkers[nv][nr];
+                let failed = cs.iter().any(|c| c.has_run && !c.up);
+                let any_ran = cs.iter().any(|c| c.has_run);
+                if failed || (!was_up && !any_ran) {
+                    // (A new `alpha` checker already starts down.)
+                    for (c, spec) in cs.iter_mut().zip(&nrs.checkers) {
+                        if !c.has_run {
+                            c.failures = spec.retry();
+                        }
+                    }
+                }
+            }
+        }
+        let events = (0..new.virtual_servers.len())
+            .filter_map(|v| h.judge_quorum(new, v))
+            .collect();
+        (h, events)
+    }
+
+    /// Quorum, with the hysteresis as a flap dampener either way.
+    fn judge_quorum(&mut self, cfg: &KaConfig, v: usize) -> Option<Event> {
+        let vs = &cfg.virtual_servers[v];
+        let live = vs.live_weight(&self.vs_state(cfg, v).real);
+        let (q, h) = (u64::from(vs.quorum), u64::from(vs.hysteresis));
+        let had = self.quorum[v];
+        if had && live < q.saturating_sub(h) {
+            self.quorum[v] = false;
+            Some(Event::QuorumLost { vs: v })
+        } else if !had && live >= q + h {
+            self.quorum[v] = true;
+            Some(Event::QuorumGained { vs: v })
+        } else {
+            None
+        }
+    }
+}
+
+/// keepalived's checker `compare`: the same kind of check (with its URLs or program) of the
+/// same target from the same source.
+pub(super) fn same_check(a: &Checker, b: &Checker) -> bool {
+    a.kind == b.kind
+        && a.connect_ip == b.connect_ip
+        && a.connect_port == b.connect_port
+        && a.bindto == b.bindto
 }
 
 #[cfg(test)]
@@ -334,5 +445,73 @@ mod tests {
         assert!(!ev.contains(&Event::QuorumLost { vs: 0 }), "{ev:?}");
         let (ev, _) = h.report(&c, id(1), Outcome::Weight(0));
         assert!(ev.contains(&Event::QuorumLost { vs: 0 }), "{ev:?}");
+    }
+
+    #[test]
+    fn a_reload_keeps_the_state_of_what_stays_as_keepalived_does() {
+        let old = cfg(TWO);
+        let mut h = Health::new(&old);
+        let fail = || Outcome::Failure("connection refused".into());
+        for _ in 0..3 {
+            h.report(&old, id(0), fail());
+        }
+        h.report(&old, id(1), Outcome::Weight(8));
+        // 10.0.0.11 down; quorum lost and gained again (live weight 8).
+        assert!(!h.real_up(0, 0) && h.quorum(0));
+        // The new file: 10.0.0.11 gains a second check and retry 1; 10.0.0.12 as it was; a
+        // new real server; quorum 10; and a second virtual server.
+        let text = TWO
+            .replace("quorum 2", "quorum 10")
+            .replace(
+                "            retry 2\n",
+                "            retry 1\n        }\n        TCP_CHECK {\n            connect_port 81\n",
+            )
+            .replace(
+                "    real_server 10.0.0.12 80 {",
+                "    real_server 10.0.0.13 80 {\n        TCP_CHECK {\n        }\n    }\n    real_server 10.0.0.12 80 {",
+            );
+        let new = cfg(&format!(
+            "{text}{}",
+            TWO.replace("10.0.0.1 80", "10.0.0.2 80")
+        ));
+        let (mut n, ev) = h.reload(&old, &new);
+        // 10.0.0.11 stays down (no new failures needed); its new check needs one failure.
+        assert!(!n.real_up(0, 0));
+        let second = CheckerId {
+            vs: 0,
+            rs: 0,
+            check: 1,
+        };
+        assert!(n.checker_up(second));
+        assert_eq!(n.report(&new, second, fail()).1, Duration::from_secs(2));
+        assert!(!n.checker_up(second), "one failure took it down");
+        // 10.0.0.12 keeps its dynamic weight; the new 10.0.0.13 starts up.
+        let st = n.states(&new);
+        assert_eq!(
+            st[0].real,
+            vec![
+                Live {
+                    up: false,
+                    weight: 1
+                },
+                Live {
+                    up: true,
+                    weight: 1
+                },
+                Live {
+                    up: true,
+                    weight: 8
+                },
+            ]
+        );
+        // Quorum: kept (had), judged again: live 9 < 10, lost.
+        assert!(!n.quorum(0));
+        assert_eq!(ev, vec![Event::QuorumLost { vs: 0 }]);
+        // The new virtual server starts as at start.
+        assert!(n.real_up(1, 0) && n.quorum(1));
+        // A reload of the same file changes nothing.
+        let (again, ev) = n.reload(&new, &new);
+        assert_eq!(again.states(&new), n.states(&new));
+        assert!(ev.is_empty());
     }
 }

@@ -81,8 +81,13 @@ pub struct Url {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckKind {
     Tcp,
+    /// HTTP_GET, or SSL_GET (`tls`: the same over TLS, the server's certificate not
+    /// verified, as keepalived without an `SSL` block; `sni`: `enable_sni`, the URL's
+    /// virtualhost sent as the server name).
     Http {
         urls: Vec<Url>,
+        tls: bool,
+        sni: bool,
     },
     Misc {
         path: String,

@@ -558,10 +558,11 @@ fn real_server(
     for k in items {
         let kind = match k.keyword.as_str() {
             "TCP_CHECK" => CheckKind::Tcp,
-            "HTTP_GET" => CheckKind::Http { urls: Vec::new() },
-            // Parsed (its options are HTTP_GET's), refused until the checker speaks TLS:
-            // checking it as plain HTTP would take every server down.
-            "SSL_GET" => return Err(err(k, "not supported by rvs yet (TLS checks)")),
+            "HTTP_GET" | "SSL_GET" => CheckKind::Http {
+                urls: Vec::new(),
+                tls: k.keyword == "SSL_GET",
+                sni: false,
+            },
             "MISC_CHECK" => CheckKind::Misc {
                 path: String::new(),
                 timeout: None,
@@ -599,6 +600,7 @@ fn checker(
             ("connect_port", _) if !misc => c.connect_port = Some(port(k, one_arg(k)?)?),
             ("bindto", _) if !misc => c.bindto = Some(ip(k, one_arg(k)?)?),
             ("url", CheckKind::Http { urls, .. }) => urls.push(url(k, virtualhost)?),
+            ("enable_sni", CheckKind::Http { tls: true, sni, .. }) => *sni = boolean(k)?,
             ("misc_path", CheckKind::Misc { path, .. }) => *path = script(k)?,
             ("misc_timeout", CheckKind::Misc { timeout, .. }) => {
                 *timeout = Some(Duration::from_secs(uint(k, 1, 86_400)?));

@@ -75,7 +75,7 @@ fn the_lab_file_gives_the_rules_keepalived_would_set_up() {
     let http = &web.real_servers[1].checkers[0];
     assert_eq!(http.connect_port, Some(8080));
     assert_eq!(http.delay_before_retry(), std::time::Duration::from_secs(3));
-    let CheckKind::Http { urls } = &http.kind else {
+    let CheckKind::Http { urls, .. } = &http.kind else {
         panic!("{:?}", http.kind)
     };
     assert_eq!(urls[0].status, vec![(200, 200), (204, 204)]);
@@ -139,11 +139,31 @@ fn what_rvs_does_not_support_is_refused_naming_file_line_and_keyword() {
     );
     let quorum_up = vs("    quorum_up /usr/local/bin/quorum-up\n");
     assert!(keepalived_accepts(&tmp("qup.conf", &quorum_up)));
-    let ssl = "virtual_server 10.0.0.1 443 {\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n    real_server 10.0.0.11 443 {\n        SSL_GET {\n            url {\n                path /\n            }\n        }\n    }\n}\n";
+    // SSL_GET: HTTP_GET over TLS, `enable_sni` its own (keepalived takes it in HTTP_GET too,
+    // where it does nothing; rvs says so).
+    let ssl = "virtual_server 10.0.0.1 443 {\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n    real_server 10.0.0.11 443 {\n        SSL_GET {\n            enable_sni\n            url {\n                path /\n                virtualhost www.example.com\n            }\n        }\n    }\n}\n";
     assert!(keepalived_accepts(&tmp("ssl.conf", ssl)));
+    let c = load(&tmp("ssl.conf", ssl)).unwrap();
+    let check = &c.virtual_servers[0].real_servers[0].checkers[0];
+    let CheckKind::Http { urls, tls, sni } = &check.kind else {
+        panic!("{:?}", check.kind)
+    };
+    assert!(*tls && *sni);
+    assert_eq!(urls[0].virtualhost.as_deref(), Some("www.example.com"));
     assert_eq!(
-        refusal(ssl),
-        "FILE:6: SSL_GET: not supported by rvs yet (TLS checks)"
+        check.delay_before_retry(),
+        std::time::Duration::from_secs(3)
+    );
+    // A client certificate or a CA to verify with (keepalived's top-level SSL block): refused.
+    assert_eq!(
+        refusal(&format!("SSL {{\n    ca /etc/ssl/ca.pem\n}}\n{ssl}")),
+        "FILE:1: SSL: not supported by rvs (or not a keepalived keyword)"
+    );
+    let sni_http = ssl.replace("SSL_GET", "HTTP_GET");
+    assert!(keepalived_accepts(&tmp("sni-http.conf", &sni_http)));
+    assert_eq!(
+        refusal(&sni_http),
+        "FILE:7: enable_sni: not supported by rvs in a HTTP_GET"
     );
     assert_eq!(
         refusal(&quorum_up),

@@ -120,6 +120,7 @@ fuzz_target!(|data: &[u8]| {
         rest = r;
         burst.push(Some(VecBuf::from_frame(f)));
     }
+    let held = w.held_fragments();
     let mut outs = 0;
     if n == 1 {
         if let Some(b) = burst.pop().flatten() {
@@ -129,8 +130,13 @@ fuzz_target!(|data: &[u8]| {
         w.rx_burst(0, &mut burst, *now, &mut |_| outs += 1);
     }
     w.tick(*now, &mut |_| {});
-    // Every frame leaves exactly once (or is held for a neighbor, and one solicitation may
-    // go with it).
+    // Every frame leaves exactly once, or is held (for a neighbor, or a fragment for its
+    // first); a first fragment brings the fragments held before it, and a solicitation or an
+    // ICMP error may go with any.
     assert!(burst.iter().all(Option::is_none), "a frame was not taken");
-    assert!(outs <= 2 * n, "{outs} outputs for {n} frames");
+    assert!(
+        outs <= 2 * (n + held),
+        "{outs} outputs for {n} frames and {held} held"
+    );
+    assert!(w.held_fragments() <= 256, "the hold is bounded");
 });

@@ -50,6 +50,13 @@
 //! [`NeighTable::new`] with a fixed segment of `hold` slots per entry used as a ring, so
 //! holding never allocates and the pool can never run dry before the entry's own limit.
 //!
+//! At most `held_max` packets wait in the whole table ([`NeighDrop::HeldFull`] past it, and
+//! no new entry is made then). Linux has no such limit (its skbs come from the system's
+//! memory); here the held packets are the caller's buffers, from a pool sized for the
+//! traffic in flight, and `capacity x hold` unresolved neighbors (a flood of NAT replies to
+//! made-up on-link clients makes them) would otherwise pin several times what that pool
+//! spares.
+//!
 //! # Garbage collection
 //!
 //! When a new entry finds no free slot, the Stale entry that turned Stale first is evicted if
@@ -79,6 +86,8 @@ pub struct NeighParams {
     pub capacity: u32,
     /// Packets held per unresolved entry (at least 1).
     pub hold: u8,
+    /// Packets held in the whole table (at least 1).
+    pub held_max: u32,
     /// Interval between solicitations (ms, at least 1).
     pub retrans_ms: u64,
     /// Solicitations before an entry fails (at least 1).
@@ -96,6 +105,7 @@ impl Default for NeighParams {
         NeighParams {
             capacity: 1024,
             hold: 3,
+            held_max: 512,
             retrans_ms: 1000,
             max_probes: 3,
             reachable_ms: 30_000,
@@ -134,6 +144,8 @@ pub enum NeighDrop {
     QueueFull,
     /// No free entry and no Stale one old enough to evict.
     TableFull,
+    /// The table already holds `held_max` packets.
+    HeldFull,
 }
 
 /// Why an operator request failed.
@@ -170,6 +182,8 @@ pub struct NeighStats {
     pub held_dropped_queue_full: u64,
     /// Packets refused because no entry could be made.
     pub table_full: u64,
+    /// Packets refused because the table held `held_max`.
+    pub held_dropped_limit: u64,
     /// Solicitations asked of the caller (first ones and retransmits, Probe's included).
     pub solicits: u64,
     /// Answers to our solicitations (Incomplete or Probe -> Reachable).
@@ -264,6 +278,8 @@ pub struct NeighTable<A: Family, P> {
     index: Box<[u64]>,
     /// `hold` slots per entry.
     pool: Box<[Option<P>]>,
+    /// Packets held now (over every entry).
+    held: u32,
     live: u32,
     /// Latest `now` seen, for operator calls that take none.
     clock: u64,
@@ -285,6 +301,7 @@ impl<A: Family, P> NeighTable<A, P> {
         let params = NeighParams {
             capacity: params.capacity.clamp(1, u32::MAX / 4),
             hold: params.hold.max(1),
+            held_max: params.held_max.max(1),
             retrans_ms: params.retrans_ms.max(1),
             max_probes: params.max_probes.max(1),
             ..params
@@ -308,6 +325,7 @@ impl<A: Family, P> NeighTable<A, P> {
             links: vec![Link { prev: 0, next: 0 }; cap + LISTS].into_boxed_slice(),
             index: vec![0u64; (cap * 2).next_power_of_two()].into_boxed_slice(),
             pool: (0..cap * usize::from(params.hold)).map(|_| None).collect(),
+            held: 0,
             live: 0,
             clock: 0,
             hints: [u32::MAX; HINTS],
@@ -336,6 +354,11 @@ impl<A: Family, P> NeighTable<A, P> {
         self.live == 0
     }
 
+    /// Packets waiting for their neighbor's answer now.
+    pub fn held(&self) -> usize {
+        self.held as usize
+    }
+
     /// Decide what to do with `pkt`, bound for next hop `ip` out of `port`.
     #[inline]
     pub fn resolve(&mut self, ip: A, port: u16, pkt: P, now: u64) -> Resolve<P> {
@@ -352,7 +375,9 @@ impl<A: Family, P> NeighTable<A, P> {
             None => self.miss(ip, port, pkt, now),
             // Routed out of another port: the address moved, resolve it there. (Every other
             // case is `ready`'s.)
+            Some(_) if self.held >= self.params.held_max => self.refuse_held(pkt),
             Some(_) => {
+                let e = &mut self.entries[slot as usize];
                 e.state = Some(NeighState::Incomplete);
                 e.mac = [0; 6];
                 self.hold(slot, port, pkt, now)
@@ -545,6 +570,9 @@ impl<A: Family, P> NeighTable<A, P> {
 
     /// A new Incomplete entry for `ip`, holding `pkt`.
     fn miss(&mut self, ip: A, port: u16, pkt: P, now: u64) -> Resolve<P> {
+        if self.held >= self.params.held_max {
+            return self.refuse_held(pkt);
+        }
         let Some(slot) = self.alloc(now) else {
             self.stats.table_full += 1;
             return Resolve::Dropped(pkt, NeighDrop::TableFull);
@@ -567,6 +595,10 @@ impl<A: Family, P> NeighTable<A, P> {
             self.stats.held_dropped_queue_full += 1;
             return Resolve::Dropped(pkt, NeighDrop::QueueFull);
         }
+        if self.held >= self.params.held_max {
+            return self.refuse_held(pkt);
+        }
+        let e = &mut self.entries[slot as usize];
         if e.port != port {
             e.port = port;
             e.probes = 0;
@@ -581,6 +613,7 @@ impl<A: Family, P> NeighTable<A, P> {
         let at = (usize::from(e.q_head) + usize::from(e.q_len)) % usize::from(hold);
         e.q_len += 1;
         self.pool[slot as usize * usize::from(hold) + at] = Some(pkt);
+        self.held += 1;
         self.stats.held += 1;
         if solicit {
             self.relink(PROBING, slot);
@@ -598,7 +631,15 @@ impl<A: Family, P> NeighTable<A, P> {
         let at = slot as usize * usize::from(hold) + usize::from(e.q_head);
         e.q_head = ((u16::from(e.q_head) + 1) % u16::from(hold)) as u8;
         e.q_len -= 1;
+        self.held -= 1;
         self.pool[at].take()
+    }
+
+    /// `pkt` back: the table holds `held_max` packets.
+    #[cold]
+    fn refuse_held(&mut self, pkt: P) -> Resolve<P> {
+        self.stats.held_dropped_limit += 1;
+        Resolve::Dropped(pkt, NeighDrop::HeldFull)
     }
 
     /// A free entry slot, evicting the oldest Stale entry if it is old enough.
@@ -802,6 +843,11 @@ mod tests {
             }
             let used = self.pool.iter().filter(|p| p.is_some()).count();
             assert_eq!(used, held);
+            assert_eq!(self.held as usize, held);
+            assert!(
+                held <= self.params.held_max as usize,
+                "over the table's limit"
+            );
             assert_eq!(
                 held + self.pool.iter().filter(|p| p.is_none()).count(),
                 cap * hold
@@ -945,6 +991,43 @@ mod tests {
             out.iter().map(|&(p, _)| p).collect::<Vec<_>>(),
             vec![100, 101, 102]
         );
+    }
+
+    #[test]
+    fn the_whole_table_holds_at_most_held_max_packets() {
+        let mut t: NeighTable<V4, u32> = NeighTable::new(NeighParams {
+            capacity: 64,
+            held_max: 5,
+            ..NeighParams::default()
+        });
+        // Five next hops take a packet each; the sixth gets no entry, and a second packet
+        // for a held one is refused by the table's limit before its own queue's.
+        for i in 1..=5 {
+            assert_eq!(
+                t.resolve(ip(i), 0, u32::from(i), 0),
+                Resolve::Held { solicit: true }
+            );
+        }
+        assert_eq!(
+            t.resolve(ip(6), 0, 6, 0),
+            Resolve::Dropped(6, NeighDrop::HeldFull)
+        );
+        assert_eq!(
+            t.resolve(ip(1), 0, 7, 0),
+            Resolve::Dropped(7, NeighDrop::HeldFull)
+        );
+        assert_eq!((t.len(), t.held(), t.stats.held_dropped_limit), (5, 5, 2));
+        t.check();
+        // An answer releases its packet, and room is made again.
+        assert_eq!(learn(&mut t, ip(3), MAC_A, 0, 1), vec![(3, MAC_A)]);
+        assert_eq!(t.held(), 4);
+        assert_eq!(t.resolve(ip(6), 0, 8, 2), Resolve::Held { solicit: true });
+        // Failed entries give theirs back too (3 probes, 1 s apart).
+        let mut dropped = Vec::new();
+        for now in [1000, 2000, 3000] {
+            dropped.extend(tick(&mut t, now).1);
+        }
+        assert_eq!((t.held(), t.len()), (1, 2), "dropped {dropped:?}");
     }
 
     #[test]
@@ -1136,12 +1219,14 @@ mod tests {
         fn no_sequence_panics_or_loses_packets(
             capacity in 1u32..8,
             hold in 0u8..4,
+            held_max in 0u32..12,
             retrans in 0u64..3000,
             ops in proptest::collection::vec(op(), 1..200),
         ) {
             let mut t: NeighTable<V4, u32> = NeighTable::new(NeighParams {
                 capacity,
                 hold,
+                held_max,
                 retrans_ms: retrans,
                 reachable_ms: 20_000,
                 gc_stale_ms: 30_000,

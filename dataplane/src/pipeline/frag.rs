@@ -1,9 +1,10 @@
 //! Later fragments follow their first. Only the first fragment of a datagram carries the
-//! transport ports the engine needs; its forwarding decision is remembered here under
-//! (source, destination, protocol, identification) for `timeout` so that the datagram's other
-//! fragments get the same treatment. A fragment that arrives before its first has nothing to
-//! follow: the caller counts and drops it. Fixed capacity, no allocation after `new`; a full
-//! probe window reuses its oldest entry.
+//! transport ports the engine needs; what became of it (forwarded, to the kernel, dropped) is
+//! remembered here under (source, destination, protocol, identification) for `timeout`, so
+//! that the datagram's other fragments get the same treatment, as the whole datagram would
+//! in IPVS, which sees it reassembled. A fragment that arrives before its first has nothing to
+//! follow yet: the caller holds it ([`super::frag_hold`]). Fixed capacity, no allocation after
+//! `new`; a full probe window reuses its oldest entry.
 
 use crate::addr::Family;
 use crate::shard::Xmit;
@@ -20,11 +21,22 @@ pub struct FragKey<A> {
     pub ident: u32,
 }
 
+/// What the datagram's first fragment got, which its other fragments follow.
+#[derive(Clone, Copy, Debug)]
+pub enum Follow<A: Family> {
+    /// Forwarded as this conn's packet.
+    Xmit(Xmit<A>),
+    /// Not a service's: the kernel's (the exception path).
+    Kernel,
+    /// The engine dropped it.
+    Drop,
+}
+
 #[derive(Clone, Copy)]
 struct Entry<A: Family> {
     key: FragKey<A>,
     expires: u64,
-    x: Xmit<A>,
+    f: Follow<A>,
 }
 
 pub struct FragTable<A: Family> {
@@ -53,8 +65,8 @@ impl<A: Family> FragTable<A> {
         (h >> 32) as usize & self.mask
     }
 
-    /// Remember the first fragment's forwarding.
-    pub fn insert(&mut self, key: FragKey<A>, x: Xmit<A>, now: u64) {
+    /// Remember what the first fragment got.
+    pub fn insert(&mut self, key: FragKey<A>, f: Follow<A>, now: u64) {
         let home = self.home(&key);
         let mut victim = home;
         let mut oldest = u64::MAX;
@@ -83,15 +95,15 @@ impl<A: Family> FragTable<A> {
         self.slots[victim] = Some(Entry {
             key,
             expires: now + self.timeout,
-            x,
+            f,
         });
     }
 
-    /// The forwarding of the datagram `key`, if its first fragment was seen recently.
-    pub fn get(&self, key: &FragKey<A>, now: u64) -> Option<Xmit<A>> {
+    /// What the datagram `key`'s first fragment got, if it was seen recently.
+    pub fn get(&self, key: &FragKey<A>, now: u64) -> Option<Follow<A>> {
         let home = self.home(key);
         (0..WINDOW).find_map(|i| match self.slots[(home + i) & self.mask] {
-            Some(e) if e.key == *key && e.expires > now => Some(e.x),
+            Some(e) if e.key == *key && e.expires > now => Some(e.f),
             _ => None,
         })
     }
@@ -104,8 +116,8 @@ mod tests {
     use crate::config::{Fwd, TunConfig};
     use crate::conn::ConnRef;
 
-    fn x(d: u32) -> Xmit<V4> {
-        Xmit {
+    fn x(d: u32) -> Follow<V4> {
+        Follow::Xmit(Xmit {
             conn: ConnRef {
                 slot: 0,
                 generation: 0,
@@ -119,6 +131,13 @@ mod tests {
             daddr: V4(d),
             dport: 3,
             tun: TunConfig::default(),
+        })
+    }
+
+    fn daddr(f: Option<Follow<V4>>) -> Option<V4> {
+        match f? {
+            Follow::Xmit(x) => Some(x.daddr),
+            _ => None,
         }
     }
 
@@ -135,9 +154,11 @@ mod tests {
     fn later_fragments_find_the_first_until_the_timeout() {
         let mut t = FragTable::new(64, 30_000);
         t.insert(key(7), x(9), 1000);
-        assert_eq!(t.get(&key(7), 30_999).map(|x| x.daddr), Some(V4(9)));
+        assert_eq!(daddr(t.get(&key(7), 30_999)), Some(V4(9)));
+        t.insert(key(8), Follow::Kernel, 1000);
+        assert!(matches!(t.get(&key(8), 1000), Some(Follow::Kernel)));
         assert!(t.get(&key(7), 31_000).is_none());
-        assert!(t.get(&key(8), 1000).is_none());
+        assert!(t.get(&key(9), 1000).is_none());
     }
 
     #[test]
@@ -145,7 +166,7 @@ mod tests {
         let mut t = FragTable::new(8, 30_000);
         for i in 0..1000u32 {
             t.insert(key(i), x(i), u64::from(i));
-            assert_eq!(t.get(&key(i), u64::from(i)).map(|x| x.daddr), Some(V4(i)));
+            assert_eq!(daddr(t.get(&key(i), u64::from(i))), Some(V4(i)));
         }
     }
 }

@@ -3,7 +3,9 @@
 //! the DPDK shell and `rvsd replay` drive the same code.
 
 pub mod buf;
+pub mod exception;
 pub mod frag;
+pub mod frag_hold;
 pub mod local;
 pub mod rewrite;
 pub mod rss;

@@ -9,7 +9,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use super::buf::{Buf, TxCsum};
-use super::frag::{FragKey, FragTable, FRAG_TIMEOUT_MS};
+use super::exception::{Class, ExceptionConfig, Meter, Seen};
+use super::frag::{Follow, FragKey, FragTable, FRAG_TIMEOUT_MS};
+use super::frag_hold::{FragHold, FRAG_HOLD_MAX, FRAG_HOLD_MS, FRAG_HOLD_PER_DATAGRAM};
 use super::local;
 use super::rewrite::{self, End};
 use super::rss;
@@ -66,10 +68,31 @@ path_drops! {
     NoHeadroom => "no_headroom",
     FragNeeded => "frag_needed",
     FragUnknown => "frag_unknown",
+    FragHoldFull => "frag_hold_full",
+    FragHoldTimeout => "frag_hold_timeout",
+    FragFirstDropped => "frag_first_dropped",
     IcmpUnknownFlow => "icmp_unknown_flow",
     Rewrite => "rewrite_failed",
     NoBuffer => "no_buffer",
     NoSourceAddr => "no_source_addr",
+    NeighHeldFull => "neigh_held_full",
+    ExceptionSyn => "exception_syn",
+    ExceptionSynRetry => "exception_syn_retry",
+    ExceptionTcp => "exception_tcp",
+    ExceptionOther => "exception_other",
+}
+
+impl PathDrop {
+    /// The drop of a frame for the kernel that its class's budget refused.
+    fn over_budget(c: Class) -> PathDrop {
+        match c {
+            Class::Syn => PathDrop::ExceptionSyn,
+            Class::SynRetry => PathDrop::ExceptionSynRetry,
+            Class::Tcp => PathDrop::ExceptionTcp,
+            // Neighbor answers and peers are never refused.
+            Class::Other | Class::Neigh | Class::Peer => PathDrop::ExceptionOther,
+        }
+    }
 }
 
 /// Packet-path counters of one worker (single writer, lock-free readers).
@@ -90,12 +113,22 @@ pub struct PathCounters {
     /// Copies of neighbor answers (ARP replies and neighbor advertisements to the appliance)
     /// handed to the other workers, so the one that asked learns them too.
     pub neigh_shared: Cell,
+    /// Fragments held until their datagram's first fragment arrived (or the hold timed out).
+    pub frags_held: Cell,
+    /// Frames waiting for a next hop's ARP/ND answer now (a gauge, both families).
+    pub neigh_held: Cell,
+    /// Frames passed to the kernel, by [`Class`] (they add up to `kernel`).
+    pub exception: [Cell; Class::COUNT],
     pub drops: [Cell; PathDrop::COUNT],
 }
 
 impl PathCounters {
     pub fn drops_of(&self, r: PathDrop) -> u64 {
         self.drops[r as usize].get()
+    }
+
+    pub fn passed_of(&self, c: Class) -> u64 {
+        self.exception[c as usize].get()
     }
 }
 
@@ -130,6 +163,8 @@ pub struct Presence {
     pub static6: Vec<(V6, [u8; 6], u16)>,
     /// The RSS key the ports hash with, which steering shares ([`rss::KEY`] unless set).
     pub rss_key: Arc<rss::Key>,
+    /// The exception path's budget and peers (the defaults unless set).
+    pub exception: ExceptionConfig,
 }
 
 impl Presence {
@@ -178,12 +213,19 @@ impl Presence {
             static4,
             static6,
             rss_key: Arc::new(rss::Key::fixed()),
+            exception: ExceptionConfig::default(),
         })
     }
 
     /// The same presence with the ports' RSS key `key` (what `rvsd run` programs).
     pub fn with_rss_key(mut self, key: rss::Key) -> Self {
         self.rss_key = Arc::new(key);
+        self
+    }
+
+    /// The same presence with the exception path's budget and peers `cfg`.
+    pub fn with_exception(mut self, cfg: ExceptionConfig) -> Self {
+        self.exception = cfg;
         self
     }
 }
@@ -196,6 +238,8 @@ pub struct Fam<A: Family, B> {
     /// Addresses the appliance answers ARP/ND and echo for as a VIP.
     vips: VipSet<A>,
     frags: FragTable<A>,
+    /// Fragments that came before their first, with their rx port.
+    early: FragHold<A, (u16, B)>,
     /// Direct-mapped memo of route lookups (address -> its route), valid for as long as the
     /// worker's presence, which never changes after [`Worker::new`].
     routes: Box<[RouteMemo<A>]>,
@@ -257,6 +301,8 @@ impl<A: Family, B> Fam<A, B> {
             }),
             vips,
             frags: FragTable::new(1024, FRAG_TIMEOUT_MS),
+            // Each family may use the worker's whole hold (`Worker::hold_early` caps the sum).
+            early: FragHold::new(FRAG_HOLD_MAX, FRAG_HOLD_PER_DATAGRAM, FRAG_HOLD_MS),
             routes: vec![None; ROUTE_MEMO].into_boxed_slice(),
         }
     }
@@ -360,6 +406,8 @@ pub struct Worker<B> {
     ident: u16,
     /// Workers of the appliance (neighbor answers are shared with the others).
     workers: u32,
+    /// This worker's meter of the frames it hands to the kernel.
+    meter: Meter,
 }
 
 impl<B: Buf> Worker<B> {
@@ -390,6 +438,13 @@ impl<B: Buf> Worker<B> {
             alloc,
             ident: 0,
             workers,
+            meter: Meter::new(
+                &pres.exception,
+                pres.ports.len(),
+                workers,
+                p.seed ^ 0x6578_6370,
+                now,
+            ),
         };
         for &(ip, mac, port) in &pres.static4 {
             let _ = w.f4.neigh.add_static(ip, mac, port);
@@ -402,6 +457,11 @@ impl<B: Buf> Worker<B> {
 
     pub fn counters(&self) -> Arc<PathCounters> {
         Arc::clone(&self.counters)
+    }
+
+    /// Fragments held now, waiting for their datagram's first.
+    pub fn held_fragments(&self) -> usize {
+        self.f4.early.len() + self.f6.early.len()
     }
 
     /// Swap in new service configs (steering and VIPs follow). Returns the snapshots they
@@ -463,17 +523,50 @@ impl<B: Buf> Worker<B> {
         }
     }
 
-    /// Hand a frame to the kernel interface of `port` (the exception path), counted.
-    #[inline]
-    fn to_kernel(&self, port: u16, buf: B, out: &mut impl FnMut(Out<B>)) {
+    /// Punt a frame to the kernel interface of `port` (the exception path) if its class's
+    /// budget lets it pass now, else drop it; counted either way (`exception`, `drops`).
+    /// Out of line: forwarding never comes here.
+    #[cold]
+    #[inline(never)]
+    fn punt(&mut self, port: u16, buf: B, seen: Seen<'_>, now: u64, out: &mut impl FnMut(Out<B>)) {
+        let (class, pass) = self.meter.admit(port, seen, now);
+        if !pass {
+            return self.drop(PathDrop::over_budget(class), buf, out);
+        }
+        self.counters.exception[class as usize].inc();
         self.counters.kernel.inc();
         out(Out::Kernel { port, buf });
     }
 
-    /// Once per burst: engine timers and defense, neighbor retransmits and failures.
+    /// [`Worker::punt`] for a frame the fast path summarised without parsing it.
+    #[cold]
+    fn punt_unparsed(&mut self, port: u16, buf: B, now: u64, out: &mut impl FnMut(Out<B>)) {
+        match wire::parse_frame(buf.data()) {
+            Ok(pf) => self.punt(port, buf, Seen::Frame(&pf), now, out),
+            Err(_) => self.drop(PathDrop::Malformed, buf, out),
+        }
+    }
+
+    /// The gauge of frames waiting for a neighbor (set where the count changes: holding,
+    /// releasing, failing; never on the forwarding path).
+    #[cold]
+    fn note_held(&self) {
+        let n = self.f4.neigh.held() + self.f6.neigh.held();
+        self.counters.neigh_held.set(n as u64);
+    }
+
+    /// Once per burst: engine timers and defense, held fragments whose first never came,
+    /// neighbor retransmits and failures.
     pub fn tick(&mut self, now: u64, out: &mut impl FnMut(Out<B>)) {
         self.f4.shard.tick(now);
         self.f6.shard.tick(now);
+        let timeout = &self.counters.drops[PathDrop::FragHoldTimeout as usize];
+        let mut expired = |(_, b): (u16, B)| {
+            timeout.inc();
+            out(Out::Drop(b));
+        };
+        self.f4.early.expire(now, &mut expired);
+        self.f6.early.expire(now, &mut expired);
         let mut ask4 = Vec::new();
         let mut dead = Vec::new();
         self.f4
@@ -487,6 +580,9 @@ impl<B: Buf> Worker<B> {
             .tick(now, &mut |ip, port| ask6.push((ip, port)), &mut |(_, b)| {
                 dead.push(b)
             });
+        if !dead.is_empty() {
+            self.note_held();
+        }
         for b in dead {
             self.drop(PathDrop::NeighFailed, b, out);
         }
@@ -711,7 +807,7 @@ impl<B: Buf> Worker<B> {
             EtherType::ARP => self.arp(pres, port, buf, &pf, now, handed, out),
             EtherType::IPV4 => self.ip::<V4>(pres, port, buf, &pf, now, handed, out),
             EtherType::IPV6 => self.ip::<V6>(pres, port, buf, &pf, now, handed, out),
-            _ => self.to_kernel(port, buf, out),
+            _ => self.punt(port, buf, Seen::Frame(&pf), now, out),
         }
     }
 
@@ -739,6 +835,9 @@ impl<B: Buf> Worker<B> {
         self.f4
             .neigh
             .learn(spa_v, sha, port, now, &mut |p, mac| ready.push((p, mac)));
+        if !ready.is_empty() {
+            self.note_held();
+        }
         for ((p, b), mac) in ready {
             self.send_resolved(pres, p, b, mac, out);
         }
@@ -754,7 +853,7 @@ impl<B: Buf> Worker<B> {
             // asks for its own peers, and never sees the requests rvs answers for it): the
             // other workers learn it from a copy, and the kernel gets the frame itself.
             self.share_neigh(port, &buf, out);
-            return self.to_kernel(port, buf, out);
+            return self.punt(port, buf, Seen::Neigh, now, out);
         }
         if op == wire::arp::Operation::REQUEST {
             let mac = me.mac;
@@ -816,13 +915,11 @@ impl<B: Buf> Worker<B> {
                 if A::V6 && (s.msg_type == 135 || s.msg_type == 136) {
                     return self.ndp(pres, port, buf, pf, (ip.l4_offset, handed, local), now, out);
                 }
-                if local && !s.is_error {
-                    return self.to_kernel(port, buf, out);
-                }
                 if s.is_error {
-                    return self.icmp_related::<A>(pres, port, buf, pf, s, now, handed, out);
+                    let at = (now, handed, local);
+                    return self.icmp_related::<A>(pres, port, buf, pf, s, at, out);
                 }
-                self.to_kernel(port, buf, out);
+                self.punt(port, buf, Seen::Frame(pf), now, out);
             }
             L4Summary::Tcp { .. } | L4Summary::Udp { .. } | L4Summary::Sctp { .. } if !local => {
                 self.lb::<A>(pres, port, buf, pf, src, dst, now, handed, out)
@@ -830,7 +927,7 @@ impl<B: Buf> Worker<B> {
             L4Summary::NonFirstFragment if !local => {
                 self.fragment::<A>(pres, port, buf, pf, src, dst, vip, now, handed, out)
             }
-            _ => self.to_kernel(port, buf, out),
+            _ => self.punt(port, buf, Seen::Frame(pf), now, out),
         }
     }
 
@@ -883,6 +980,9 @@ impl<B: Buf> Worker<B> {
                     .learn(v6(learn_ip), mac, port, now, &mut |p, mac| {
                         ready.push((p, mac))
                     });
+                if !ready.is_empty() {
+                    self.note_held();
+                }
                 for ((p, b), mac) in ready {
                     self.send_resolved(pres, p, b, mac, out);
                 }
@@ -907,7 +1007,7 @@ impl<B: Buf> Worker<B> {
                     .ip
                     .is_some_and(|i| matches!(i.dst, IpAddr::V6(d) if d.is_unicast_link_local()));
             if to_us || to_kernel_ll {
-                return self.to_kernel(port, buf, out);
+                return self.punt(port, buf, Seen::Neigh, now, out);
             }
             return out(Out::Drop(buf));
         }
@@ -988,25 +1088,95 @@ impl<B: Buf> Worker<B> {
             };
             buf
         };
-        let fam = A::fam(self);
-        match fam.shard.process(&pkt, now) {
-            Verdict::Xmit(x) => {
-                if let Some(fr) = ip.fragment {
-                    fam.frags.insert(
-                        FragKey {
-                            src,
-                            dst,
-                            proto,
-                            ident: fr.ident,
-                        },
-                        x,
-                        now,
-                    );
-                }
-                self.forward::<A>(pres, port, buf, pf, &x, now, out)
-            }
+        let v = A::fam(self).shard.process(&pkt, now);
+        if let Some(fr) = ip.fragment {
+            let key = FragKey {
+                src,
+                dst,
+                proto,
+                ident: fr.ident,
+            };
+            return self.first_fragment::<A>(pres, port, buf, pf, key, v, now, out);
+        }
+        match v {
+            Verdict::Xmit(x) => self.forward::<A>(pres, port, buf, pf, &x, now, out),
             Verdict::Drop(_) => self.drop(PathDrop::Engine, buf, out),
-            Verdict::NotOurs => self.to_kernel(port, buf, out),
+            Verdict::NotOurs => self.punt(port, buf, Seen::Frame(pf), now, out),
+        }
+    }
+
+    /// A datagram's first fragment: what the engine gave it is remembered for the datagram's
+    /// other fragments, and those held before it follow it now, in arrival order (IPVS sees
+    /// the datagram reassembled, whatever order its fragments came in).
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn first_fragment<A: Af>(
+        &mut self,
+        pres: &Presence,
+        port: u16,
+        buf: B,
+        pf: &ParsedFrame,
+        key: FragKey<A>,
+        v: Verdict<A>,
+        now: u64,
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        let f = match v {
+            Verdict::Xmit(x) => Follow::Xmit(x),
+            Verdict::Drop(_) => Follow::Drop,
+            Verdict::NotOurs => Follow::Kernel,
+        };
+        A::fam(self).frags.insert(key, f, now);
+        match f {
+            Follow::Xmit(x) => self.forward::<A>(pres, port, buf, pf, &x, now, out),
+            Follow::Drop => self.drop(PathDrop::Engine, buf, out),
+            Follow::Kernel => self.punt(port, buf, Seen::Frame(pf), now, out),
+        }
+        while let Some((p, b)) = A::fam(self).early.pop(&key) {
+            match wire::parse_frame(b.data()) {
+                Ok(pf) => self.follow::<A>(pres, p, b, &pf, f, now, out),
+                // It parsed when it was held.
+                Err(_) => self.drop(PathDrop::Malformed, b, out),
+            }
+        }
+    }
+
+    /// A later fragment goes where its datagram's first went.
+    #[allow(clippy::too_many_arguments)]
+    fn follow<A: Af>(
+        &mut self,
+        pres: &Presence,
+        port: u16,
+        buf: B,
+        pf: &ParsedFrame,
+        f: Follow<A>,
+        now: u64,
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        match f {
+            Follow::Xmit(x) => self.forward::<A>(pres, port, buf, pf, &x, now, out),
+            Follow::Drop => self.drop(PathDrop::FragFirstDropped, buf, out),
+            Follow::Kernel => self.punt(port, buf, Seen::Frame(pf), now, out),
+        }
+    }
+
+    /// A fragment before its first (of a protocol the engine balances): held until the first
+    /// comes, within the worker's bounds ([`FragHold`]); refused, it is dropped and counted.
+    #[cold]
+    fn hold_early<A: Af>(
+        &mut self,
+        port: u16,
+        buf: B,
+        key: FragKey<A>,
+        now: u64,
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        if self.f4.early.len() + self.f6.early.len() >= FRAG_HOLD_MAX {
+            return self.drop(PathDrop::FragHoldFull, buf, out);
+        }
+        match A::fam(self).early.hold(key, (port, buf), now) {
+            Ok(()) => self.counters.frags_held.inc(),
+            Err(((_, b), _)) => self.drop(PathDrop::FragHoldFull, b, out),
         }
     }
 
@@ -1078,7 +1248,7 @@ impl<B: Buf> Worker<B> {
         match self.f4.shard.process_hinted(&pkt, now, hint_in, hint_out) {
             Verdict::Xmit(x) => self.forward_fast(pres, port, buf, f.proto, &x, now, out),
             Verdict::Drop(_) => self.drop(PathDrop::Engine, buf, out),
-            Verdict::NotOurs => self.to_kernel(port, buf, out),
+            Verdict::NotOurs => self.punt_unparsed(port, buf, now, out),
         }
     }
 
@@ -1126,7 +1296,10 @@ impl<B: Buf> Worker<B> {
     /// about a packet sent toward the client, it goes to the dest (NAT: outer destination and
     /// quoted source become the dest's); about a packet sent to a NAT dest, it goes to the
     /// client (outer source and quoted destination become the VIP's). Checksums of the quoted
-    /// IP header and of the ICMP message are recomputed. Unknown flows are counted and dropped.
+    /// IP header and of the ICMP message are recomputed. Errors about no conn are the
+    /// kernel's when `local` (addressed to a port address: about the kernel's own
+    /// connections, which IPVS leaves to the local stack too), else counted and dropped.
+    /// `(now, handed by another worker, local)`.
     #[allow(clippy::too_many_arguments)]
     fn icmp_related<A: Af>(
         &mut self,
@@ -1135,20 +1308,19 @@ impl<B: Buf> Worker<B> {
         mut buf: B,
         pf: &ParsedFrame,
         s: wire::IcmpSummary,
-        now: u64,
-        handed: bool,
+        (now, handed, local): (u64, bool, bool),
         out: &mut impl FnMut(Out<B>),
     ) {
         let Some(ip) = pf.ip else {
             return self.drop(PathDrop::Malformed, buf, out);
         };
         let Some(q) = s.quoted else {
-            return self.drop(PathDrop::IcmpUnknownFlow, buf, out);
+            return self.icmp_unknown(port, buf, pf, now, local, out);
         };
         let (Some(qs), Some(qd), Some((qsp, qdp))) =
             (A::from_ip(q.src), A::from_ip(q.dst), q.ports)
         else {
-            return self.drop(PathDrop::IcmpUnknownFlow, buf, out);
+            return self.icmp_unknown(port, buf, pf, now, local, out);
         };
         let proto = q.protocol.0;
         let id = self.id;
@@ -1189,7 +1361,7 @@ impl<B: Buf> Worker<B> {
                             });
                         }
                     }
-                    return self.drop(PathDrop::IcmpUnknownFlow, buf, out);
+                    return self.icmp_unknown(port, buf, pf, now, local, out);
                 }
             },
         };
@@ -1230,6 +1402,24 @@ impl<B: Buf> Worker<B> {
         self.deliver::<A>(pres, port, buf, pf, &x, now, false, out)
     }
 
+    /// An ICMP error about no conn: to the kernel when addressed to a port address, else
+    /// dropped (`icmp_unknown_flow`).
+    #[cold]
+    fn icmp_unknown(
+        &mut self,
+        port: u16,
+        buf: B,
+        pf: &ParsedFrame,
+        now: u64,
+        local: bool,
+        out: &mut impl FnMut(Out<B>),
+    ) {
+        if local {
+            return self.punt(port, buf, Seen::Frame(pf), now, out);
+        }
+        self.drop(PathDrop::IcmpUnknownFlow, buf, out)
+    }
+
     /// A fragment other than the first: forwarded as its datagram's first fragment was.
     #[allow(clippy::too_many_arguments)]
     fn fragment<A: Af>(
@@ -1263,16 +1453,18 @@ impl<B: Buf> Worker<B> {
                 });
             }
         }
-        match fam.frags.get(
-            &FragKey {
-                src,
-                dst,
-                proto: ip.protocol.0,
-                ident: fr.ident,
-            },
-            now,
-        ) {
-            Some(x) => self.forward::<A>(pres, port, buf, pf, &x, now, out),
+        let key = FragKey {
+            src,
+            dst,
+            proto: ip.protocol.0,
+            ident: fr.ident,
+        };
+        match fam.frags.get(&key, now) {
+            Some(f) => self.follow::<A>(pres, port, buf, pf, f, now, out),
+            // Only a first fragment of these goes to the engine: others have none to wait for.
+            None if Proto::from_u8(key.proto).is_some() => {
+                self.hold_early::<A>(port, buf, key, now, out)
+            }
             None => self.drop(PathDrop::FragUnknown, buf, out),
         }
     }
@@ -1297,7 +1489,8 @@ impl<B: Buf> Worker<B> {
         let l4 = (ip.l4 != L4Summary::NonFirstFragment).then_some(ip.l4_offset);
         let proto = ip.protocol.0;
         if !rewrite::dec_ttl(buf.data_mut(), l3, A::V6) {
-            return self.icmp_error::<A>(pres, in_port, buf, pf, IcmpKind::TtlExceeded, out);
+            let kind = IcmpKind::TtlExceeded;
+            return self.icmp_error::<A>(pres, in_port, buf, pf, kind, !x.reply, out);
         }
         let (end, addr, port) = match (x.reply, x.fwd) {
             // NAT reply: the source becomes the VIP.
@@ -1353,8 +1546,9 @@ impl<B: Buf> Worker<B> {
             pi.tx_offload,
         ) {
             Ok(()) => self.send::<A>(pres, p, nh, buf, now, out),
+            // Only packets to a service are encapsulated.
             Err(EncapError::TooBig(mtu)) => {
-                self.icmp_error::<A>(pres, in_port, buf, pf, IcmpKind::TooBig(mtu), out)
+                self.icmp_error::<A>(pres, in_port, buf, pf, IcmpKind::TooBig(mtu), true, out)
             }
             Err(EncapError::NoHeadroom) => self.drop(PathDrop::NoHeadroom, buf, out),
         }
@@ -1393,6 +1587,7 @@ impl<B: Buf> Worker<B> {
         match A::fam(self).neigh.resolve(nh, port, (port, buf), now) {
             Resolve::Ready(mac, (p, b)) => self.send_resolved(pres, p, b, mac, out),
             Resolve::Held { solicit } => {
+                self.note_held();
                 if solicit {
                     self.solicit::<A>(pres, nh, port, out);
                 }
@@ -1401,6 +1596,7 @@ impl<B: Buf> Worker<B> {
                 let r = match why {
                     crate::l3::NeighDrop::QueueFull => PathDrop::NeighQueueFull,
                     crate::l3::NeighDrop::TableFull => PathDrop::NeighTableFull,
+                    crate::l3::NeighDrop::HeldFull => PathDrop::NeighHeldFull,
                 };
                 self.drop(r, b, out)
             }
@@ -1430,11 +1626,7 @@ impl<B: Buf> Worker<B> {
         let Some(p) = pres.ports.get(port as usize) else {
             return;
         };
-        let Some(&(src, _)) = A::port_addrs(p)
-            .iter()
-            .find(|&&(a, l)| a.mask(l) == ip.mask(l))
-            .or(A::port_addrs(p).first())
-        else {
+        let Some(src) = port_source(p, ip) else {
             return;
         };
         let Some(mut b) = (self.alloc)() else {
@@ -1458,7 +1650,12 @@ impl<B: Buf> Worker<B> {
         }
     }
 
-    /// Send an ICMP error about `buf` back to its source, then drop `buf`.
+    /// Send an ICMP error about `buf` back to its source, then drop `buf`. `to_service`: the
+    /// packet was sent to a service (not a NAT reply), and the error comes from its
+    /// destination, the VIP: IPVS's `decrement_ttl` and MTU check run while the packet still
+    /// holds its local input route, and the kernel's ICMP then takes the packet's destination
+    /// as source (so a traceroute to the VIP ends at the VIP). Anything else was routed
+    /// through (`ip_forward`), and the error comes from the port's address toward the sender.
     #[allow(clippy::too_many_arguments)]
     fn icmp_error<A: Af>(
         &mut self,
@@ -1467,6 +1664,7 @@ impl<B: Buf> Worker<B> {
         buf: B,
         pf: &ParsedFrame,
         kind: IcmpKind,
+        to_service: bool,
         out: &mut impl FnMut(Out<B>),
     ) {
         let reason = match kind {
@@ -1476,8 +1674,22 @@ impl<B: Buf> Worker<B> {
         let (Some(ip), Some(p)) = (pf.ip, pres.ports.get(port as usize)) else {
             return self.drop(reason, buf, out);
         };
-        let Some(&(me, _)) = A::port_addrs(p).first() else {
+        // One error per datagram, about its first fragment: the kernel's `icmp_send` never
+        // answers a later IPv4 fragment, and IPVS sees an IPv6 datagram reassembled (its own
+        // packet-too-big goes on the first fragment only).
+        if ip.l4 == L4Summary::NonFirstFragment {
             return self.drop(reason, buf, out);
+        }
+        let (Some(sender), Some(dst)) = (A::from_ip(ip.src), A::from_ip(ip.dst)) else {
+            return self.drop(reason, buf, out);
+        };
+        let me = if to_service {
+            dst
+        } else {
+            match port_source(p, sender) {
+                Some(a) => a,
+                None => return self.drop(reason, buf, out),
+            }
         };
         let Some(mut b) = (self.alloc)() else {
             return self.drop(reason, buf, out);
@@ -1627,6 +1839,18 @@ fn flow_hint(f: &[u8]) -> Option<Hint> {
         }
         _ => None,
     }
+}
+
+/// The port's address that a frame the appliance sends to `to` comes from: the one on `to`'s
+/// prefix, else the port's first of the family (the kernel's choice by route, for a peer on
+/// the port's segment or behind its gateway).
+fn port_source<A: Af>(p: &PortInfo, to: A) -> Option<A> {
+    let addrs = A::port_addrs(p);
+    addrs
+        .iter()
+        .find(|&&(a, l)| a.mask(l) == to.mask(l))
+        .or(addrs.first())
+        .map(|&(a, _)| a)
 }
 
 /// The VLAN tag bytes of a received frame (at most two tags), to answer on the same VLAN.
