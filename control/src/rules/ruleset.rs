@@ -25,7 +25,12 @@ pub struct RuleSet {
 /// Service id -> position. Kept by [`RuleSet::apply_in_place`]; a set whose `services` was
 /// changed from outside is searched instead (the index is trusted only while it agrees).
 #[derive(Clone, Debug, Default)]
-struct ServiceIndex(HashMap<ServiceId, usize, BuildHasherDefault<FastHasher>>);
+struct ServiceIndex(
+    HashMap<ServiceId, usize, BuildHasherDefault<FastHasher>>,
+    /// The service the last `-a`/`-e` line named: a rules file lists a service's dests
+    /// after it, so the next one most likely names it too (checked, never trusted).
+    usize,
+);
 
 /// Two rule sets are equal by their rules; the index is how they are searched.
 impl PartialEq for ServiceIndex {
@@ -69,6 +74,17 @@ impl RuleSet {
             }
         }
         self.services.iter().position(|s| s.spec.id == *id)
+    }
+
+    /// [`Self::index`] for a dest's line: the service of the dest line before first.
+    fn index_for_dest(&mut self, id: &ServiceId) -> Option<usize> {
+        let last = self.by_id.1;
+        if self.services.get(last).is_some_and(|s| s.spec.id == *id) {
+            return Some(last);
+        }
+        let i = self.index(id)?;
+        self.by_id.1 = i;
+        Some(i)
     }
 
     fn reindex(&mut self) {
@@ -150,7 +166,7 @@ impl RuleSet {
             Command::AddServer(id, d) | Command::EditServer(id, d) => {
                 let add = matches!(cmd, Command::AddServer(..));
                 let i = self
-                    .index(id)
+                    .index_for_dest(id)
                     .ok_or_else(|| format!("{id}: Service not defined"))?;
                 let mut d = d.clone();
                 normalize_dest_port(id, &mut d);
