@@ -47,6 +47,8 @@ pub struct Draft {
     pub v6: Config<V6>,
     /// Services converted for this draft (the others are shared with the snapshot before).
     pub rebuilt: usize,
+    /// Services new to the builder (not in the snapshot before).
+    pub new_services: usize,
     built: Map<ServiceId, Built>,
 }
 
@@ -89,18 +91,22 @@ impl SnapshotBuilder {
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
         // Room for the blocks of the services new to the builder, made at once rather than
         // by doubling (a 100k-dest set new to rvsd moved its registry three times).
-        let new_dests = rules
+        let (mut new_services, mut new_dests) = (0, 0);
+        for s in rules
             .services
             .iter()
             .filter(|s| !self.built.contains_key(&s.spec.id))
-            .map(|s| s.dests.len())
-            .sum();
+        {
+            new_services += 1;
+            new_dests += s.dests.len();
+        }
         stats.reserve(new_dests);
         let mut rebuilt = 0;
         for s in &rules.services {
             let id = s.spec.id;
             let b = match self.built.get(&id) {
-                Some(b) if *b.rule == *s => b.clone(),
+                // The same rule (by pointer for the services a change did not touch).
+                Some(b) if b.rule == *s => b.clone(),
                 _ => {
                     rebuilt += 1;
                     let config = if id.is_v6() {
@@ -111,7 +117,7 @@ impl SnapshotBuilder {
                         Engine::V4(Arc::new(with_blocks(c, id, stats, made)))
                     };
                     Built {
-                        rule: Arc::new(s.clone()),
+                        rule: Arc::clone(s),
                         config,
                     }
                 }
@@ -136,6 +142,7 @@ impl SnapshotBuilder {
             v4,
             v6,
             rebuilt,
+            new_services,
             built,
         })
     }
