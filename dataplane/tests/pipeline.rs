@@ -152,8 +152,7 @@ fn worker(cfg4: Config<V4>, cfg6: Config<V6>, id: u32, workers: u32) -> Worker<V
             capacity: 1024,
             ..Default::default()
         },
-        Arc::new(cfg4),
-        Arc::new(cfg6),
+        (Arc::new(cfg4), Arc::new(cfg6)),
         presence(),
         Box::new(|| Some(VecBuf::empty())),
         0,
@@ -470,8 +469,7 @@ fn tunnel_checksums_go_to_the_nic_when_the_port_offers_them() {
                     capacity: 1024,
                     ..Default::default()
                 },
-                Arc::new(cfg4.clone()),
-                Arc::new(cfg6.clone()),
+                (Arc::new(cfg4.clone()), Arc::new(cfg6.clone())),
                 presence_with(offer),
                 Box::new(|| Some(NicBuf(VecBuf::empty(), None))),
                 0,

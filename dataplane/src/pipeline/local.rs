@@ -6,7 +6,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::buf::Buf;
-use crate::wire::{checksum, IpProtocol};
+use crate::wire::{checksum, IpProtocol, ParsedFrame};
 
 pub const ETH_ARP: u16 = 0x0806;
 pub const ETH_IPV4: u16 = 0x0800;
@@ -252,6 +252,33 @@ pub fn icmp6_error<B: Buf>(
         checksum::sum(m),
     ]);
     m[2..4].copy_from_slice(&checksum::finish(s).to_be_bytes());
+    true
+}
+
+/// The VLAN tag bytes of a received frame (at most two tags), to answer on the same VLAN.
+pub(super) fn vlan_tags(frame: &[u8], pf: &ParsedFrame) -> ([u8; 8], usize) {
+    let n = usize::from(pf.vlan.count) * 4;
+    let mut t = [0u8; 8];
+    if let Some(src) = frame.get(12..12 + n) {
+        t[..n].copy_from_slice(src);
+        (t, n)
+    } else {
+        (t, 0)
+    }
+}
+
+/// Insert VLAN tags after the MAC addresses of a frame built untagged.
+pub(super) fn retag<B: Buf>(buf: &mut B, tags: &([u8; 8], usize)) -> bool {
+    let n = tags.1;
+    if n == 0 {
+        return true;
+    }
+    if buf.prepend(n).is_none() {
+        return false;
+    }
+    let f = buf.data_mut();
+    f.copy_within(n..n + 12, 0);
+    f[12..12 + n].copy_from_slice(&tags.0[..n]);
     true
 }
 
