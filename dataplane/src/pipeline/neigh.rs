@@ -147,8 +147,9 @@ impl<B: Buf> Worker<B> {
         }
     }
 
-    /// Transmit on egress `port` to `mac`, from the port's MAC.
-    #[inline]
+    /// Transmit on egress `port` to `mac`, from the port's MAC. Always inlined: the
+    /// forwarding path ends here (a call measured +9 instructions per frame).
+    #[inline(always)]
     pub(super) fn send_resolved<O: FnMut(Out<B>)>(
         &mut self,
         cx: &mut Cx<'_, O>,
