@@ -8,7 +8,7 @@ use super::local::{self, retag, vlan_tags};
 use super::path_counters::PathDrop;
 use super::worker::{Cx, Out, Worker};
 use crate::addr::V4;
-use crate::wire::{self, ParsedFrame};
+use crate::wire::{self, ArpRepr, MacAddr, ParsedFrame};
 
 impl<B: Buf> Worker<B> {
     pub(super) fn arp<O: FnMut(Out<B>)>(
@@ -53,7 +53,14 @@ impl<B: Buf> Worker<B> {
         if op == wire::arp::Operation::REQUEST {
             let mac = me.mac;
             let tags = vlan_tags(buf.data(), pf);
-            if local::arp(&mut buf, 2, sha, mac, tpa, sha, spa) && retag(&mut buf, &tags) {
+            let reply = ArpRepr {
+                operation: wire::arp::Operation::REPLY,
+                source_hardware_addr: MacAddr(mac),
+                source_protocol_addr: tpa,
+                target_hardware_addr: MacAddr(sha),
+                target_protocol_addr: spa,
+            };
+            if local::arp(&mut buf, sha, &reply) && retag(&mut buf, &tags) {
                 self.counters.arp_replies.inc();
                 self.counters.tx.inc();
                 (cx.out)(Out::Tx { port, buf });

@@ -7,7 +7,8 @@ use std::net::IpAddr;
 use super::buf::Buf;
 use super::exception::Seen;
 use super::fam::Af;
-use super::local::{self, retag, vlan_tags};
+pub(super) use super::local::IcmpKind;
+use super::local::{self, retag, vlan_tags, Ends};
 use super::path_counters::PathDrop;
 use super::presence::port_source;
 use super::rewrite;
@@ -185,20 +186,25 @@ impl<B: Buf> Worker<B> {
         };
         let orig = buf.data().get(pf.l3_offset..).unwrap_or(&[]);
         let tags = vlan_tags(buf.data(), pf);
+        let (eth_src, eth_dst) = (p.mac, pf.src_mac.octets());
         let ok = match (me.to_ip(), ip.src) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                let (t, c, rest) = match kind {
-                    IcmpKind::TtlExceeded => (11, 0, 0),
-                    IcmpKind::TooBig(mtu) => (3, 4, u32::from(mtu)),
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                let ends = Ends {
+                    eth_src,
+                    eth_dst,
+                    src,
+                    dst,
                 };
-                local::icmp4_error(&mut b, pf.src_mac.octets(), p.mac, s, d, t, c, rest, orig)
+                local::icmp4_error(&mut b, &ends, kind, orig)
             }
-            (IpAddr::V6(s), IpAddr::V6(d)) => {
-                let (t, rest) = match kind {
-                    IcmpKind::TtlExceeded => (3, 0),
-                    IcmpKind::TooBig(mtu) => (2, u32::from(mtu)),
+            (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                let ends = Ends {
+                    eth_src,
+                    eth_dst,
+                    src,
+                    dst,
                 };
-                local::icmp6_error(&mut b, pf.src_mac.octets(), p.mac, s, d, t, 0, rest, orig)
+                local::icmp6_error(&mut b, &ends, kind, orig)
             }
             _ => false,
         } && retag(&mut b, &tags);
@@ -211,13 +217,6 @@ impl<B: Buf> Worker<B> {
         }
         self.drop(reason, buf, cx.out)
     }
-}
-
-#[derive(Clone, Copy, Debug)]
-pub(super) enum IcmpKind {
-    TtlExceeded,
-    /// Fragmentation needed / packet too big, with the MTU to report.
-    TooBig(u16),
 }
 
 /// An address as its network-order bytes and their count (4 or 16).

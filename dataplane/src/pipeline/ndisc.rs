@@ -6,11 +6,16 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use super::buf::Buf;
 use super::exception::Seen;
-use super::local::{self, retag, vlan_tags};
+use super::local::{self, retag, vlan_tags, Ends};
 use super::path_counters::PathDrop;
 use super::worker::{Cx, Out, Worker};
 use crate::addr::{Family, V6};
-use crate::wire::ParsedFrame;
+use crate::wire::icmpv6::{nd_flags, NdiscRepr};
+use crate::wire::{MacAddr, ParsedFrame};
+
+/// The all-nodes multicast group and its Ethernet address.
+pub(super) const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+pub(super) const ALL_NODES_MAC: [u8; 6] = [0x33, 0x33, 0, 0, 0, 1];
 
 impl<B: Buf> Worker<B> {
     /// A neighbor solicitation or advertisement, its ICMPv6 message at `l4`; `to_us`: it is
@@ -100,18 +105,27 @@ impl<B: Buf> Worker<B> {
         let mac = me.mac;
         let (dst, eth_dst, flags) = if src.is_unspecified() {
             // DAD probe: answer to all-nodes, not solicited.
-            (
-                Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1),
-                [0x33, 0x33, 0, 0, 0, 1],
-                0x20,
-            )
+            (ALL_NODES, ALL_NODES_MAC, nd_flags::OVERRIDE)
         } else {
-            (src, pf.src_mac.octets(), 0x60)
+            (
+                src,
+                pf.src_mac.octets(),
+                nd_flags::SOLICITED | nd_flags::OVERRIDE,
+            )
         };
         let tags = vlan_tags(buf.data(), pf);
-        if local::ndp(&mut buf, true, eth_dst, mac, target, dst, target, flags)
-            && retag(&mut buf, &tags)
-        {
+        let ends = Ends {
+            eth_src: mac,
+            eth_dst,
+            src: target,
+            dst,
+        };
+        let na = NdiscRepr::NeighborAdvert {
+            flags,
+            target,
+            lladdr: Some(MacAddr(mac)),
+        };
+        if local::ndisc(&mut buf, &ends, &na) && retag(&mut buf, &tags) {
             self.counters.nd_adverts.inc();
             self.counters.tx.inc();
             (cx.out)(Out::Tx { port, buf });

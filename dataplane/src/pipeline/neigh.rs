@@ -3,18 +3,20 @@
 //! neighbor solicitations, the VIPs' announcements, and neighbor answers shared with the
 //! other workers.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::buf::Buf;
 use super::fam::Af;
-use super::local;
-use super::ndisc::ip6;
+use super::local::{self, Ends};
+use super::ndisc::{ip6, ALL_NODES, ALL_NODES_MAC};
 use super::path_counters::PathDrop;
 use super::presence::{port_source, Presence};
 use super::rewrite;
 use super::worker::{Cx, Out, Worker};
 use crate::addr::Family;
 use crate::l3::Resolve;
+use crate::wire::icmpv6::{nd_flags, NdiscRepr};
+use crate::wire::{ArpRepr, MacAddr};
 
 impl<B: Buf> Worker<B> {
     /// A neighbor answer to the appliance arrives at one worker (ARP is not hashed to
@@ -65,7 +67,8 @@ impl<B: Buf> Worker<B> {
                         continue;
                     };
                     let ip = Ipv4Addr::from(vip.0);
-                    if local::arp(&mut b, 1, [0xff; 6], p.mac, ip, [0; 6], ip) {
+                    let garp = ArpRepr::request(MacAddr(p.mac), ip, ip);
+                    if local::arp(&mut b, [0xff; 6], &garp) {
                         self.counters.tx.inc();
                         self.counters.announces.inc();
                         out(Out::Tx {
@@ -80,18 +83,19 @@ impl<B: Buf> Worker<B> {
                     let Some(mut b) = (self.alloc)() else {
                         continue;
                     };
-                    let all_nodes: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
                     let t = ip6(vip);
-                    if local::ndp(
-                        &mut b,
-                        true,
-                        [0x33, 0x33, 0, 0, 0, 1],
-                        p.mac,
-                        t,
-                        all_nodes,
-                        t,
-                        0x20,
-                    ) {
+                    let ends = Ends {
+                        eth_src: p.mac,
+                        eth_dst: ALL_NODES_MAC,
+                        src: t,
+                        dst: ALL_NODES,
+                    };
+                    let na = NdiscRepr::NeighborAdvert {
+                        flags: nd_flags::OVERRIDE,
+                        target: t,
+                        lladdr: Some(MacAddr(p.mac)),
+                    };
+                    if local::ndisc(&mut b, &ends, &na) {
                         self.counters.tx.inc();
                         self.counters.announces.inc();
                         out(Out::Tx {
@@ -184,10 +188,22 @@ impl<B: Buf> Worker<B> {
             return;
         };
         let ok = match (ip.to_ip(), src.to_ip()) {
-            (IpAddr::V4(t), IpAddr::V4(s)) => local::arp(&mut b, 1, [0xff; 6], p.mac, s, [0; 6], t),
+            (IpAddr::V4(t), IpAddr::V4(s)) => {
+                local::arp(&mut b, [0xff; 6], &ArpRepr::request(MacAddr(p.mac), s, t))
+            }
             (IpAddr::V6(t), IpAddr::V6(s)) => {
-                let (dst, mac) = local::solicited_node(t);
-                local::ndp(&mut b, false, mac, p.mac, s, dst, t, 0)
+                let (dst, eth_dst) = local::solicited_node(t);
+                let ends = Ends {
+                    eth_src: p.mac,
+                    eth_dst,
+                    src: s,
+                    dst,
+                };
+                let ns = NdiscRepr::NeighborSolicit {
+                    target: t,
+                    lladdr: Some(MacAddr(p.mac)),
+                };
+                local::ndisc(&mut b, &ends, &ns)
             }
             _ => false,
         };

@@ -14,7 +14,14 @@ use super::presence::TxOffloads;
 use super::worker::{Cx, Out, Worker};
 use crate::config::{TunConfig, TunCsum, TunKind};
 use crate::shard::Xmit;
-use crate::wire::{self, IpProtocol, ParsedFrame};
+use crate::wire::gre::{Packet as GrePacket, Repr as GreRepr};
+use crate::wire::gue::{Packet as GuePacket, Repr as GueRepr};
+use crate::wire::udp::{self, Repr as UdpRepr};
+use crate::wire::{self};
+use crate::wire::{
+    checksum, EtherType, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, ParsedFrame,
+    UdpPacket,
+};
 
 impl<B: Buf> Worker<B> {
     /// Encapsulate toward the dest and send (`check_mtu`: refuse a DF packet over the egress
@@ -95,37 +102,35 @@ fn encap<A: Af, B: Buf>(
         ident,
         offload,
     } = e;
-    let outer_ip = if A::V6 { 40 } else { 20 };
+    let outer_ip = if A::V6 {
+        wire::ipv6::HEADER_LEN
+    } else {
+        wire::ipv4::HEADER_LEN
+    };
     let gre_csum = tun.kind == TunKind::Gre && tun.csum == TunCsum::Csum;
     let extra = match tun.kind {
         TunKind::Ipip => 0,
-        TunKind::Gue => 8 + 4,
-        TunKind::Gre => 4 + if gre_csum { 4 } else { 0 },
+        TunKind::Gue => udp::HEADER_LEN + wire::gue::HEADER_LEN,
+        TunKind::Gre => GreRepr {
+            protocol: EtherType::IPV4,
+            checksum: gre_csum,
+        }
+        .header_len(),
     };
     let hdr = outer_ip + extra;
     let inner = buf
         .data()
         .get(l3..l3 + ip_len)
         .ok_or(EncapError::NoHeadroom)?;
-    let inner_df = if A::V6 {
-        true
-    } else {
-        inner.get(6).is_some_and(|b| b & 0x40 != 0)
-    };
-    let (tos, ttl) = if A::V6 {
-        let tc =
-            (inner.first().copied().unwrap_or(0) << 4) | (inner.get(1).copied().unwrap_or(0) >> 4);
-        (tc, inner.get(7).copied().unwrap_or(64))
-    } else {
-        (
-            inner.get(1).copied().unwrap_or(0),
-            inner.get(8).copied().unwrap_or(64),
-        )
-    };
+    let (inner_df, tos, ttl) = inner_fields::<A>(inner);
     if ip_len + hdr > usize::from(mtu) && inner_df {
         return Err(EncapError::TooBig(mtu.saturating_sub(hdr as u16)));
     }
-    let inner_proto: u8 = if A::V6 { 41 } else { 4 };
+    let inner_proto = if A::V6 {
+        IpProtocol::IPV6
+    } else {
+        IpProtocol::IPV4
+    };
     let need_udp_csum = tun.kind == TunKind::Gue && (A::V6 || tun.csum == TunCsum::Csum);
     // The NIC fills what the port offers (asked only now that nothing can fail but a
     // missing headroom, which drops the frame).
@@ -142,91 +147,109 @@ fn encap<A: Af, B: Buf>(
     // Move the L2 header to the new front.
     f.copy_within(hdr..hdr + l3, 0);
     let total = ip_len + hdr;
-    let o = &mut f[l3..l3 + hdr];
     let outer_proto = match tun.kind {
         TunKind::Ipip => inner_proto,
-        TunKind::Gue => 17,
-        TunKind::Gre => 47,
+        TunKind::Gue => IpProtocol::UDP,
+        TunKind::Gre => IpProtocol::GRE,
     };
-    match (src.to_ip(), dst.to_ip()) {
+    // The outer packet: its IP header, then the tunnel's headers and the inner packet.
+    let o = &mut f[l3..l3 + total];
+    let (s, d) = match (src.to_ip(), dst.to_ip()) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            o[0] = 0x45;
-            o[1] = tos;
-            o[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-            o[4..6].copy_from_slice(&ident.to_be_bytes());
-            o[6..8].copy_from_slice(&(if inner_df { 0x4000u16 } else { 0 }).to_be_bytes());
-            o[8] = ttl;
-            o[9] = outer_proto;
-            o[10..12].fill(0);
-            o[12..16].copy_from_slice(&s.octets());
-            o[16..20].copy_from_slice(&d.octets());
-            if !(offloaded && want.ip) {
-                let c = wire::checksum::finish(wire::checksum::sum(&o[..20]));
-                o[10..12].copy_from_slice(&c.to_be_bytes());
+            let repr = Ipv4Repr {
+                src_addr: s,
+                dst_addr: d,
+                protocol: outer_proto,
+                payload_len: total - outer_ip,
+                ttl,
+                tos,
+                ident,
+                dont_frag: inner_df,
+            };
+            let mut p = Ipv4Packet::new_unchecked(&mut o[..outer_ip]);
+            if offloaded && want.ip {
+                repr.emit_offloaded(&mut p);
+            } else {
+                repr.emit(&mut p);
             }
+            (IpAddr::V4(s), IpAddr::V4(d))
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
-            o[0] = 0x60 | (tos >> 4);
-            o[1] = tos << 4;
-            o[2..4].fill(0);
-            o[4..6].copy_from_slice(&((total - 40) as u16).to_be_bytes());
-            o[6] = outer_proto;
-            o[7] = ttl;
-            o[8..24].copy_from_slice(&s.octets());
-            o[24..40].copy_from_slice(&d.octets());
+            Ipv6Repr {
+                src_addr: s,
+                dst_addr: d,
+                next_header: outer_proto,
+                payload_len: total - outer_ip,
+                hop_limit: ttl,
+                traffic_class: tos,
+            }
+            .emit(&mut Ipv6Packet::new_unchecked(&mut o[..outer_ip]));
+            (IpAddr::V6(s), IpAddr::V6(d))
         }
         _ => return Err(EncapError::NoHeadroom),
-    }
-    let t = &mut o[outer_ip..];
+    };
+    let seg = &mut o[outer_ip..];
     match tun.kind {
         TunKind::Ipip => {}
         TunKind::Gue => {
-            // UDP: a source port from the flow for ECMP spread, the configured port, no checksum
-            // (IPVS sends GUE without one unless --tun-csum; v6 requires one: computed below).
-            let sport = 0xc000 | (ident & 0x3fff);
-            t[0..2].copy_from_slice(&sport.to_be_bytes());
-            t[2..4].copy_from_slice(&tun.port.to_be_bytes());
-            t[4..6].copy_from_slice(&((total - outer_ip) as u16).to_be_bytes());
-            t[6..8].fill(0);
-            // GUE header, version 0: no flags, no options, proto = the inner IP version.
-            t[8..12].copy_from_slice(&[0, inner_proto, 0, 0]);
-        }
-        TunKind::Gre => {
-            let proto: u16 = if A::V6 { 0x86dd } else { 0x0800 };
-            t[0..2].copy_from_slice(&(if gre_csum { 0x8000u16 } else { 0 }).to_be_bytes());
-            t[2..4].copy_from_slice(&proto.to_be_bytes());
-            if gre_csum {
-                t[4..8].fill(0);
+            // UDP: a source port from the flow for ECMP spread, the configured port, no
+            // checksum (IPVS sends GUE without one unless --tun-csum; v6 requires one).
+            UdpRepr {
+                src_port: 0xc000 | (ident & 0x3fff),
+                dst_port: tun.port,
+                payload_len: seg.len() - udp::HEADER_LEN,
+            }
+            .emit(&mut UdpPacket::new_unchecked(&mut seg[..]));
+            GueRepr {
+                protocol: inner_proto,
+            }
+            .emit(&mut GuePacket::new_unchecked(&mut seg[udp::HEADER_LEN..]));
+            if need_udp_csum {
+                let mut u = UdpPacket::new_unchecked(&mut seg[..]);
+                match (s, d) {
+                    // The NIC adds the datagram to the pseudo-header sum and complements.
+                    (IpAddr::V4(s), IpAddr::V4(d)) if offloaded && want.udp => {
+                        u.set_checksum(checksum::pseudo_header_v4(s, d, IpProtocol::UDP, u.len()))
+                    }
+                    (IpAddr::V6(s), IpAddr::V6(d)) if offloaded && want.udp => u.set_checksum(
+                        checksum::pseudo_header_v6(s, d, IpProtocol::UDP, u32::from(u.len())),
+                    ),
+                    (IpAddr::V4(s), IpAddr::V4(d)) => u.fill_checksum_v4(s, d),
+                    (IpAddr::V6(s), IpAddr::V6(d)) => u.fill_checksum_v6(s, d),
+                    _ => {}
+                }
             }
         }
-    }
-    if need_udp_csum || gre_csum {
-        let seg = &mut f[l3 + outer_ip..l3 + total];
-        if gre_csum {
-            let c = wire::checksum::finish(wire::checksum::sum(seg));
-            seg[4..6].copy_from_slice(&c.to_be_bytes());
-        } else {
-            let ph = match (src.to_ip(), dst.to_ip()) {
-                (IpAddr::V4(s), IpAddr::V4(d)) => {
-                    wire::checksum::pseudo_header_v4(s, d, IpProtocol::UDP, seg.len() as u16)
-                }
-                (IpAddr::V6(s), IpAddr::V6(d)) => {
-                    wire::checksum::pseudo_header_v6(s, d, IpProtocol::UDP, seg.len() as u32)
-                }
-                _ => 0,
-            };
-            let c = if offloaded && want.udp {
-                // The NIC adds the datagram to the pseudo-header sum and complements.
-                ph
-            } else {
-                wire::checksum::udp_encode(wire::checksum::finish(wire::checksum::combine(&[
-                    ph,
-                    wire::checksum::sum(seg),
-                ])))
-            };
-            seg[6..8].copy_from_slice(&c.to_be_bytes());
+        TunKind::Gre => {
+            let mut g = GrePacket::new_unchecked(&mut seg[..]);
+            GreRepr {
+                protocol: if A::V6 {
+                    EtherType::IPV6
+                } else {
+                    EtherType::IPV4
+                },
+                checksum: gre_csum,
+            }
+            .emit(&mut g);
+            g.fill_checksum();
         }
     }
     // The L2 header still says IPv4/IPv6 as before (same outer family).
     Ok(())
+}
+
+/// DF (always for IPv6, which routers never fragment), TOS / traffic class and TTL / hop
+/// limit of the inner packet, which the outer header copies.
+fn inner_fields<A: Af>(inner: &[u8]) -> (bool, u8, u8) {
+    if A::V6 {
+        match Ipv6Packet::new_checked(inner) {
+            Ok(p) => (true, p.traffic_class(), p.hop_limit()),
+            Err(_) => (true, 0, 64),
+        }
+    } else {
+        match Ipv4Packet::new_checked(inner) {
+            Ok(p) => (p.dont_frag(), p.dscp() << 2 | p.ecn(), p.ttl()),
+            Err(_) => (false, 0, 64),
+        }
+    }
 }

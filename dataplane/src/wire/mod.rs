@@ -24,6 +24,8 @@ pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod fast;
+pub mod gre;
+pub mod gue;
 pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;
@@ -102,10 +104,15 @@ pub struct IpProtocol(pub u8);
 impl IpProtocol {
     pub const HOP_BY_HOP: IpProtocol = IpProtocol(0);
     pub const ICMP: IpProtocol = IpProtocol(1);
+    /// IPv4 in IPv4 (IPIP).
+    pub const IPV4: IpProtocol = IpProtocol(4);
     pub const TCP: IpProtocol = IpProtocol(6);
     pub const UDP: IpProtocol = IpProtocol(17);
+    /// IPv6 in IP.
+    pub const IPV6: IpProtocol = IpProtocol(41);
     pub const IPV6_ROUTING: IpProtocol = IpProtocol(43);
     pub const IPV6_FRAGMENT: IpProtocol = IpProtocol(44);
+    pub const GRE: IpProtocol = IpProtocol(47);
     pub const ESP: IpProtocol = IpProtocol(50);
     pub const AH: IpProtocol = IpProtocol(51);
     pub const ICMPV6: IpProtocol = IpProtocol(58);
