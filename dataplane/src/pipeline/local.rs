@@ -108,44 +108,49 @@ pub fn ndisc<B: Buf>(b: &mut B, ends: &Ends<Ipv6Addr>, repr: &NdiscRepr) -> bool
     })
 }
 
-/// Turn an ICMP/ICMPv6 echo request (at `l3`, IP header length `ihl` for v4) into its reply
-/// in place: swap addresses and MACs, set the type, fix checksums. `l4` = ICMP offset.
+/// Turn an ICMP/ICMPv6 echo request (IP header at `l3`, ICMP message at `l4`) into its reply
+/// in place: MACs and addresses swapped, TTL / hop limit 64, the type set, checksums updated
+/// incrementally (an echo flood costs what a forwarded frame does). False if a header does
+/// not fit.
 pub fn echo_reply_in_place(f: &mut [u8], l3: usize, l4: usize, v6: bool) -> bool {
-    if f.len() < l4 + 8 || f.len() < 14 {
+    let Ok(mut eth) = EthernetFrame::new_checked(&mut f[..]) else {
+        return false;
+    };
+    let (src, dst) = (eth.src_addr(), eth.dst_addr());
+    eth.set_src_addr(dst);
+    eth.set_dst_addr(src);
+    let (Some(ip), Some(msg)) = (f.get(l3..), f.get(l4..)) else {
+        return false;
+    };
+    if msg.len() < icmpv4::HEADER_LEN || ip.len() < if v6 { IP6 } else { IP4 } {
         return false;
     }
-    let (d, s) = f.split_at_mut(6);
-    d.swap_with_slice(&mut s[..6]);
     if v6 {
-        if f.len() < l3 + 40 {
-            return false;
-        }
-        let (a, b) = f[l3 + 8..l3 + 40].split_at_mut(16);
-        a.swap_with_slice(b);
-        f[l3 + 7] = 64;
-        let old = u16::from_be_bytes([f[l4], f[l4 + 1]]);
-        f[l4] = 129;
-        let new = u16::from_be_bytes([f[l4], f[l4 + 1]]);
-        let c = u16::from_be_bytes([f[l4 + 2], f[l4 + 3]]);
+        let mut ip = Ipv6Packet::new_unchecked(&mut f[l3..]);
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        ip.set_src_addr(dst);
+        ip.set_dst_addr(src);
+        ip.set_hop_limit(64);
         // Swapping source and destination leaves the pseudo-header sum unchanged.
-        f[l4 + 2..l4 + 4].copy_from_slice(&checksum::update16(c, old, new).to_be_bytes());
+        let mut m = icmpv6::Packet::new_unchecked(&mut f[l4..]);
+        let old = u16::from_be_bytes([m.msg_type().0, m.msg_code()]);
+        m.set_msg_type(icmpv6::Message::ECHO_REPLY);
+        let new = u16::from_be_bytes([m.msg_type().0, m.msg_code()]);
+        m.set_checksum(checksum::update16(m.checksum(), old, new));
     } else {
-        if f.len() < l3 + 20 {
-            return false;
-        }
-        let (a, b) = f[l3 + 12..l3 + 20].split_at_mut(4);
-        a.swap_with_slice(b);
-        let ttl_word = u16::from_be_bytes([f[l3 + 8], f[l3 + 9]]);
-        let new_ttl = (64u16 << 8) | (ttl_word & 0xff);
-        f[l3 + 8..l3 + 10].copy_from_slice(&new_ttl.to_be_bytes());
-        let ipc = u16::from_be_bytes([f[l3 + 10], f[l3 + 11]]);
-        f[l3 + 10..l3 + 12]
-            .copy_from_slice(&checksum::update16(ipc, ttl_word, new_ttl).to_be_bytes());
-        let old = u16::from_be_bytes([f[l4], f[l4 + 1]]);
-        f[l4] = 0;
-        let new = u16::from_be_bytes([f[l4], f[l4 + 1]]);
-        let c = u16::from_be_bytes([f[l4 + 2], f[l4 + 3]]);
-        f[l4 + 2..l4 + 4].copy_from_slice(&checksum::update16(c, old, new).to_be_bytes());
+        let mut ip = Ipv4Packet::new_unchecked(&mut f[l3..]);
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        ip.set_src_addr(dst);
+        ip.set_dst_addr(src);
+        let old = u16::from_be_bytes([ip.ttl(), ip.protocol().0]);
+        ip.set_ttl(64);
+        let new = u16::from_be_bytes([ip.ttl(), ip.protocol().0]);
+        ip.set_checksum(checksum::update16(ip.checksum(), old, new));
+        let mut m = icmpv4::Packet::new_unchecked(&mut f[l4..]);
+        let old = u16::from_be_bytes([m.msg_type().0, m.msg_code()]);
+        m.set_msg_type(icmpv4::Message::ECHO_REPLY);
+        let new = u16::from_be_bytes([m.msg_type().0, m.msg_code()]);
+        m.set_checksum(checksum::update16(m.checksum(), old, new));
     }
     true
 }
@@ -313,5 +318,66 @@ mod tests {
         let mut t = Tiny::default();
         let req = ArpRepr::request(MacAddr::ZERO, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED);
         assert!(!arp(&mut t, [0; 6], &req));
+    }
+
+    #[test]
+    fn echo_replies_in_place_verify_both_families() {
+        use etherparse::{Icmpv4Type, Icmpv6Type, PacketBuilder};
+        let (a, b) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let mut v4 = Vec::new();
+        PacketBuilder::ethernet2(a, b)
+            .ipv4([10, 0, 0, 9], [10, 0, 0, 100], 5)
+            .icmpv4_echo_request(7, 1)
+            .write(&mut v4, b"ping")
+            .unwrap();
+        assert!(echo_reply_in_place(&mut v4, 14, 34, false));
+        let p = SlicedPacket::from_ethernet(&v4).unwrap();
+        let Some(NetSlice::Ipv4(ip)) = &p.net else {
+            panic!()
+        };
+        assert_eq!(ip.header().source(), [10, 0, 0, 100]);
+        assert_eq!(ip.header().ttl(), 64);
+        assert_eq!(
+            ip.header().header_checksum(),
+            ip.header().to_header().calc_header_checksum()
+        );
+        let Some(TransportSlice::Icmpv4(icmp)) = p.transport else {
+            panic!()
+        };
+        assert!(matches!(icmp.icmp_type(), Icmpv4Type::EchoReply(_)));
+        assert_eq!(
+            icmp.checksum(),
+            icmp.icmp_type().calc_checksum(icmp.payload())
+        );
+        assert_eq!(v4[..6], a);
+
+        let (s6, d6): ([u8; 16], [u8; 16]) = (
+            "fd00::9".parse::<Ipv6Addr>().unwrap().octets(),
+            "fd00::100".parse::<Ipv6Addr>().unwrap().octets(),
+        );
+        let mut v6 = Vec::new();
+        PacketBuilder::ethernet2(a, b)
+            .ipv6(s6, d6, 5)
+            .icmpv6_echo_request(7, 1)
+            .write(&mut v6, b"ping")
+            .unwrap();
+        assert!(echo_reply_in_place(&mut v6, 14, 54, true));
+        let p = SlicedPacket::from_ethernet(&v6).unwrap();
+        let Some(NetSlice::Ipv6(ip)) = &p.net else {
+            panic!()
+        };
+        assert_eq!((ip.header().source(), ip.header().hop_limit()), (d6, 64));
+        let Some(TransportSlice::Icmpv6(icmp)) = p.transport else {
+            panic!()
+        };
+        assert!(matches!(icmp.icmp_type(), Icmpv6Type::EchoReply(_)));
+        let want = icmp
+            .icmp_type()
+            .calc_checksum(d6, s6, icmp.payload())
+            .unwrap();
+        assert_eq!(icmp.checksum(), want);
+        // A message cut short is refused.
+        let mut short = v6[..60].to_vec();
+        assert!(!echo_reply_in_place(&mut short, 14, 54, true));
     }
 }
