@@ -9,8 +9,10 @@
 //! and variable parts (options, payloads) are cut to the buffer, whatever the setters wrote
 //! since. Getters are named after the field (`src_addr()`), setters add `set_` and need
 //! `T: AsMut<[u8]>`; checksummed headers have `verify_checksum*` and `fill_checksum*`. The
-//! few `Repr` types are owned, validated forms with `parse` / `emit`, for tests and the slow
-//! path (ARP replies, the IP header of an ICMP error), never for the per-packet path.
+//! `Repr` types are owned, validated forms with `parse` / `emit`: every header rvs builds is
+//! written by one (ARP and neighbor discovery, ICMP errors, a tunnel's outer IPv4/IPv6, UDP,
+//! GUE and GRE headers), on the slow paths and tunnels, never for the DR/NAT per-packet
+//! rewrites (those are `pipeline::rewrite`'s incremental updates).
 //!
 //! [`parse_frame`] walks one received frame (Ethernet, up to two VLAN tags, IPv4 or IPv6
 //! through its extension headers, then TCP, UDP, SCTP, ICMP or ICMPv6) into a
