@@ -32,6 +32,9 @@ pub struct Fam<A: Family, B> {
     /// Direct-mapped memo of route lookups (address -> its route), valid for as long as the
     /// worker's presence, which never changes after [`Worker::new`].
     routes: Box<[RouteMemo<A>]>,
+    /// The ports' addresses of this family, flat (the presence's, which never change), so
+    /// "is it for the appliance itself" is one short scan per packet.
+    locals: Box<[A]>,
 }
 
 /// Slots of a family's route memo (a power of two).
@@ -71,6 +74,23 @@ impl<A: Family, B> Fam<A, B> {
     }
 }
 
+impl<A: Af, B> Fam<A, B> {
+    /// Take the ports' addresses from the presence the worker runs with for good.
+    pub(super) fn set_locals(&mut self, pres: &Presence) {
+        self.locals = pres
+            .ports
+            .iter()
+            .flat_map(|p| A::port_addrs(p).iter().map(|&(a, _)| a))
+            .collect();
+    }
+
+    /// Whether `a` is one of the ports' addresses.
+    #[inline(always)]
+    pub(super) fn is_local(&self, a: A) -> bool {
+        self.locals.contains(&a)
+    }
+}
+
 impl<A: Family, B> Fam<A, B> {
     pub(super) fn new(
         cfg: Arc<Config<A>>,
@@ -93,6 +113,7 @@ impl<A: Family, B> Fam<A, B> {
             // Each family may use the worker's whole hold (`Worker::may_hold_fragment` caps the sum).
             early: FragHold::new(FRAG_HOLD_MAX, FRAG_HOLD_PER_DATAGRAM, FRAG_HOLD_MS),
             routes: vec![None; ROUTE_MEMO].into_boxed_slice(),
+            locals: Box::new([]),
         }
     }
 }

@@ -46,11 +46,7 @@ impl<B: Buf> Worker<B> {
         };
         // Strip Ethernet padding: the frame ends where the IP packet does.
         buf.trim(pf.l3_offset + ip.ip_len);
-        let local = cx
-            .pres
-            .ports
-            .iter()
-            .any(|p| A::port_addrs(p).iter().any(|&(a, _)| a == dst));
+        let local = A::fam(self).is_local(dst);
         let vip = A::fam(self).vips.contains(&dst);
         match ip.l4 {
             L4Summary::Icmp(s) => {

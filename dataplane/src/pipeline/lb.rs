@@ -110,12 +110,7 @@ impl<B: Buf> Worker<B> {
         (hint_in, hint_out): (u32, u32),
     ) {
         let (src, dst) = (V4(f.saddr), V4(f.daddr));
-        if cx
-            .pres
-            .ports
-            .iter()
-            .any(|p| p.addrs4.iter().any(|&(a, _)| a == dst))
-        {
+        if self.f4.is_local(dst) {
             return self.input(cx, buf);
         }
         buf.trim(wire::fast::Fast4::L3 + usize::from(f.ip_len));

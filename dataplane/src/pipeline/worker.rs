@@ -104,6 +104,8 @@ impl<B: Buf> Worker<B> {
                 now,
             ),
         };
+        w.f4.set_locals(&pres);
+        w.f6.set_locals(&pres);
         for &(ip, mac, port) in &pres.static4 {
             let _ = w.f4.neigh.add_static(ip, mac, port);
         }
