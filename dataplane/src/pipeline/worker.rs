@@ -8,7 +8,7 @@
 //! (parse and dispatch), `arp` and `ndisc` (the appliance's neighbor answers), `lb` (steering
 //! and the engine), `fragment`, `icmp`, `xmit` with `xmit_dr`, `xmit_nat` and `xmit_tunnel`
 //! (IPVS's forwarding methods), and `neigh` (next-hop resolution and output). What every step
-//! of one call shares travels as one [`Cx`].
+//! of one call shares travels as one `Cx`.
 
 use std::sync::Arc;
 
