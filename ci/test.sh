@@ -31,7 +31,7 @@ TMPDIR=$demo_tmp ./target/release/rvsd demo --clients 200 --flood 2000 >"$demo_t
 python3 ci/demo-check.py "$demo_tmp/out" "$(echo "$demo_tmp"/rvs-demo-*)" 200 2000
 rm -rf "$demo_tmp"
 echo "== control bench (one -e on every worker; a 10k-service --replace; a 100k-dest scrape)"
-RVS_BENCH_CHANGES=300 cargo bench --locked -q -p rvs-control --bench control
+RVS_BENCH_CHANGES=300 RVS_BENCH_STEADY_ROUNDS=1 cargo bench --locked -q -p rvs-control --bench control
 echo "== health bench (smoke: 1000 checkers against 1000 loopback listeners at delay_loop 1, one row each)"
 RVS_BENCH_SECONDS=1 RVS_BENCH_LOOPS=1 cargo bench --locked -q -p rvs-control --bench health
 echo "== netns (real kernel TCP through rvsd on net_af_packet: DR and NAT set up by rvsadm, a listener behind the exception path; keepalived health checks from the exception path, NAT and DR; BGP+BFD (BIRD) and management connects through a flood at the exception path's budget; a flood toward NAT dests that never answer)"

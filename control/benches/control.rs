@@ -64,6 +64,8 @@ fn big_rules(net: u8, services: u32, dests_per: u32) -> String {
 }
 
 fn main() {
+    // As rvsd: freed memory stays in the process (control/src/allocator.rs).
+    rvs_control::allocator::keep_freed_memory();
     let changes: usize = std::env::var("RVS_BENCH_CHANGES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -92,12 +94,22 @@ fn main() {
     .unwrap();
     let links: Vec<Arc<WorkerLink>> = (0..WORKERS).map(|_| Arc::new(WorkerLink::new(1))).collect();
     let stop = Arc::new(AtomicBool::new(false));
+    // As rvsd lays its threads out: the control thread on a housekeeping core (the first),
+    // the workers on the others (on a 2-core machine both on the second). Unpinned, two
+    // spinning workers took 70 % of the cycles and the control thread waited its turn.
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let worker_cores: Vec<_> = cores.iter().skip(1).copied().collect();
+    let control_core = cores.first().copied().filter(|_| !worker_cores.is_empty());
     let mut threads = Vec::new();
-    for (mut w, link) in ws.into_iter().zip(links.clone()) {
+    for (i, (mut w, link)) in ws.into_iter().zip(links.clone()).enumerate() {
         let stop = Arc::clone(&stop);
         let b = std::thread::Builder::new().name("bench-worker".into());
+        let pin = worker_cores.get(i % worker_cores.len().max(1)).copied();
         threads.push(
             b.spawn(move || {
+                if let Some(c) = pin {
+                    core_affinity::set_for_current(c);
+                }
                 let mut seen = 0;
                 let t0 = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
@@ -117,6 +129,9 @@ fn main() {
     let render_times = Arc::new(std::sync::Mutex::new(Vec::new()));
     let rt = Arc::clone(&render_times);
     let control = std::thread::spawn(move || {
+        if let Some(c) = control_core {
+            core_affinity::set_for_current(c);
+        }
         let mut ct = ControlThread::new(
             ctl,
             links,
@@ -223,6 +238,36 @@ fn main() {
             start.elapsed().as_secs_f64() * 1e3
         );
     }
+    // The same, once the heap is rvsd's steady one: each round replaces the whole set by 10k
+    // new services after the blocks of the set before were freed (bounded gc: 2048 a tick,
+    // so 100k in about 5 s). The first rounds above also pay for fresh memory: in a VM the
+    // kernel's zeroing of each new 2 MiB page dominates them (docs/benchmarks.md).
+    let steady: usize = std::env::var("RVS_BENCH_STEADY_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let mut took = Vec::new();
+    let mut net = 11;
+    for i in 0..steady {
+        net = 12 + (i % 2) as u8;
+        std::thread::sleep(Duration::from_secs(6));
+        let t = big_rules(net, 10_000, 10);
+        let start = Instant::now();
+        let r = request(&path, &Request::Replace { text: t });
+        assert!(matches!(r, Reply::Ok { .. }), "{r:?}");
+        took.push(start.elapsed());
+    }
+    if !took.is_empty() {
+        let all: Vec<String> = took
+            .iter()
+            .map(|t| format!("{:.1}", t.as_secs_f64() * 1e3))
+            .collect();
+        println!(
+            "--replace, 10k new services and 100k new dests, steady heap: {} ms (median {:.1} ms)",
+            all.join(", "),
+            pct(&mut took, 0.5).as_secs_f64() * 1e3
+        );
+    }
     let edits: usize = std::env::var("RVS_BENCH_EDITS_100K")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -230,7 +275,7 @@ fn main() {
     let mut lat = Vec::new();
     for i in 0..edits {
         let line = format!(
-            "-e -t 11.100.0.1:80 -r 172.16.0.1:8080 -m -w {}",
+            "-e -t {net}.100.0.1:80 -r 172.16.0.1:8080 -m -w {}",
             1 + i % 100
         );
         let t = Instant::now();

@@ -37,6 +37,17 @@ fn rules(net: u8, services: u32, dests: u32, w: u32) -> String {
     t
 }
 
+/// The process's resident size (`/proc/self/statm`), MiB.
+fn rss_mib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    (pages * 4096) >> 20
+}
+
 fn main() {
     rvs_control::allocator::keep_freed_memory();
     let mode = std::env::args().nth(1).unwrap_or_else(|| "fresh".into());
@@ -65,22 +76,27 @@ fn main() {
         _ => panic!("modes: fresh, same, edit"),
     };
     let mut step = |ctl: &mut Controller, req: Request, what: &str| {
+        let rss0 = rss_mib();
         let t = Instant::now();
         let Step::Publish(s) = ctl.handle(req) else {
             panic!("{what}: no snapshot")
         };
         let answer = t.elapsed();
+        let rss1 = rss_mib();
         let t = Instant::now();
         let old = w.set_configs(s.v4, s.v6, 0);
         let swap = t.elapsed();
+        let rss2 = rss_mib();
         drop(old);
         let t = Instant::now();
         let freed = ctl.stats_mut().gc();
         println!(
-            "{what}: controller {:.1} ms, a worker's swap {:.1} ms, gc of {freed} blocks {:.1} ms",
+            "{what}: controller {:.1} ms, a worker's swap {:.1} ms, gc of {freed} blocks {:.1} ms \
+             (resident {rss0} -> {rss1} -> {rss2} -> {} MiB)",
             answer.as_secs_f64() * 1e3,
             swap.as_secs_f64() * 1e3,
-            t.elapsed().as_secs_f64() * 1e3
+            t.elapsed().as_secs_f64() * 1e3,
+            rss_mib()
         );
     };
     if mode == "edit" {

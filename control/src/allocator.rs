@@ -9,6 +9,8 @@
 //! over eight rounds of `control/examples/replace_rounds.rs fresh`, against 333 and 0.13 s
 //! with purging off (docs/benchmarks.md). rvsd's resident size then stays at the high-water
 //! mark of its largest change, which the sizing of an appliance has to allow for anyway.
+// mimalloc's C options: the allowed `unsafe` of this file (workspace lint).
+#![allow(unsafe_code)]
 
 /// `mi_option_purge_delay` in mimalloc 3's `mimalloc.h` (the `libmimalloc-sys` we build has
 /// no constant for it); its default there is 1000 (ms, `src/options.c`), which [`keep_freed_memory`] checks

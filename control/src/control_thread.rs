@@ -4,6 +4,8 @@
 //! dest blocks and snapshots nobody holds). It drives a [`Controller`] (which decides) over
 //! [`WorkerLink`]s (which carry); it is the same with DPDK workers and with test workers on
 //! plain threads.
+// libc calls (poll, signals): the allowed `unsafe` of this file.
+#![allow(unsafe_code)]
 
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;

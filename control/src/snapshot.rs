@@ -4,8 +4,9 @@
 //! A service whose rule is the same as in the snapshot before is not converted, checked or
 //! given its blocks again: the new snapshot shares its `ServiceConfig` with the old one (one
 //! `Arc`). So a `-e` on a 100k-dest set builds one service, and a `--replace` with the same
-//! set builds none; the cost of a change follows what it changes, plus one comparison per
-//! service and the services' index.
+//! set builds none; the cost of a change follows what it changes, plus one pointer compare
+//! per service (services that stay in place are found by their place) and the engine's
+//! services index.
 //!
 //! The builder keeps, per service, the rule it was built from and the engine's service; when
 //! a snapshot is adopted it names the dests that left, which the registry retires and frees
@@ -47,12 +48,28 @@ pub struct Draft {
     pub v6: Config<V6>,
     /// Services converted for this draft (the others are shared with the snapshot before).
     pub rebuilt: usize,
-    built: Map<ServiceId, Built>,
+    /// Services new to the builder (not in the snapshot before).
+    pub new_services: usize,
+    /// Every service as built, in the rules' order.
+    order: Vec<Built>,
 }
 
+/// The services in force, as built, in the rules' order: a change that leaves a service
+/// where it was and untouched (rule sets share such services) finds it by its place and a
+/// pointer compare, so a `-e` on a 10k-service set hashes nothing; the id index is made
+/// only for changes that move services (`-D`, `--replace`), once.
 #[derive(Default)]
 pub struct SnapshotBuilder {
-    built: Map<ServiceId, Built>,
+    order: Vec<Built>,
+}
+
+/// `order`'s services by id.
+fn index_of(order: &[Built]) -> Map<ServiceId, usize> {
+    let mut m = Map::with_capacity_and_hasher(order.len(), Default::default());
+    for (i, b) in order.iter().enumerate() {
+        m.insert(b.rule.spec.id, i);
+    }
+    m
 }
 
 impl SnapshotBuilder {
@@ -76,6 +93,23 @@ impl SnapshotBuilder {
         draft
     }
 
+    /// The service built before for the service at `i` of the new rules, if any: by its
+    /// place, else by its id.
+    fn before<'a>(
+        &'a self,
+        i: usize,
+        s: &Arc<Service>,
+        index: &mut Option<Map<ServiceId, usize>>,
+    ) -> Option<&'a Built> {
+        if let Some(b) = self.order.get(i) {
+            if Arc::ptr_eq(&b.rule, s) || b.rule.spec.id == s.spec.id {
+                return Some(b);
+            }
+        }
+        let index = index.get_or_insert_with(|| index_of(&self.order));
+        index.get(&s.spec.id).and_then(|&j| self.order.get(j))
+    }
+
     fn build_with(
         &self,
         rules: &RuleSet,
@@ -84,23 +118,25 @@ impl SnapshotBuilder {
         made: &mut Vec<DestId>,
     ) -> Result<Draft, RuleError> {
         let sysctl = rules.sysctl_over(base.sysctl.clone())?;
-        let mut built: Map<ServiceId, Built> =
-            Map::with_capacity_and_hasher(rules.services.len(), Default::default());
-        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        let mut index = None;
         // Room for the blocks of the services new to the builder, made at once rather than
         // by doubling (a 100k-dest set new to rvsd moved its registry three times).
-        let new_dests = rules
-            .services
-            .iter()
-            .filter(|s| !self.built.contains_key(&s.spec.id))
-            .map(|s| s.dests.len())
-            .sum();
+        let (mut new_services, mut new_dests) = (0, 0);
+        for (i, s) in rules.services.iter().enumerate() {
+            if self.before(i, s, &mut index).is_none() {
+                new_services += 1;
+                new_dests += s.dests.len();
+            }
+        }
         stats.reserve(new_dests);
+        let mut order = Vec::with_capacity(rules.services.len());
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
         let mut rebuilt = 0;
-        for s in &rules.services {
+        for (i, s) in rules.services.iter().enumerate() {
             let id = s.spec.id;
-            let b = match self.built.get(&id) {
-                Some(b) if *b.rule == *s => b.clone(),
+            let b = match self.before(i, s, &mut index) {
+                // The same rule (by pointer for the services a change did not touch).
+                Some(b) if b.rule == *s => b.clone(),
                 _ => {
                     rebuilt += 1;
                     let config = if id.is_v6() {
@@ -111,7 +147,7 @@ impl SnapshotBuilder {
                         Engine::V4(Arc::new(with_blocks(c, id, stats, made)))
                     };
                     Built {
-                        rule: Arc::new(s.clone()),
+                        rule: Arc::clone(s),
                         config,
                     }
                 }
@@ -120,7 +156,7 @@ impl SnapshotBuilder {
                 Engine::V4(c) => v4.push(Arc::clone(c)),
                 Engine::V6(c) => v6.push(Arc::clone(c)),
             }
-            built.insert(id, b);
+            order.push(b);
         }
         let err = |e: ConfigError| RuleError {
             line: 0,
@@ -136,17 +172,27 @@ impl SnapshotBuilder {
             v4,
             v6,
             rebuilt,
-            built,
+            new_services,
+            order,
         })
     }
 
     /// The draft's snapshots are in force: its services are what the next change is
     /// compared with. Returns the dests that left the rules (for the registry to retire).
     pub fn adopt(&mut self, draft: &mut Draft) -> Vec<DestId> {
-        let next = std::mem::take(&mut draft.built);
+        let next = std::mem::take(&mut draft.order);
+        let mut index = None;
         let mut left = Vec::new();
-        for (id, old) in &self.built {
-            match next.get(id) {
+        for (i, old) in self.order.iter().enumerate() {
+            let new = match next.get(i) {
+                Some(n) if n.rule.spec.id == old.rule.spec.id => Some(n),
+                _ => index
+                    .get_or_insert_with(|| index_of(&next))
+                    .get(&old.rule.spec.id)
+                    .and_then(|&j| next.get(j)),
+            };
+            let id = old.rule.spec.id;
+            match new {
                 Some(new) if Arc::ptr_eq(&new.rule, &old.rule) => {}
                 Some(new) => {
                     let stay: Set<(IpAddr, u16)> =
@@ -156,13 +202,13 @@ impl SnapshotBuilder {
                             .dests
                             .iter()
                             .filter(|d| !stay.contains(&(d.addr, d.port)))
-                            .map(|d| (*id, d.addr, d.port)),
+                            .map(|d| (id, d.addr, d.port)),
                     );
                 }
-                None => left.extend(old.rule.dests.iter().map(|d| (*id, d.addr, d.port))),
+                None => left.extend(old.rule.dests.iter().map(|d| (id, d.addr, d.port))),
             }
         }
-        self.built = next;
+        self.order = next;
         left
     }
 }
@@ -241,6 +287,33 @@ mod tests {
         assert!(Arc::ptr_eq(old.as_ref().unwrap(), new.as_ref().unwrap()));
         // The index is the new snapshot's own.
         assert_eq!(e.v4.services.len(), 2);
+    }
+
+    #[test]
+    fn services_that_move_are_found_by_their_id() {
+        let mut stats = StatsRegistry::new(2);
+        let mut b = SnapshotBuilder::new();
+        let first = build(&mut b, RULES, &mut stats);
+        // -D of the first service moves the others up a place: nothing to rebuild.
+        let rules = RuleSet::from_text(RULES).unwrap();
+        let id = rules.services[0].spec.id;
+        let fewer = rules
+            .apply(&crate::rules::Command::DeleteService(id))
+            .unwrap();
+        let mut d = b.build(&fewer, &base(), &mut stats).unwrap();
+        assert_eq!((d.rebuilt, d.new_services), (0, 0));
+        assert!(Arc::ptr_eq(&first.v4.services[1], &d.v4.services[0]));
+        let left = b.adopt(&mut d);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].0, id);
+        stats.retire(left);
+        // The same services in another order (a --replace): found by id, none rebuilt.
+        let reordered = "-A -u [fd00::1]:53\n-a -u [fd00::1]:53 -r [fd00::11] -g\n\
+                         -A -t 10.0.0.2:80 -s wlc\n-a -t 10.0.0.2:80 -r 10.0.0.12 -g\n\
+                         -A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.0.11 -g\n";
+        let again = build(&mut b, reordered, &mut stats);
+        assert_eq!(again.rebuilt, 1, "only the service -D took is new again");
+        assert_eq!(again.new_services, 1);
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //!
 //! Reading a connection's requests is the control thread's loop (`control_thread`); this
 //! module only binds, accepts and checks.
+// libc calls (group lookup, euid, SO_PEERCRED): the allowed `unsafe` of this file.
+#![allow(unsafe_code)]
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;

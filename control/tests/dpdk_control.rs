@@ -12,6 +12,8 @@
 //! - at the end every frame that came in went out or was counted as a drop.
 //!
 //! One rvsd per test file (it owns the EAL's devices); the test drives the real binaries.
+// `kill` to signal the rvsd under test.
+#![allow(unsafe_code)]
 
 mod common;
 

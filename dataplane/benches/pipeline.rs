@@ -83,8 +83,7 @@ fn worker(fwd: Fwd, capacity: u32, sysctl: Sysctl) -> Worker<VecBuf> {
             capacity,
             ..ShardParams::default()
         },
-        Arc::new(cfg),
-        Arc::new(Config::<V6>::default()),
+        (Arc::new(cfg), Arc::new(Config::<V6>::default())),
         Arc::new(pres),
         Box::new(|| Some(VecBuf::empty())),
         0,

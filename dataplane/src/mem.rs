@@ -3,6 +3,8 @@
 //! 4 KiB pages nearly every one also misses the TLB. On DPDK hosts the same tables can later
 //! come from the EAL's hugepage memory; this is the fallback that also serves tests and
 //! `rvsd simulate`.
+// `madvise` on the tables' own memory: the engine's one allowed `unsafe`.
+#![allow(unsafe_code)]
 
 const HUGE: usize = 2 << 20;
 

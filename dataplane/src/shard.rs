@@ -310,18 +310,32 @@ impl<A: Family> Shard<A> {
     /// Returns the snapshot it replaced, for the caller to free (a worker hands it back to
     /// the control thread rather than free it between bursts).
     pub fn set_config(&mut self, cfg: Arc<Config<A>>, now: u64) -> Arc<Config<A>> {
-        // Which old service each new one is, when shared.
-        let old_at: HashMap<*const ServiceConfig<A>, usize, BuildHasherDefault<FastHasher>> = self
-            .cfg
-            .services
-            .iter()
-            .enumerate()
-            .map(|(j, s)| (Arc::as_ptr(s), j))
-            .collect();
+        // Which old service each new one is, when shared: at the same place (a change that
+        // moves no service: one pointer compare each), else by pointer through an index
+        // made once.
+        let mut old_at: Option<
+            HashMap<*const ServiceConfig<A>, usize, BuildHasherDefault<FastHasher>>,
+        > = None;
         let kept: Vec<Option<usize>> = cfg
             .services
             .iter()
-            .map(|s| old_at.get(&Arc::as_ptr(s)).copied())
+            .enumerate()
+            .map(|(i, s)| {
+                if self.cfg.services.get(i).is_some_and(|o| Arc::ptr_eq(o, s)) {
+                    return Some(i);
+                }
+                old_at
+                    .get_or_insert_with(|| {
+                        self.cfg
+                            .services
+                            .iter()
+                            .enumerate()
+                            .map(|(j, s)| (Arc::as_ptr(s), j))
+                            .collect()
+                    })
+                    .get(&Arc::as_ptr(s))
+                    .copied()
+            })
             .collect();
         let mut old_svcs: Vec<Option<SvcState>> = std::mem::take(&mut self.svcs)
             .into_iter()
@@ -332,6 +346,7 @@ impl<A: Family> Shard<A> {
             is_kept[j] = true;
         }
         // Detach the dests of the services that are not kept, copying their live loads out.
+        let mut detached = Vec::new();
         for (j, st) in old_svcs.iter().enumerate() {
             let Some(st) = st.as_ref().filter(|_| !is_kept[j]) else {
                 continue;
@@ -341,18 +356,23 @@ impl<A: Family> Shard<A> {
                 d.detached = load;
                 d.svc = NIL;
                 d.pos = NIL;
+                detached.push(slot);
             }
         }
         let mut svcs = Vec::with_capacity(cfg.services.len());
         // Dests whose counter block is new to them (their counts go there).
         let mut moved = Vec::new();
         for (si, svc) in cfg.services.iter().enumerate() {
-            if let Some(st) = kept[si].and_then(|j| old_svcs[j].take()) {
-                for &slot in &st.slots {
-                    self.dests[slot as usize].svc = si as u32;
+            if let Some(j) = kept[si] {
+                if let Some(st) = old_svcs[j].take() {
+                    if j != si {
+                        for &slot in &st.slots {
+                            self.dests[slot as usize].svc = si as u32;
+                        }
+                    }
+                    svcs.push(st);
+                    continue;
                 }
-                svcs.push(st);
-                continue;
             }
             let mut loads = Vec::with_capacity(svc.dests.len());
             let mut slots = Vec::with_capacity(svc.dests.len());
@@ -402,14 +422,22 @@ impl<A: Family> Shard<A> {
             });
         }
         self.svcs = svcs;
+        let nodest_on = cfg.sysctl.expire_nodest_conn && !self.cfg.sysctl.expire_nodest_conn;
         let old = std::mem::replace(&mut self.cfg, cfg);
-        // Dests that left the config: free the unreferenced, expire conns if asked.
+        // Dests that left the config (detached now and not attached again): free the
+        // unreferenced, expire conns if asked. (A dest detached before with conns is freed
+        // when its last conn goes; when expire_nodest_conn is newly on, its conns go now.)
         let mut removed_with_conns = false;
-        for i in 0..self.dests.len() {
-            let d = &self.dests[i];
+        let left: Vec<u32> = if nodest_on {
+            (0..self.dests.len() as u32).collect()
+        } else {
+            detached
+        };
+        for &i in &left {
+            let d = &self.dests[i as usize];
             if d.in_use && d.svc == NIL {
                 if d.refs == 0 {
-                    self.free_dest(i as u32);
+                    self.free_dest(i);
                 } else {
                     removed_with_conns = true;
                 }
@@ -420,9 +448,15 @@ impl<A: Family> Shard<A> {
             let gone: Vec<bool> = dests.iter().map(|d| d.in_use && d.svc == NIL).collect();
             self.flush_where(now, |c| gone.get(c.dest() as usize) == Some(&true));
         }
-        // Thresholds may have changed: each dest's overload flag from its share; a dest that
-        // got a new block has its counts published there.
-        self.refresh_overload();
+        // Thresholds may have changed where services were rebuilt: those dests' overload
+        // flags from their shares (a kept service's dests keep theirs: same thresholds, same
+        // blocks); a dest that got a new block has its counts published there.
+        for (si, _) in kept.iter().enumerate().filter(|(_, k)| k.is_none()) {
+            for k in 0..self.svcs[si].slots.len() {
+                let slot = self.svcs[si].slots[k];
+                self.refresh_overload_of(slot as usize);
+            }
+        }
         for slot in moved {
             self.publish_load(slot);
         }
@@ -476,24 +510,29 @@ impl<A: Family> Shard<A> {
     /// config swap or a rebalance of the shares by the control thread).
     pub fn refresh_overload(&mut self) {
         for i in 0..self.dests.len() {
-            let d = &self.dests[i];
-            if !d.in_use || d.svc == NIL {
-                continue;
-            }
-            let l = self.load(i as u32);
-            let total = l.active + l.inactive;
-            let upper = self.thresholds(i as u32).0;
-            // As __ip_vs_update_dest: a raised (or cleared) upper threshold clears the
-            // overload; a worker's grown share is such a raise.
-            let raised = upper.is_none_or(|u| u > self.dests[i].judged_upper);
-            let over = match upper {
-                None => false,
-                Some(u) if total >= u => true,
-                Some(_) => l.overloaded && !raised && !self.may_leave_overload(i as u32, total),
-            };
-            self.dests[i].judged_upper = upper.unwrap_or(0);
-            self.load_mut(i as u32).overloaded = over;
+            self.refresh_overload_of(i);
         }
+    }
+
+    /// [`Self::refresh_overload`] for one dest slot.
+    fn refresh_overload_of(&mut self, i: usize) {
+        let d = &self.dests[i];
+        if !d.in_use || d.svc == NIL {
+            return;
+        }
+        let l = self.load(i as u32);
+        let total = l.active + l.inactive;
+        let upper = self.thresholds(i as u32).0;
+        // As __ip_vs_update_dest: a raised (or cleared) upper threshold clears the
+        // overload; a worker's grown share is such a raise.
+        let raised = upper.is_none_or(|u| u > self.dests[i].judged_upper);
+        let over = match upper {
+            None => false,
+            Some(u) if total >= u => true,
+            Some(_) => l.overloaded && !raised && !self.may_leave_overload(i as u32, total),
+        };
+        self.dests[i].judged_upper = upper.unwrap_or(0);
+        self.load_mut(i as u32).overloaded = over;
     }
 
     fn free_dest(&mut self, i: u32) {

@@ -156,13 +156,17 @@ pub fn synflood(p: &SynfloodParams) -> Result<SynfloodReport, ConfigError> {
     let mut rng = Rng::new(p.seed.wrapping_mul(0x2545_F491_4F6C_DD1D));
 
     let end = FLOOD_START_MS + p.seconds * 1000;
-    let mut events: BinaryHeap<Reverse<(u64, Ev)>> = BinaryHeap::new();
+    let mut legit = Legit {
+        events: BinaryHeap::new(),
+        first_dest: vec![None; p.legit as usize],
+        kept: vec![true; p.legit as usize],
+    };
     for c in 0..p.legit {
         let t = rng.below(FLOOD_START_MS - 10_000);
-        events.push(Reverse((t, Ev::Open(c, 1024 + rng.below(60_000) as u16))));
+        legit
+            .events
+            .push(Reverse((t, Ev::Open(c, 1024 + rng.below(60_000) as u16))));
     }
-    let mut first_dest: Vec<Option<V4>> = vec![None; p.legit as usize];
-    let mut kept: Vec<bool> = vec![true; p.legit as usize];
     let mut rep = SynfloodReport {
         capacity: p.capacity,
         legit_clients: p.legit,
@@ -177,7 +181,7 @@ pub fn synflood(p: &SynfloodParams) -> Result<SynfloodReport, ConfigError> {
         u64::MAX
     };
     loop {
-        let next_ev = events.peek().map(|Reverse((t, _))| *t);
+        let next_ev = legit.events.peek().map(|Reverse((t, _))| *t);
         let flood_t = next_flood_us / 1000;
         let t = match next_ev {
             Some(te) if te <= flood_t => te,
@@ -190,19 +194,10 @@ pub fn synflood(p: &SynfloodParams) -> Result<SynfloodReport, ConfigError> {
         rep.templates_max = rep.templates_max.max(counters.templates.get());
         rep.conns_max = rep.conns_max.max(counters.conns.get());
         if next_ev == Some(t) {
-            let Some(Reverse((_, ev))) = events.pop() else {
+            let Some(Reverse((_, ev))) = legit.events.pop() else {
                 break;
             };
-            legit_step(
-                &mut shard,
-                &mut events,
-                &mut rep,
-                &mut first_dest,
-                &mut kept,
-                &mut rng,
-                ev,
-                t,
-            );
+            legit.step(&mut shard, &mut rep, &mut rng, ev, t);
         } else {
             let mut src = rng.next_u32();
             while is_legit_range(src) {
@@ -229,9 +224,10 @@ pub fn synflood(p: &SynfloodParams) -> Result<SynfloodReport, ConfigError> {
         0.0
     };
     rep.syn_recv_survival_expected = (31.0f64 / 32.0).powi(syn_recv_s as i32);
-    rep.legit_clients_kept_dest = kept
+    rep.legit_clients_kept_dest = legit
+        .kept
         .iter()
-        .zip(&first_dest)
+        .zip(&legit.first_dest)
         .filter(|(k, f)| **k && f.is_some())
         .count() as u32;
     rep.drops = DropReason::ALL
@@ -241,58 +237,70 @@ pub fn synflood(p: &SynfloodParams) -> Result<SynfloodReport, ConfigError> {
     Ok(rep)
 }
 
-/// One step of a legit client's short connection: SYN, ACK, three data packets, then a
-/// FIN exchange (even clients) or a RST (odd clients); a new one 60 s after the last open.
-#[allow(clippy::too_many_arguments)]
-fn legit_step(
-    shard: &mut Shard<V4>,
-    events: &mut BinaryHeap<Reverse<(u64, Ev)>>,
-    rep: &mut SynfloodReport,
-    first_dest: &mut [Option<V4>],
-    kept: &mut [bool],
-    rng: &mut Rng,
-    ev: Ev,
-    t: u64,
-) {
-    let vip = V4(VIP);
-    let (c, sport, step) = match ev {
-        Ev::Open(c, sport) => {
-            events.push(Reverse((
-                t + 60_000,
-                Ev::Open(c, 1024 + rng.below(60_000) as u16),
-            )));
-            (c, sport, 0u8)
-        }
-        Ev::Step(c, sport, s) => (c, sport, s),
-    };
-    let fin_close = c % 2 == 0;
-    let flags = match step {
-        0 => tcp::SYN,
-        1..=4 => tcp::ACK,
-        5 if fin_close => tcp::FIN | tcp::ACK,
-        5 => tcp::RST,
-        _ => tcp::ACK,
-    };
-    let v = shard.process(&Packet::tcp(legit_addr(c), sport, vip, VPORT, flags), t);
-    match v {
-        Verdict::Xmit(x) => {
-            if step == 0 {
-                rep.legit_conns_ok += 1;
-                let d = &mut first_dest[c as usize];
-                match d {
-                    None => *d = Some(x.daddr),
-                    Some(f) if *f != x.daddr => kept[c as usize] = false,
-                    _ => {}
+/// The legit clients: their next steps, and the dest each one's first conn went to (and
+/// whether every later one went there too).
+struct Legit {
+    events: BinaryHeap<Reverse<(u64, Ev)>>,
+    first_dest: Vec<Option<V4>>,
+    kept: Vec<bool>,
+}
+
+impl Legit {
+    /// One step of a legit client's short connection: SYN, ACK, three data packets, then a
+    /// FIN exchange (even clients) or a RST (odd clients); a new one 60 s after the last open.
+    fn step(
+        &mut self,
+        shard: &mut Shard<V4>,
+        rep: &mut SynfloodReport,
+        rng: &mut Rng,
+        ev: Ev,
+        t: u64,
+    ) {
+        let Legit {
+            events,
+            first_dest,
+            kept,
+        } = self;
+        let vip = V4(VIP);
+        let (c, sport, step) = match ev {
+            Ev::Open(c, sport) => {
+                events.push(Reverse((
+                    t + 60_000,
+                    Ev::Open(c, 1024 + rng.below(60_000) as u16),
+                )));
+                (c, sport, 0u8)
+            }
+            Ev::Step(c, sport, s) => (c, sport, s),
+        };
+        let fin_close = c % 2 == 0;
+        let flags = match step {
+            0 => tcp::SYN,
+            1..=4 => tcp::ACK,
+            5 if fin_close => tcp::FIN | tcp::ACK,
+            5 => tcp::RST,
+            _ => tcp::ACK,
+        };
+        let v = shard.process(&Packet::tcp(legit_addr(c), sport, vip, VPORT, flags), t);
+        match v {
+            Verdict::Xmit(x) => {
+                if step == 0 {
+                    rep.legit_conns_ok += 1;
+                    let d = &mut first_dest[c as usize];
+                    match d {
+                        None => *d = Some(x.daddr),
+                        Some(f) if *f != x.daddr => kept[c as usize] = false,
+                        _ => {}
+                    }
+                }
+                let last = if fin_close { 6 } else { 5 };
+                if step < last {
+                    events.push(Reverse((t + 2, Ev::Step(c, sport, step + 1))));
                 }
             }
-            let last = if fin_close { 6 } else { 5 };
-            if step < last {
-                events.push(Reverse((t + 2, Ev::Step(c, sport, step + 1))));
-            }
-        }
-        _ => {
-            if step == 0 {
-                rep.legit_conns_failed += 1;
+            _ => {
+                if step == 0 {
+                    rep.legit_conns_failed += 1;
+                }
             }
         }
     }

@@ -112,8 +112,7 @@ fn worker(budget_pps: u32, fwd: Fwd) -> Worker<VecBuf> {
             capacity: 1 << 16,
             ..Default::default()
         },
-        Arc::new(services(fwd)),
-        Arc::new(Config::<V6>::default()),
+        (Arc::new(services(fwd)), Arc::new(Config::<V6>::default())),
         presence(budget_pps),
         Box::new(|| Some(VecBuf::empty())),
         0,

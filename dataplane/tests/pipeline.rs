@@ -152,8 +152,7 @@ fn worker(cfg4: Config<V4>, cfg6: Config<V6>, id: u32, workers: u32) -> Worker<V
             capacity: 1024,
             ..Default::default()
         },
-        Arc::new(cfg4),
-        Arc::new(cfg6),
+        (Arc::new(cfg4), Arc::new(cfg6)),
         presence(),
         Box::new(|| Some(VecBuf::empty())),
         0,
@@ -470,8 +469,7 @@ fn tunnel_checksums_go_to_the_nic_when_the_port_offers_them() {
                     capacity: 1024,
                     ..Default::default()
                 },
-                Arc::new(cfg4.clone()),
-                Arc::new(cfg6.clone()),
+                (Arc::new(cfg4.clone()), Arc::new(cfg6.clone())),
                 presence_with(offer),
                 Box::new(|| Some(NicBuf(VecBuf::empty(), None))),
                 0,
@@ -959,16 +957,17 @@ fn ipv6_dr_and_neighbor_solicitation() {
     // A neighbor solicitation for the VIP is answered with an advertisement.
     let (sn, sn_mac) = rvs_dataplane::pipeline::local::solicited_node(vip6);
     let mut b = VecBuf::empty();
-    assert!(rvs_dataplane::pipeline::local::ndp(
-        &mut b,
-        false,
-        sn_mac,
-        CLIENT_MAC,
-        "fd00::9".parse().unwrap(),
-        sn,
-        vip6,
-        0
-    ));
+    let ends = rvs_dataplane::pipeline::local::Ends {
+        eth_src: CLIENT_MAC,
+        eth_dst: sn_mac,
+        src: "fd00::9".parse().unwrap(),
+        dst: sn,
+    };
+    let ns = rvs_dataplane::wire::icmpv6::NdiscRepr::NeighborSolicit {
+        target: vip6,
+        lladdr: Some(rvs_dataplane::wire::MacAddr(CLIENT_MAC)),
+    };
+    assert!(rvs_dataplane::pipeline::local::ndisc(&mut b, &ends, &ns));
     let out = tx(run(&mut w, &[b.data().to_vec()], 2));
     let p = SlicedPacket::from_ethernet(&out[0]).unwrap();
     let Some(TransportSlice::Icmpv6(icmp)) = p.transport else {

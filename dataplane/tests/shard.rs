@@ -525,6 +525,44 @@ fn no_available_dest_is_counted() {
 }
 
 #[test]
+fn expire_nodest_conn_turned_on_later_expires_the_conns_of_a_dest_removed_before() {
+    let off = Sysctl::default();
+    let on = Sysctl {
+        expire_nodest_conn: true,
+        ..Sysctl::default()
+    };
+    let two = vec![
+        dest("10.1.0.1", 1, Fwd::Droute),
+        dest("10.1.0.2", 1, Fwd::Droute),
+    ];
+    let mut s = shard(
+        vec![tcp_svc(VIP, SchedKind::Rr, two, 0, 32)],
+        off.clone(),
+        64,
+    );
+    let a = xmit(s.process(&pkt("1.1.1.1", 1000, tcp::SYN), 0));
+    s.process(&pkt("1.1.1.1", 1000, tcp::ACK), 1);
+    let keep = if a.daddr == v4("10.1.0.1") {
+        "10.1.0.2"
+    } else {
+        "10.1.0.1"
+    };
+    let only = |sysctl: Sysctl| {
+        let svc = tcp_svc(VIP, SchedKind::Rr, vec![dest(keep, 1, Fwd::Droute)], 0, 32);
+        Arc::new(Config::new(vec![svc], sysctl).unwrap())
+    };
+    s.set_config(only(off), 2);
+    assert!(
+        s.conn(a.conn).is_some(),
+        "held while expire_nodest_conn is off"
+    );
+    // The same service (rebuilt: another snapshot) with the sysctl on: the conn goes.
+    s.set_config(only(on), 3);
+    assert!(s.conn(a.conn).is_none());
+    assert!(s.dest_counts(key(VIP), a.daddr, 80).is_none());
+}
+
+#[test]
 fn upper_threshold_overloads_a_dest_until_it_falls_below_the_lower() {
     let mut d1 = dest("10.1.0.1", 1, Fwd::Droute);
     d1.u_threshold = 2;

@@ -3,6 +3,8 @@
 //! a thousand descriptors beside rvsd's own, and systemd starts a service with a soft limit
 //! of 1024. As keepalived does (`set_checker_max_fds`), the soft limit is raised to what the
 //! checkers need, up to the hard limit.
+// getrlimit/setrlimit: the allowed `unsafe` of this file.
+#![allow(unsafe_code)]
 
 /// Descriptors for rvsd itself (DPDK, the control socket and its clients, /metrics, logs).
 const OWN: u64 = 1024;

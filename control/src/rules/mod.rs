@@ -36,7 +36,10 @@
 //! # Where each part lives
 //! - `model`: what a command names and sets ([`ServiceId`], [`ServiceSpec`], [`Dest`],
 //!   [`Command`], ...), with its ipvsadm line form (`Display`).
-//! - `parse`: the ipvsadm option table and the line parser ([`parse_line`], [`parse_rules`]).
+//! - `parse`: the ipvsadm option table and the line parser ([`parse_line`], [`parse_rules`]);
+//!   `parse/saved_form.rs` reads the two forms ipvsadm-save writes for nearly every line of a
+//!   large file (`-A -t ... -s ...`, `-a -t ... -r ... -m -w N`) without the getopt, leaving
+//!   every other line and every error to it (the two agree: a proptest).
 //! - `validate`: the checks a service and a real server pass, shared by the parser, the rule
 //!   set and the engine conversion.
 //! - `ruleset`: [`RuleSet`]: commands applied with the kernel's checks, and its save form.

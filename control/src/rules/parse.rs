@@ -512,6 +512,14 @@ fn cmd_name(cmd: Opt) -> &'static str {
 
 /// Parse one ipvsadm line. Blank and comment lines give `None`. Errors name the option.
 pub fn parse_line(line: &str) -> Result<Option<Command>, RuleError> {
+    if let Some(c) = saved_form::line(line) {
+        return Ok(Some(c));
+    }
+    general_line(line)
+}
+
+/// [`parse_line`] through the getopt, whatever the line's form.
+fn general_line(line: &str) -> Result<Option<Command>, RuleError> {
     let w = words(line);
     if w.is_empty() {
         return Ok(None);
@@ -823,5 +831,6 @@ fn parse_tunnel(given: &[Given], d: &mut Dest) -> Result<(), String> {
     Ok(())
 }
 
+mod saved_form;
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hash::BuildHasherDefault;
+use std::sync::Arc;
 
 use rvs_dataplane::config::FastHasher;
 use rvs_dataplane::proto::MAX_TIMEOUT_S;
@@ -15,8 +16,11 @@ use super::{parse_line, RuleError};
 /// The services and `--set` timeouts that a sequence of commands built.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct RuleSet {
-    /// In the order they were added.
-    pub services: Vec<Service>,
+    /// In the order they were added. Shared between the sets a change makes from one
+    /// another (a change copies only the services it touches), so that cloning a 10k-service
+    /// set for a `-e`, comparing it with the set in force and building its snapshot cost
+    /// pointers, not services.
+    pub services: Vec<Arc<Service>>,
     pub timeouts: SetTimeouts,
     /// Where each service is in `services` (a 10k-service set is not searched line by line).
     by_id: ServiceIndex,
@@ -25,7 +29,12 @@ pub struct RuleSet {
 /// Service id -> position. Kept by [`RuleSet::apply_in_place`]; a set whose `services` was
 /// changed from outside is searched instead (the index is trusted only while it agrees).
 #[derive(Clone, Debug, Default)]
-struct ServiceIndex(HashMap<ServiceId, usize, BuildHasherDefault<FastHasher>>);
+struct ServiceIndex(
+    HashMap<ServiceId, usize, BuildHasherDefault<FastHasher>>,
+    /// The service the last `-a`/`-e` line named: a rules file lists a service's dests
+    /// after it, so the next one most likely names it too (checked, never trusted).
+    usize,
+);
 
 /// Two rule sets are equal by their rules; the index is how they are searched.
 impl PartialEq for ServiceIndex {
@@ -54,7 +63,9 @@ impl RuleSet {
 
     /// The service named `id`.
     pub fn service(&self, id: &ServiceId) -> Option<&Service> {
-        self.index(id).and_then(|i| self.services.get(i))
+        self.index(id)
+            .and_then(|i| self.services.get(i))
+            .map(|s| &**s)
     }
 
     fn index(&self, id: &ServiceId) -> Option<usize> {
@@ -69,6 +80,17 @@ impl RuleSet {
             }
         }
         self.services.iter().position(|s| s.spec.id == *id)
+    }
+
+    /// [`Self::index`] for a dest's line: the service of the dest line before first.
+    fn index_for_dest(&mut self, id: &ServiceId) -> Option<usize> {
+        let last = self.by_id.1;
+        if self.services.get(last).is_some_and(|s| s.spec.id == *id) {
+            return Some(last);
+        }
+        let i = self.index(id)?;
+        self.by_id.1 = i;
+        Some(i)
     }
 
     fn reindex(&mut self) {
@@ -106,15 +128,15 @@ impl RuleSet {
                     return Err(format!("{}: Service already exists", spec.id));
                 }
                 self.by_id.0.insert(spec.id, self.services.len());
-                self.services.push(Service {
+                self.services.push(Arc::new(Service {
                     spec: spec.clone(),
                     dests: Vec::new(),
-                });
+                }));
             }
             Command::EditService(spec) => {
                 validate_spec(spec)?;
                 let i = self.index(&spec.id).ok_or_else(|| no_service(&spec.id))?;
-                if let Some(s) = self.services.get_mut(i) {
+                if let Some(s) = self.services.get_mut(i).map(Arc::make_mut) {
                     s.spec = spec.clone();
                 }
             }
@@ -150,12 +172,12 @@ impl RuleSet {
             Command::AddServer(id, d) | Command::EditServer(id, d) => {
                 let add = matches!(cmd, Command::AddServer(..));
                 let i = self
-                    .index(id)
+                    .index_for_dest(id)
                     .ok_or_else(|| format!("{id}: Service not defined"))?;
                 let mut d = d.clone();
                 normalize_dest_port(id, &mut d);
                 validate_dest(id, &d)?;
-                let Some(svc) = self.services.get_mut(i) else {
+                let Some(svc) = self.services.get_mut(i).map(Arc::make_mut) else {
                     return Err(no_service(id));
                 };
                 let pos = svc
@@ -188,7 +210,7 @@ impl RuleSet {
                 let i = self
                     .index(id)
                     .ok_or_else(|| format!("{id}: Service not defined"))?;
-                let Some(svc) = self.services.get_mut(i) else {
+                let Some(svc) = self.services.get_mut(i).map(Arc::make_mut) else {
                     return Err(no_service(id));
                 };
                 let p = svc

@@ -219,16 +219,17 @@ pub fn more_input() -> Vec<Vec<u8>> {
     let vip6: std::net::Ipv6Addr = "fd00::100".parse().unwrap();
     let (sn, sn_mac) = rvs_dataplane::pipeline::local::solicited_node(vip6);
     let mut b = rvs_dataplane::pipeline::buf::VecBuf::empty();
-    rvs_dataplane::pipeline::local::ndp(
-        &mut b,
-        false,
-        sn_mac,
-        CLIENT_MAC,
-        "fd00::9".parse().unwrap(),
-        sn,
-        vip6,
-        0,
-    );
+    let ends = rvs_dataplane::pipeline::local::Ends {
+        eth_src: CLIENT_MAC,
+        eth_dst: sn_mac,
+        src: "fd00::9".parse().unwrap(),
+        dst: sn,
+    };
+    let ns = rvs_dataplane::wire::icmpv6::NdiscRepr::NeighborSolicit {
+        target: vip6,
+        lladdr: Some(rvs_dataplane::wire::MacAddr(CLIENT_MAC)),
+    };
+    rvs_dataplane::pipeline::local::ndisc(&mut b, &ends, &ns);
     f.push(rvs_dataplane::pipeline::buf::Buf::data(&b).to_vec());
     f
 }

@@ -6,6 +6,7 @@
 //! dataplane's DPDK shell. Linking is dynamic by default (Debian's EAL loads its PMD plugins
 //! itself); the `static` feature links DPDK and its drivers from the static archives.
 #![allow(
+    unsafe_code,
     non_camel_case_types,
     non_upper_case_globals,
     non_snake_case,

@@ -1,6 +1,8 @@
 //! The real EAL on virtual devices, no hugepages, no PCI: init, mempool, port setup,
 //! rx from `net_null`, tx back out, teardown. EAL initialises once per process, so this
 //! file holds a single test.
+// The raw bindings, called directly.
+#![allow(unsafe_code)]
 
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 use std::ptr;

@@ -81,8 +81,7 @@ fn worker() -> Worker<VecBuf> {
             capacity: 4096,
             ..ShardParams::default()
         },
-        Arc::new(cfg),
-        Arc::new(Config::<V6>::default()),
+        (Arc::new(cfg), Arc::new(Config::<V6>::default())),
         Arc::new(pres),
         Box::new(|| Some(VecBuf::empty())),
         0,

@@ -394,6 +394,28 @@ impl<A: Family, P> NeighTable<A, P> {
         self.clock = self.clock.max(now);
         let h = (ip.fold() ^ ip.fold() >> 29) as usize & (HINTS - 1);
         let hinted = self.hints[h];
+        // The common case, with one look at one entry: the hinted entry is the next hop's,
+        // static or reachable on this port. Anything else takes the whole way below.
+        if let Some(e) = self.entries.get_mut(hinted as usize) {
+            let usable = match e.state {
+                Some(NeighState::Static) => true,
+                Some(NeighState::Reachable | NeighState::Probe) => e.port == port,
+                _ => false,
+            };
+            if usable && e.ip == ip {
+                e.used = now;
+                self.stats.resolved += 1;
+                return Some(e.mac);
+            }
+        }
+        self.ready_slow(ip, port, now, h)
+    }
+
+    /// [`NeighTable::ready`] past its common case: the hint missed, or the entry needs a
+    /// state change (stale: probe it) or is not usable.
+    #[inline(never)]
+    fn ready_slow(&mut self, ip: A, port: u16, now: u64, h: usize) -> Option<[u8; 6]> {
+        let hinted = self.hints[h];
         let slot = match self.entries.get(hinted as usize) {
             Some(e) if e.ip == ip && e.state.is_some() => hinted,
             _ => {

@@ -6,44 +6,46 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::buf::Buf;
-use crate::wire::{checksum, IpProtocol};
-
-pub const ETH_ARP: u16 = 0x0806;
-pub const ETH_IPV4: u16 = 0x0800;
-pub const ETH_IPV6: u16 = 0x86dd;
+use crate::wire::icmpv4::{self, time_exceeded};
+use crate::wire::icmpv6::{self, NdiscRepr};
+use crate::wire::{
+    checksum, ArpPacket, ArpRepr, EtherType, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet,
+    Ipv4Repr, Ipv6Packet, Ipv6Repr, MacAddr, ParsedFrame,
+};
 
 /// Largest ICMPv4 error (RFC 1812: as much of the original as fits in 576 bytes).
 const ICMP4_MAX: usize = 576;
 /// Largest ICMPv6 error (RFC 4443: the minimum IPv6 MTU).
 const ICMP6_MAX: usize = 1280;
 
-fn eth(f: &mut [u8], dst: [u8; 6], src: [u8; 6], ethertype: u16) {
-    f[0..6].copy_from_slice(&dst);
-    f[6..12].copy_from_slice(&src);
-    f[12..14].copy_from_slice(&ethertype.to_be_bytes());
+const ETH: usize = crate::wire::ethernet::HEADER_LEN;
+const IP4: usize = crate::wire::ipv4::HEADER_LEN;
+const IP6: usize = crate::wire::ipv6::HEADER_LEN;
+
+/// Who a frame the appliance builds goes from and to, at L2 and L3.
+#[derive(Clone, Copy, Debug)]
+pub struct Ends<A> {
+    pub eth_src: [u8; 6],
+    pub eth_dst: [u8; 6],
+    pub src: A,
+    pub dst: A,
 }
 
-fn ipv4_header(h: &mut [u8], total: u16, proto: u8, ttl: u8, src: Ipv4Addr, dst: Ipv4Addr) {
-    h[0] = 0x45;
-    h[1] = 0;
-    h[2..4].copy_from_slice(&total.to_be_bytes());
-    h[4..8].fill(0);
-    h[8] = ttl;
-    h[9] = proto;
-    h[10..12].fill(0);
-    h[12..16].copy_from_slice(&src.octets());
-    h[16..20].copy_from_slice(&dst.octets());
-    let c = checksum::finish(checksum::sum(&h[..20]));
-    h[10..12].copy_from_slice(&c.to_be_bytes());
+/// An ICMP error the path sends about a packet.
+#[derive(Clone, Copy, Debug)]
+pub enum IcmpKind {
+    TtlExceeded,
+    /// Fragmentation needed / packet too big, with the MTU to report.
+    TooBig(u16),
 }
 
-fn ipv6_header(h: &mut [u8], payload: u16, next: u8, hlim: u8, src: Ipv6Addr, dst: Ipv6Addr) {
-    h[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
-    h[4..6].copy_from_slice(&payload.to_be_bytes());
-    h[6] = next;
-    h[7] = hlim;
-    h[8..24].copy_from_slice(&src.octets());
-    h[24..40].copy_from_slice(&dst.octets());
+fn eth(f: &mut [u8], dst: [u8; 6], src: [u8; 6], ethertype: EtherType) {
+    EthernetRepr {
+        src_addr: MacAddr(src),
+        dst_addr: MacAddr(dst),
+        ethertype,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(&mut f[..ETH]));
 }
 
 /// Fill `b` with a frame of `len` bytes (from empty), returning it for writing.
@@ -52,29 +54,13 @@ fn frame<B: Buf>(b: &mut B, len: usize) -> Option<&mut [u8]> {
     b.append(len)
 }
 
-/// An ARP request or reply. `tha` is zero in requests.
-#[allow(clippy::too_many_arguments)]
-pub fn arp<B: Buf>(
-    b: &mut B,
-    op: u16,
-    eth_dst: [u8; 6],
-    sha: [u8; 6],
-    spa: Ipv4Addr,
-    tha: [u8; 6],
-    tpa: Ipv4Addr,
-) -> bool {
-    let Some(f) = frame(b, 42) else { return false };
-    eth(f, eth_dst, sha, ETH_ARP);
-    let a = &mut f[14..];
-    a[0..2].copy_from_slice(&1u16.to_be_bytes());
-    a[2..4].copy_from_slice(&ETH_IPV4.to_be_bytes());
-    a[4] = 6;
-    a[5] = 4;
-    a[6..8].copy_from_slice(&op.to_be_bytes());
-    a[8..14].copy_from_slice(&sha);
-    a[14..18].copy_from_slice(&spa.octets());
-    a[18..24].copy_from_slice(&tha);
-    a[24..28].copy_from_slice(&tpa.octets());
+/// An ARP request or reply from `repr`'s sender, to `eth_dst`.
+pub fn arp<B: Buf>(b: &mut B, eth_dst: [u8; 6], repr: &ArpRepr) -> bool {
+    let Some(f) = frame(b, ETH + repr.buffer_len()) else {
+        return false;
+    };
+    eth(f, eth_dst, repr.source_hardware_addr.0, EtherType::ARP);
+    repr.emit(&mut ArpPacket::new_unchecked(&mut f[ETH..]));
     true
 }
 
@@ -90,168 +76,156 @@ pub fn solicited_node(target: Ipv6Addr) -> (Ipv6Addr, [u8; 6]) {
     (Ipv6Addr::from(a), [0x33, 0x33, 0xff, t[13], t[14], t[15]])
 }
 
-/// An ICMPv6 neighbor solicitation (135) or advertisement (136) with a link-layer address
-/// option (source for NS, target for NA). `flags` is the NA's R/S/O byte.
-#[allow(clippy::too_many_arguments)]
-pub fn ndp<B: Buf>(
+/// An ICMPv6 packet of `len` bytes between `ends` (hop limit `hlim`), for `write` to fill.
+fn icmp6_frame<B: Buf>(
     b: &mut B,
-    advert: bool,
-    eth_dst: [u8; 6],
-    mac: [u8; 6],
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    target: Ipv6Addr,
-    flags: u8,
+    ends: &Ends<Ipv6Addr>,
+    len: usize,
+    hlim: u8,
+    write: impl FnOnce(&mut icmpv6::Packet<&mut [u8]>),
 ) -> bool {
-    let icmp_len = 32;
-    let Some(f) = frame(b, 14 + 40 + icmp_len) else {
+    let Some(f) = frame(b, ETH + IP6 + len) else {
         return false;
     };
-    eth(f, eth_dst, mac, ETH_IPV6);
-    ipv6_header(
-        &mut f[14..54],
-        icmp_len as u16,
-        IpProtocol::ICMPV6.0,
-        255,
-        src,
-        dst,
-    );
-    let m = &mut f[54..];
-    m.fill(0);
-    m[0] = if advert { 136 } else { 135 };
-    if advert {
-        m[4] = flags;
+    eth(f, ends.eth_dst, ends.eth_src, EtherType::IPV6);
+    Ipv6Repr {
+        src_addr: ends.src,
+        dst_addr: ends.dst,
+        next_header: IpProtocol::ICMPV6,
+        payload_len: len,
+        hop_limit: hlim,
+        traffic_class: 0,
     }
-    m[8..24].copy_from_slice(&target.octets());
-    m[24] = if advert { 2 } else { 1 };
-    m[25] = 1;
-    m[26..32].copy_from_slice(&mac);
-    let s = checksum::combine(&[
-        checksum::pseudo_header_v6(src, dst, IpProtocol::ICMPV6, icmp_len as u32),
-        checksum::sum(m),
-    ]);
-    m[2..4].copy_from_slice(&checksum::finish(s).to_be_bytes());
+    .emit(&mut Ipv6Packet::new_unchecked(&mut f[ETH..ETH + IP6]));
+    write(&mut icmpv6::Packet::new_unchecked(&mut f[ETH + IP6..]));
     true
 }
 
-/// Turn an ICMP/ICMPv6 echo request (at `l3`, IP header length `ihl` for v4) into its reply
-/// in place: swap addresses and MACs, set the type, fix checksums. `l4` = ICMP offset.
+/// A neighbor solicitation or advertisement (hop limit 255, as RFC 4861 requires).
+pub fn ndisc<B: Buf>(b: &mut B, ends: &Ends<Ipv6Addr>, repr: &NdiscRepr) -> bool {
+    icmp6_frame(b, ends, repr.buffer_len(), 255, |p| {
+        repr.emit(ends.src, ends.dst, p)
+    })
+}
+
+/// Turn an ICMP/ICMPv6 echo request (IP header at `l3`, ICMP message at `l4`) into its reply
+/// in place: MACs and addresses swapped, TTL / hop limit 64, the type set, checksums updated
+/// incrementally (an echo flood costs what a forwarded frame does). False if a header does
+/// not fit.
 pub fn echo_reply_in_place(f: &mut [u8], l3: usize, l4: usize, v6: bool) -> bool {
-    if f.len() < l4 + 8 || f.len() < 14 {
+    let Ok(mut eth) = EthernetFrame::new_checked(&mut f[..]) else {
+        return false;
+    };
+    let (src, dst) = (eth.src_addr(), eth.dst_addr());
+    eth.set_src_addr(dst);
+    eth.set_dst_addr(src);
+    let (Some(ip), Some(msg)) = (f.get(l3..), f.get(l4..)) else {
+        return false;
+    };
+    if msg.len() < icmpv4::HEADER_LEN || ip.len() < if v6 { IP6 } else { IP4 } {
         return false;
     }
-    let (d, s) = f.split_at_mut(6);
-    d.swap_with_slice(&mut s[..6]);
     if v6 {
-        if f.len() < l3 + 40 {
-            return false;
-        }
-        let (a, b) = f[l3 + 8..l3 + 40].split_at_mut(16);
-        a.swap_with_slice(b);
-        f[l3 + 7] = 64;
-        let old = u16::from_be_bytes([f[l4], f[l4 + 1]]);
-        f[l4] = 129;
-        let new = u16::from_be_bytes([f[l4], f[l4 + 1]]);
-        let c = u16::from_be_bytes([f[l4 + 2], f[l4 + 3]]);
+        let mut ip = Ipv6Packet::new_unchecked(&mut f[l3..]);
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        ip.set_src_addr(dst);
+        ip.set_dst_addr(src);
+        ip.set_hop_limit(64);
         // Swapping source and destination leaves the pseudo-header sum unchanged.
-        f[l4 + 2..l4 + 4].copy_from_slice(&checksum::update16(c, old, new).to_be_bytes());
+        let mut m = icmpv6::Packet::new_unchecked(&mut f[l4..]);
+        let old = u16::from_be_bytes([m.msg_type().0, m.msg_code()]);
+        m.set_msg_type(icmpv6::Message::ECHO_REPLY);
+        let new = u16::from_be_bytes([m.msg_type().0, m.msg_code()]);
+        m.set_checksum(checksum::update16(m.checksum(), old, new));
     } else {
-        if f.len() < l3 + 20 {
-            return false;
-        }
-        let (a, b) = f[l3 + 12..l3 + 20].split_at_mut(4);
-        a.swap_with_slice(b);
-        let ttl_word = u16::from_be_bytes([f[l3 + 8], f[l3 + 9]]);
-        let new_ttl = (64u16 << 8) | (ttl_word & 0xff);
-        f[l3 + 8..l3 + 10].copy_from_slice(&new_ttl.to_be_bytes());
-        let ipc = u16::from_be_bytes([f[l3 + 10], f[l3 + 11]]);
-        f[l3 + 10..l3 + 12]
-            .copy_from_slice(&checksum::update16(ipc, ttl_word, new_ttl).to_be_bytes());
-        let old = u16::from_be_bytes([f[l4], f[l4 + 1]]);
-        f[l4] = 0;
-        let new = u16::from_be_bytes([f[l4], f[l4 + 1]]);
-        let c = u16::from_be_bytes([f[l4 + 2], f[l4 + 3]]);
-        f[l4 + 2..l4 + 4].copy_from_slice(&checksum::update16(c, old, new).to_be_bytes());
+        let mut ip = Ipv4Packet::new_unchecked(&mut f[l3..]);
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        ip.set_src_addr(dst);
+        ip.set_dst_addr(src);
+        let old = u16::from_be_bytes([ip.ttl(), ip.protocol().0]);
+        ip.set_ttl(64);
+        let new = u16::from_be_bytes([ip.ttl(), ip.protocol().0]);
+        ip.set_checksum(checksum::update16(ip.checksum(), old, new));
+        let mut m = icmpv4::Packet::new_unchecked(&mut f[l4..]);
+        let old = u16::from_be_bytes([m.msg_type().0, m.msg_code()]);
+        m.set_msg_type(icmpv4::Message::ECHO_REPLY);
+        let new = u16::from_be_bytes([m.msg_type().0, m.msg_code()]);
+        m.set_checksum(checksum::update16(m.checksum(), old, new));
     }
     true
 }
 
-/// An ICMPv4 error about the IPv4 packet `orig` (from its IP header on), from `src` to the
-/// packet's source: type/code and the 32-bit "rest of header" (next-hop MTU for frag needed).
-#[allow(clippy::too_many_arguments)]
-pub fn icmp4_error<B: Buf>(
-    b: &mut B,
-    eth_dst: [u8; 6],
-    eth_src: [u8; 6],
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    icmp_type: u8,
-    code: u8,
-    rest: u32,
-    orig: &[u8],
-) -> bool {
-    let quote = orig.len().min(ICMP4_MAX - 28);
-    let Some(f) = frame(b, 14 + 28 + quote) else {
+/// An ICMPv4 error about the IPv4 packet `orig` (from its IP header on), between `ends`
+/// (the destination is the packet's source), quoting as much of it as RFC 1812 allows.
+pub fn icmp4_error<B: Buf>(b: &mut B, ends: &Ends<Ipv4Addr>, kind: IcmpKind, orig: &[u8]) -> bool {
+    let quote = &orig[..orig.len().min(ICMP4_MAX - IP4 - icmpv4::HEADER_LEN)];
+    let repr = match kind {
+        IcmpKind::TtlExceeded => icmpv4::Repr::TimeExceeded {
+            code: time_exceeded::TTL,
+            quote,
+        },
+        IcmpKind::TooBig(mtu) => icmpv4::Repr::FragNeeded { mtu, quote },
+    };
+    let len = repr.buffer_len();
+    let Some(f) = frame(b, ETH + IP4 + len) else {
         return false;
     };
-    eth(f, eth_dst, eth_src, ETH_IPV4);
-    ipv4_header(
-        &mut f[14..34],
-        (28 + quote) as u16,
-        IpProtocol::ICMP.0,
-        64,
-        src,
-        dst,
-    );
-    let m = &mut f[34..];
-    m[0] = icmp_type;
-    m[1] = code;
-    m[2..4].fill(0);
-    m[4..8].copy_from_slice(&rest.to_be_bytes());
-    m[8..8 + quote].copy_from_slice(&orig[..quote]);
-    let c = checksum::finish(checksum::sum(m));
-    m[2..4].copy_from_slice(&c.to_be_bytes());
+    eth(f, ends.eth_dst, ends.eth_src, EtherType::IPV4);
+    Ipv4Repr {
+        src_addr: ends.src,
+        dst_addr: ends.dst,
+        protocol: IpProtocol::ICMP,
+        payload_len: len,
+        ttl: 64,
+        tos: 0,
+        ident: 0,
+        dont_frag: false,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(&mut f[ETH..ETH + IP4]));
+    repr.emit(&mut icmpv4::Packet::new_unchecked(&mut f[ETH + IP4..]));
     true
 }
 
-/// An ICMPv6 error (time exceeded 3, packet too big 2 with `rest` = MTU) about `orig`.
-#[allow(clippy::too_many_arguments)]
-pub fn icmp6_error<B: Buf>(
-    b: &mut B,
-    eth_dst: [u8; 6],
-    eth_src: [u8; 6],
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    icmp_type: u8,
-    code: u8,
-    rest: u32,
-    orig: &[u8],
-) -> bool {
-    let quote = orig.len().min(ICMP6_MAX - 48);
-    let len = 8 + quote;
-    let Some(f) = frame(b, 14 + 40 + len) else {
-        return false;
+/// An ICMPv6 error (time exceeded, packet too big) about `orig`, between `ends`, quoting as
+/// much of it as fits the minimum IPv6 MTU (RFC 4443).
+pub fn icmp6_error<B: Buf>(b: &mut B, ends: &Ends<Ipv6Addr>, kind: IcmpKind, orig: &[u8]) -> bool {
+    let quote = &orig[..orig.len().min(ICMP6_MAX - IP6 - icmpv6::HEADER_LEN)];
+    let repr = match kind {
+        IcmpKind::TtlExceeded => icmpv6::Repr::TimeExceeded { code: 0, quote },
+        IcmpKind::TooBig(mtu) => icmpv6::Repr::PacketTooBig {
+            mtu: u32::from(mtu),
+            quote,
+        },
     };
-    eth(f, eth_dst, eth_src, ETH_IPV6);
-    ipv6_header(
-        &mut f[14..54],
-        len as u16,
-        IpProtocol::ICMPV6.0,
-        64,
-        src,
-        dst,
-    );
-    let m = &mut f[54..];
-    m[0] = icmp_type;
-    m[1] = code;
-    m[2..4].fill(0);
-    m[4..8].copy_from_slice(&rest.to_be_bytes());
-    m[8..8 + quote].copy_from_slice(&orig[..quote]);
-    let s = checksum::combine(&[
-        checksum::pseudo_header_v6(src, dst, IpProtocol::ICMPV6, len as u32),
-        checksum::sum(m),
-    ]);
-    m[2..4].copy_from_slice(&checksum::finish(s).to_be_bytes());
+    icmp6_frame(b, ends, repr.buffer_len(), 64, |p| {
+        repr.emit(ends.src, ends.dst, p)
+    })
+}
+
+/// The VLAN tag bytes of a received frame (at most two tags), to answer on the same VLAN.
+pub(super) fn vlan_tags(frame: &[u8], pf: &ParsedFrame) -> ([u8; 8], usize) {
+    let n = usize::from(pf.vlan.count) * 4;
+    let mut t = [0u8; 8];
+    if let Some(src) = frame.get(12..12 + n) {
+        t[..n].copy_from_slice(src);
+        (t, n)
+    } else {
+        (t, 0)
+    }
+}
+
+/// Insert VLAN tags after the MAC addresses of a frame built untagged.
+pub(super) fn retag<B: Buf>(buf: &mut B, tags: &([u8; 8], usize)) -> bool {
+    let n = tags.1;
+    if n == 0 {
+        return true;
+    }
+    if buf.prepend(n).is_none() {
+        return false;
+    }
+    let f = buf.data_mut();
+    f.copy_within(n..n + 12, 0);
+    f[12..12 + n].copy_from_slice(&tags.0[..n]);
     true
 }
 
@@ -265,15 +239,14 @@ mod tests {
     fn arp_reply_parses_with_etherparse() {
         let mut b = VecBuf::empty();
         let (a, m) = ("10.0.0.1".parse().unwrap(), [2, 0, 0, 0, 0, 1]);
-        assert!(arp(
-            &mut b,
-            2,
-            [2, 0, 0, 0, 0, 9],
-            m,
-            a,
-            [2, 0, 0, 0, 0, 9],
-            "10.0.0.9".parse().unwrap()
-        ));
+        let reply = ArpRepr {
+            operation: crate::wire::ArpOperation::REPLY,
+            source_hardware_addr: MacAddr(m),
+            source_protocol_addr: a,
+            target_hardware_addr: MacAddr([2, 0, 0, 0, 0, 9]),
+            target_protocol_addr: "10.0.0.9".parse().unwrap(),
+        };
+        assert!(arp(&mut b, [2, 0, 0, 0, 0, 9], &reply));
         let p = SlicedPacket::from_ethernet(b.data()).unwrap();
         match p.net {
             Some(NetSlice::Arp(arp)) => {
@@ -289,16 +262,18 @@ mod tests {
         let mut b = VecBuf::empty();
         let src: Ipv6Addr = "fd00::1".parse().unwrap();
         let dst: Ipv6Addr = "fd00::9".parse().unwrap();
-        assert!(ndp(
-            &mut b,
-            true,
-            [2, 0, 0, 0, 0, 9],
-            [2, 0, 0, 0, 0, 1],
+        let ends = Ends {
+            eth_src: [2, 0, 0, 0, 0, 1],
+            eth_dst: [2, 0, 0, 0, 0, 9],
             src,
             dst,
-            src,
-            0x60
-        ));
+        };
+        let na = NdiscRepr::NeighborAdvert {
+            flags: icmpv6::nd_flags::SOLICITED | icmpv6::nd_flags::OVERRIDE,
+            target: src,
+            lladdr: Some(MacAddr([2, 0, 0, 0, 0, 1])),
+        };
+        assert!(ndisc(&mut b, &ends, &na));
         let p = SlicedPacket::from_ethernet(b.data()).unwrap();
         let Some(TransportSlice::Icmpv6(icmp)) = p.transport else {
             panic!("not ICMPv6")
@@ -341,14 +316,68 @@ mod tests {
             }
         }
         let mut t = Tiny::default();
-        assert!(!arp(
-            &mut t,
-            1,
-            [0; 6],
-            [0; 6],
-            Ipv4Addr::UNSPECIFIED,
-            [0; 6],
-            Ipv4Addr::UNSPECIFIED
-        ));
+        let req = ArpRepr::request(MacAddr::ZERO, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED);
+        assert!(!arp(&mut t, [0; 6], &req));
+    }
+
+    #[test]
+    fn echo_replies_in_place_verify_both_families() {
+        use etherparse::{Icmpv4Type, Icmpv6Type, PacketBuilder};
+        let (a, b) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let mut v4 = Vec::new();
+        PacketBuilder::ethernet2(a, b)
+            .ipv4([10, 0, 0, 9], [10, 0, 0, 100], 5)
+            .icmpv4_echo_request(7, 1)
+            .write(&mut v4, b"ping")
+            .unwrap();
+        assert!(echo_reply_in_place(&mut v4, 14, 34, false));
+        let p = SlicedPacket::from_ethernet(&v4).unwrap();
+        let Some(NetSlice::Ipv4(ip)) = &p.net else {
+            panic!()
+        };
+        assert_eq!(ip.header().source(), [10, 0, 0, 100]);
+        assert_eq!(ip.header().ttl(), 64);
+        assert_eq!(
+            ip.header().header_checksum(),
+            ip.header().to_header().calc_header_checksum()
+        );
+        let Some(TransportSlice::Icmpv4(icmp)) = p.transport else {
+            panic!()
+        };
+        assert!(matches!(icmp.icmp_type(), Icmpv4Type::EchoReply(_)));
+        assert_eq!(
+            icmp.checksum(),
+            icmp.icmp_type().calc_checksum(icmp.payload())
+        );
+        assert_eq!(v4[..6], a);
+
+        let (s6, d6): ([u8; 16], [u8; 16]) = (
+            "fd00::9".parse::<Ipv6Addr>().unwrap().octets(),
+            "fd00::100".parse::<Ipv6Addr>().unwrap().octets(),
+        );
+        let mut v6 = Vec::new();
+        PacketBuilder::ethernet2(a, b)
+            .ipv6(s6, d6, 5)
+            .icmpv6_echo_request(7, 1)
+            .write(&mut v6, b"ping")
+            .unwrap();
+        assert!(echo_reply_in_place(&mut v6, 14, 54, true));
+        let p = SlicedPacket::from_ethernet(&v6).unwrap();
+        let Some(NetSlice::Ipv6(ip)) = &p.net else {
+            panic!()
+        };
+        assert_eq!((ip.header().source(), ip.header().hop_limit()), (d6, 64));
+        let Some(TransportSlice::Icmpv6(icmp)) = p.transport else {
+            panic!()
+        };
+        assert!(matches!(icmp.icmp_type(), Icmpv6Type::EchoReply(_)));
+        let want = icmp
+            .icmp_type()
+            .calc_checksum(d6, s6, icmp.payload())
+            .unwrap();
+        assert_eq!(icmp.checksum(), want);
+        // A message cut short is refused.
+        let mut short = v6[..60].to_vec();
+        assert!(!echo_reply_in_place(&mut short, 14, 54, true));
     }
 }

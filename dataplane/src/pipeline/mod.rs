@@ -11,3 +11,20 @@ pub mod rewrite;
 pub mod rss;
 pub mod steer;
 pub mod worker;
+
+// The stages of the worker's path, each adding to one `impl Worker` (see `worker`).
+mod arp;
+mod burst;
+mod fam;
+mod fragment;
+mod icmp;
+mod ingress;
+mod lb;
+mod ndisc;
+mod neigh;
+mod path_counters;
+mod presence;
+mod xmit;
+mod xmit_dr;
+mod xmit_nat;
+mod xmit_tunnel;

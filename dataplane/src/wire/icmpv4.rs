@@ -229,6 +229,48 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 }
 
+/// The owned form of the ICMP errors rvs sends, quoting (the start of) the packet they are
+/// about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repr<'a> {
+    /// Time exceeded (code [`time_exceeded::TTL`] in transit).
+    TimeExceeded { code: u8, quote: &'a [u8] },
+    /// Destination unreachable, fragmentation needed, with the next-hop MTU (RFC 1191).
+    FragNeeded { mtu: u16, quote: &'a [u8] },
+}
+
+impl Repr<'_> {
+    #[inline]
+    pub const fn buffer_len(&self) -> usize {
+        match self {
+            Repr::TimeExceeded { quote, .. } | Repr::FragNeeded { quote, .. } => {
+                HEADER_LEN + quote.len()
+            }
+        }
+    }
+
+    /// Write the message with its checksum; the buffer must be exactly
+    /// [`Repr::buffer_len`] bytes (the checksum covers all of it).
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) {
+        let (msg, code, mtu, quote) = match *self {
+            Repr::TimeExceeded { code, quote } => (Message::TIME_EXCEEDED, code, 0, quote),
+            Repr::FragNeeded { mtu, quote } => (
+                Message::DST_UNREACHABLE,
+                unreachable::FRAG_NEEDED,
+                mtu,
+                quote,
+            ),
+        };
+        packet.set_msg_type(msg);
+        packet.set_msg_code(code);
+        // Unused but for the next-hop MTU of fragmentation needed.
+        packet.set_next_hop_mtu(mtu);
+        let n = quote.len().min(packet.data_mut().len());
+        packet.data_mut()[..n].copy_from_slice(&quote[..n]);
+        packet.fill_checksum();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,5 +353,26 @@ mod tests {
             Packet::new_checked(&FRAG_NEEDED[..7]).err(),
             Some(Error::Truncated)
         );
+    }
+
+    #[test]
+    fn error_repr_emits_the_real_frag_needed() {
+        let repr = Repr::FragNeeded {
+            mtu: 1400,
+            quote: &FRAG_NEEDED[8..],
+        };
+        let mut b = [0xa5u8; 36];
+        repr.emit(&mut Packet::new_unchecked(&mut b[..]));
+        assert_eq!(b, FRAG_NEEDED);
+        let te = Repr::TimeExceeded {
+            code: time_exceeded::TTL,
+            quote: &FRAG_NEEDED[8..],
+        };
+        te.emit(&mut Packet::new_unchecked(&mut b[..]));
+        let p = Packet::new_checked(&b[..]).unwrap();
+        assert_eq!((p.msg_type(), p.msg_code()), (Message::TIME_EXCEEDED, 0));
+        assert_eq!(b[4..8], [0; 4]);
+        assert!(p.verify_checksum());
+        assert_eq!(p.data(), &FRAG_NEEDED[8..]);
     }
 }

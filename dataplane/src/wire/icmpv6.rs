@@ -8,6 +8,7 @@
 
 use std::net::Ipv6Addr;
 
+use super::ethernet::MacAddr;
 use super::ipv6;
 use super::{checksum, get16, get32, put16, put32, Error, Field, IpProtocol, Rest};
 
@@ -21,6 +22,11 @@ mod field {
     pub const MTU: Field = 4..8;
     pub const POINTER: Field = 4..8;
     pub const DATA: Rest = 8..;
+    // Neighbor discovery (RFC 4861): the NA's flags, the target, the options.
+    pub const ND_FLAGS: usize = 4;
+    pub const ND_RESERVED: Field = 4..8;
+    pub const ND_TARGET: Field = 8..24;
+    pub const ND_OPTIONS: Rest = 24..;
 }
 
 /// Length of the header (type, code, checksum and the 4 type-specific bytes).
@@ -217,6 +223,176 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 }
 
+/// The owned form of the ICMPv6 errors rvs sends, quoting (the start of) the packet they are
+/// about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repr<'a> {
+    /// Time exceeded (code 0: hop limit exceeded in transit).
+    TimeExceeded { code: u8, quote: &'a [u8] },
+    /// Packet too big, with the MTU of the next hop.
+    PacketTooBig { mtu: u32, quote: &'a [u8] },
+}
+
+impl Repr<'_> {
+    #[inline]
+    pub const fn buffer_len(&self) -> usize {
+        match self {
+            Repr::TimeExceeded { quote, .. } | Repr::PacketTooBig { quote, .. } => {
+                HEADER_LEN + quote.len()
+            }
+        }
+    }
+
+    /// Write the message from `src` to `dst` with its checksum; the buffer must be exactly
+    /// [`Repr::buffer_len`] bytes (the checksum covers all of it).
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        packet: &mut Packet<T>,
+    ) {
+        let (msg, code, rest, quote) = match *self {
+            Repr::TimeExceeded { code, quote } => (Message::TIME_EXCEEDED, code, 0, quote),
+            Repr::PacketTooBig { mtu, quote } => (Message::PKT_TOO_BIG, 0, mtu, quote),
+        };
+        packet.set_msg_type(msg);
+        packet.set_msg_code(code);
+        packet.set_mtu(rest);
+        let n = quote.len().min(packet.data_mut().len());
+        packet.data_mut()[..n].copy_from_slice(&quote[..n]);
+        packet.fill_checksum(src, dst);
+    }
+}
+
+/// Flags of a neighbor advertisement (RFC 4861 section 4.4).
+pub mod nd_flags {
+    pub const ROUTER: u8 = 0x80;
+    pub const SOLICITED: u8 = 0x40;
+    pub const OVERRIDE: u8 = 0x20;
+}
+
+/// Option types of neighbor discovery that carry a link-layer address.
+const OPT_SOURCE_LLADDR: u8 = 1;
+const OPT_TARGET_LLADDR: u8 = 2;
+
+/// The owned form of the neighbor discovery messages rvs sends and learns from (RFC 4861):
+/// a solicitation with the source link-layer address option, an advertisement with the
+/// target link-layer address option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NdiscRepr {
+    NeighborSolicit {
+        target: Ipv6Addr,
+        lladdr: Option<MacAddr>,
+    },
+    NeighborAdvert {
+        /// [`nd_flags`].
+        flags: u8,
+        target: Ipv6Addr,
+        lladdr: Option<MacAddr>,
+    },
+}
+
+impl NdiscRepr {
+    /// Read a solicitation or advertisement: the target and the first link-layer address
+    /// option of the message's kind (source for NS, target for NA); other options skipped.
+    pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<NdiscRepr, Error> {
+        let b = packet.buffer.as_ref();
+        let target: [u8; 16] = b
+            .get(field::ND_TARGET)
+            .and_then(|t| t.try_into().ok())
+            .ok_or(Error::Truncated)?;
+        let target = Ipv6Addr::from(target);
+        let advert = match packet.msg_type() {
+            Message::NEIGHBOR_SOLICIT => false,
+            Message::NEIGHBOR_ADVERT => true,
+            _ => {
+                return Err(Error::Malformed(
+                    "not a neighbor solicitation or advertisement",
+                ))
+            }
+        };
+        let want = if advert {
+            OPT_TARGET_LLADDR
+        } else {
+            OPT_SOURCE_LLADDR
+        };
+        let mut lladdr = None;
+        let mut opts = b.get(field::ND_OPTIONS).unwrap_or(&[]);
+        while opts.len() >= 8 {
+            let len = usize::from(opts[1]) * 8;
+            if len == 0 || len > opts.len() {
+                return Err(Error::Malformed("neighbor discovery option length"));
+            }
+            if opts[0] == want && lladdr.is_none() {
+                lladdr = <[u8; 6]>::try_from(&opts[2..8]).ok().map(MacAddr);
+            }
+            opts = &opts[len..];
+        }
+        Ok(if advert {
+            NdiscRepr::NeighborAdvert {
+                flags: b[field::ND_FLAGS],
+                target,
+                lladdr,
+            }
+        } else {
+            NdiscRepr::NeighborSolicit { target, lladdr }
+        })
+    }
+
+    #[inline]
+    pub const fn buffer_len(&self) -> usize {
+        match self {
+            NdiscRepr::NeighborSolicit { lladdr, .. }
+            | NdiscRepr::NeighborAdvert { lladdr, .. } => {
+                field::ND_OPTIONS.start + if lladdr.is_some() { 8 } else { 0 }
+            }
+        }
+    }
+
+    /// Write the message from `src` to `dst` with its checksum; the buffer must be exactly
+    /// [`NdiscRepr::buffer_len`] bytes.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        packet: &mut Packet<T>,
+    ) {
+        let (msg, flags, target, lladdr, opt) = match *self {
+            NdiscRepr::NeighborSolicit { target, lladdr } => (
+                Message::NEIGHBOR_SOLICIT,
+                0,
+                target,
+                lladdr,
+                OPT_SOURCE_LLADDR,
+            ),
+            NdiscRepr::NeighborAdvert {
+                flags,
+                target,
+                lladdr,
+            } => (
+                Message::NEIGHBOR_ADVERT,
+                flags,
+                target,
+                lladdr,
+                OPT_TARGET_LLADDR,
+            ),
+        };
+        packet.set_msg_type(msg);
+        packet.set_msg_code(0);
+        let b = packet.buffer.as_mut();
+        put32(b, field::ND_RESERVED, 0);
+        b[field::ND_FLAGS] = flags;
+        b[field::ND_TARGET].copy_from_slice(&target.octets());
+        if let Some(mac) = lladdr {
+            let o = &mut b[field::ND_OPTIONS][..8];
+            o[0] = opt;
+            o[1] = 1;
+            o[2..8].copy_from_slice(&mac.0);
+        }
+        packet.fill_checksum(src, dst);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,5 +471,81 @@ mod tests {
         p.set_echo_ident(7);
         p.set_echo_seq_no(8);
         assert_eq!(b, [4, 1, 0, 0, 0, 7, 0, 8]);
+    }
+
+    #[test]
+    fn error_repr_emits_real_bytes() {
+        // Time exceeded from 2001:db8::ff about `too_big`'s quoted UDP packet.
+        let quote = &too_big()[8..];
+        let repr = Repr::TimeExceeded { code: 0, quote };
+        let mut b = vec![0xa5u8; repr.buffer_len()];
+        repr.emit(
+            a("2001:db8::ff"),
+            a("2001:db8::1"),
+            &mut Packet::new_unchecked(&mut b[..]),
+        );
+        assert_eq!(b[..8], [0x03, 0x00, 0x07, 0x1a, 0, 0, 0, 0]);
+        assert_eq!(&b[8..], quote);
+        let p = Packet::new_checked(&b[..]).unwrap();
+        assert!(p.verify_checksum(a("2001:db8::ff"), a("2001:db8::1")));
+        // Packet too big carries the MTU where time exceeded has zeros.
+        let repr = Repr::PacketTooBig { mtu: 1280, quote };
+        repr.emit(
+            a("2001:db8::2"),
+            a("2001:db8::1"),
+            &mut Packet::new_unchecked(&mut b[..]),
+        );
+        let p = Packet::new_checked(&b[..]).unwrap();
+        assert_eq!((p.msg_type(), p.mtu()), (Message::PKT_TOO_BIG, 1280));
+        assert_eq!(p.quoted_ipv6().unwrap().src_addr(), a("2001:db8::1"));
+    }
+
+    /// A neighbor advertisement fe80::1 -> fe80::2 (solicited, override) for fe80::1 at
+    /// 00:11:22:33:44:55.
+    static NA: [u8; 32] = [
+        0x88, 0x00, 0xb3, 0x83, 0x60, 0x00, 0x00, 0x00, // NA, checksum, S|O
+        0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, // target fe80::1
+        0x02, 0x01, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, // target link-layer address
+    ];
+
+    #[test]
+    fn ndisc_repr_emits_and_parses_real_bytes() {
+        let na = NdiscRepr::NeighborAdvert {
+            flags: nd_flags::SOLICITED | nd_flags::OVERRIDE,
+            target: a("fe80::1"),
+            lladdr: Some(MacAddr([0x00, 0x11, 0x22, 0x33, 0x44, 0x55])),
+        };
+        let mut b = [0xa5u8; 32];
+        na.emit(
+            a("fe80::1"),
+            a("fe80::2"),
+            &mut Packet::new_unchecked(&mut b[..]),
+        );
+        assert_eq!(b, NA);
+        assert_eq!(
+            NdiscRepr::parse(&Packet::new_checked(&NA[..]).unwrap()),
+            Ok(na)
+        );
+        // The solicitation for fe80::2 to its solicited-node group.
+        let ns = NdiscRepr::NeighborSolicit {
+            target: a("fe80::2"),
+            lladdr: Some(MacAddr([0x00, 0x11, 0x22, 0x33, 0x44, 0x55])),
+        };
+        ns.emit(
+            a("fe80::1"),
+            a("ff02::1:ff00:2"),
+            &mut Packet::new_unchecked(&mut b[..]),
+        );
+        assert_eq!(b[..4], [0x87, 0x00, 0x15, 0xff]);
+        assert_eq!(b[4..8], [0; 4]);
+        assert_eq!(b[24..26], [0x01, 0x01]);
+        assert_eq!(
+            NdiscRepr::parse(&Packet::new_checked(&b[..]).unwrap()),
+            Ok(ns)
+        );
+        // An option of length zero is malformed.
+        let mut bad = NA;
+        bad[25] = 0;
+        assert!(NdiscRepr::parse(&Packet::new_checked(&bad[..]).unwrap()).is_err());
     }
 }

@@ -333,7 +333,8 @@ fn addr(b: &[u8]) -> Ipv4Addr {
     Ipv4Addr::new(b[0], b[1], b[2], b[3])
 }
 
-/// The owned form of an option-less IPv4 header, for building packets (tests, ICMP errors).
+/// The owned form of an option-less, unfragmented IPv4 header, for building packets (ICMP
+/// errors, tunnels' outer headers, tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Repr {
     pub src_addr: Ipv4Addr,
@@ -341,6 +342,10 @@ pub struct Repr {
     pub protocol: IpProtocol,
     pub payload_len: usize,
     pub ttl: u8,
+    /// DSCP and ECN, as the one byte of the header.
+    pub tos: u8,
+    pub ident: u16,
+    pub dont_frag: bool,
 }
 
 impl Repr {
@@ -362,6 +367,9 @@ impl Repr {
             protocol: packet.protocol(),
             payload_len: packet.payload().len(),
             ttl: packet.ttl(),
+            tos: packet.dscp() << 2 | packet.ecn(),
+            ident: packet.ident(),
+            dont_frag: packet.dont_frag(),
         })
     }
 
@@ -370,21 +378,27 @@ impl Repr {
         HEADER_LEN
     }
 
-    /// Write a 20-byte header (DF set, id 0) with its checksum; the buffer must hold at
-    /// least [`HEADER_LEN`] bytes.
+    /// Write a 20-byte header with its checksum; the buffer must hold at least
+    /// [`HEADER_LEN`] bytes.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) {
+        self.emit_offloaded(packet);
+        packet.fill_checksum();
+    }
+
+    /// [`Repr::emit`] with the checksum left zero, for a NIC that fills it at transmit.
+    pub fn emit_offloaded<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) {
         packet.set_version(4);
         packet.set_header_len(HEADER_LEN);
-        packet.set_dscp(0);
-        packet.set_ecn(0);
+        packet.set_dscp(self.tos >> 2);
+        packet.set_ecn(self.tos);
         packet.set_total_len((HEADER_LEN + self.payload_len) as u16);
-        packet.set_ident(0);
-        packet.set_flg_off(0, FLAG_DF);
+        packet.set_ident(self.ident);
+        packet.set_flg_off(0, if self.dont_frag { FLAG_DF } else { 0 });
         packet.set_ttl(self.ttl);
         packet.set_protocol(self.protocol);
+        packet.set_checksum(0);
         packet.set_src_addr(self.src_addr);
         packet.set_dst_addr(self.dst_addr);
-        packet.fill_checksum();
     }
 }
 
@@ -511,6 +525,9 @@ mod tests {
             protocol: IpProtocol::TCP,
             payload_len: 4,
             ttl: 64,
+            tos: 0xb9,
+            ident: 0x1234,
+            dont_frag: false,
         };
         let mut buf = [0u8; 24];
         repr.emit(&mut Packet::new_unchecked(&mut buf[..]));
@@ -518,5 +535,28 @@ mod tests {
             Repr::parse(&Packet::new_checked(&buf[..]).unwrap()),
             Ok(repr)
         );
+    }
+
+    #[test]
+    fn repr_emits_the_real_header_byte_for_byte() {
+        // The header of `udp_packet`: DF, id 0, TTL 64, UDP, checksum 0xb861.
+        let repr = Repr {
+            src_addr: Ipv4Addr::new(192, 168, 0, 1),
+            dst_addr: Ipv4Addr::new(192, 168, 0, 199),
+            protocol: IpProtocol::UDP,
+            payload_len: 0x73 - 20,
+            ttl: 64,
+            tos: 0,
+            ident: 0,
+            dont_frag: true,
+        };
+        let mut buf = [0xa5u8; HEADER_LEN];
+        repr.emit(&mut Packet::new_unchecked(&mut buf[..]));
+        assert_eq!(buf[..], udp_packet()[..HEADER_LEN]);
+        // Offloaded: the same header with the checksum left for the NIC.
+        repr.emit_offloaded(&mut Packet::new_unchecked(&mut buf[..]));
+        assert_eq!(buf[10..12], [0, 0]);
+        assert_eq!(buf[..10], udp_packet()[..10]);
+        assert_eq!(buf[12..], udp_packet()[12..HEADER_LEN]);
     }
 }

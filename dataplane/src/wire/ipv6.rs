@@ -393,6 +393,7 @@ pub struct Repr {
     pub next_header: IpProtocol,
     pub payload_len: usize,
     pub hop_limit: u8,
+    pub traffic_class: u8,
 }
 
 impl Repr {
@@ -408,6 +409,7 @@ impl Repr {
             next_header: packet.next_header(),
             payload_len: usize::from(packet.payload_len()),
             hop_limit: packet.hop_limit(),
+            traffic_class: packet.traffic_class(),
         })
     }
 
@@ -416,9 +418,10 @@ impl Repr {
         HEADER_LEN
     }
 
-    /// Write the fixed header; the buffer must hold at least [`HEADER_LEN`] bytes.
+    /// Write the fixed header (flow label 0); the buffer must hold at least [`HEADER_LEN`]
+    /// bytes.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) {
-        packet.set_ver_tc_flow(0xffff_ffff, 6 << 28);
+        packet.set_ver_tc_flow(0xffff_ffff, 6 << 28 | u32::from(self.traffic_class) << 20);
         packet.set_payload_len(self.payload_len as u16);
         packet.set_next_header(self.next_header);
         packet.set_hop_limit(self.hop_limit);
@@ -554,6 +557,7 @@ mod tests {
             next_header: IpProtocol::ICMPV6,
             payload_len: 0,
             hop_limit: 255,
+            traffic_class: 0xb8,
         };
         let mut buf = [0xffu8; HEADER_LEN];
         repr.emit(&mut Packet::new_unchecked(&mut buf[..]));
@@ -561,5 +565,14 @@ mod tests {
             Repr::parse(&Packet::new_checked(&buf[..]).unwrap()),
             Ok(repr)
         );
+    }
+
+    #[test]
+    fn repr_emits_the_real_fixed_header_byte_for_byte() {
+        let p = Packet::new_checked(&V6_HBH_FRAG_TCP[..]).unwrap();
+        let repr = Repr::parse(&p).unwrap();
+        let mut buf = [0xa5u8; HEADER_LEN];
+        repr.emit(&mut Packet::new_unchecked(&mut buf[..]));
+        assert_eq!(buf[..], V6_HBH_FRAG_TCP[..HEADER_LEN]);
     }
 }

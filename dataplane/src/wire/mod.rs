@@ -9,8 +9,10 @@
 //! and variable parts (options, payloads) are cut to the buffer, whatever the setters wrote
 //! since. Getters are named after the field (`src_addr()`), setters add `set_` and need
 //! `T: AsMut<[u8]>`; checksummed headers have `verify_checksum*` and `fill_checksum*`. The
-//! few `Repr` types are owned, validated forms with `parse` / `emit`, for tests and the slow
-//! path (ARP replies, the IP header of an ICMP error), never for the per-packet path.
+//! `Repr` types are owned, validated forms with `parse` / `emit`: every header rvs builds is
+//! written by one (ARP and neighbor discovery, ICMP errors, a tunnel's outer IPv4/IPv6, UDP,
+//! GUE and GRE headers), on the slow paths and tunnels, never for the DR/NAT per-packet
+//! rewrites (those are `pipeline::rewrite`'s incremental updates).
 //!
 //! [`parse_frame`] walks one received frame (Ethernet, up to two VLAN tags, IPv4 or IPv6
 //! through its extension headers, then TCP, UDP, SCTP, ICMP or ICMPv6) into a
@@ -24,6 +26,8 @@ pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod fast;
+pub mod gre;
+pub mod gue;
 pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;
@@ -102,10 +106,15 @@ pub struct IpProtocol(pub u8);
 impl IpProtocol {
     pub const HOP_BY_HOP: IpProtocol = IpProtocol(0);
     pub const ICMP: IpProtocol = IpProtocol(1);
+    /// IPv4 in IPv4 (IPIP).
+    pub const IPV4: IpProtocol = IpProtocol(4);
     pub const TCP: IpProtocol = IpProtocol(6);
     pub const UDP: IpProtocol = IpProtocol(17);
+    /// IPv6 in IP.
+    pub const IPV6: IpProtocol = IpProtocol(41);
     pub const IPV6_ROUTING: IpProtocol = IpProtocol(43);
     pub const IPV6_FRAGMENT: IpProtocol = IpProtocol(44);
+    pub const GRE: IpProtocol = IpProtocol(47);
     pub const ESP: IpProtocol = IpProtocol(50);
     pub const AH: IpProtocol = IpProtocol(51);
     pub const ICMPV6: IpProtocol = IpProtocol(58);

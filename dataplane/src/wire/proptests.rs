@@ -1003,6 +1003,9 @@ proptest! {
             protocol: IpProtocol(proto),
             payload_len: 0,
             ttl,
+            tos: 0,
+            ident: 0,
+            dont_frag: true,
         }
         .emit(&mut Ipv4Packet::new_unchecked(&mut bytes[..]));
         let mut p = Ipv4Packet::new_checked(&mut bytes[..]).unwrap();

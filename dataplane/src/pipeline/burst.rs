@@ -1,0 +1,204 @@
+//! Staging an rx burst: each frame is classified (the fast path's summary, or the general
+//! path) and its conn's index bucket prefetched, then the entry that bucket names, then it is
+//! processed, so a frame's two dependent memory reads overlap the frames before it.
+
+use std::net::Ipv6Addr;
+
+use super::buf::Buf;
+use super::fam::Af;
+use super::ndisc::v6;
+use super::worker::{Cx, Out, Worker};
+use crate::addr::{Family, V4, V6};
+use crate::conn::{ConnKey, BURST, NO_HINT};
+use crate::wire;
+
+impl<B: Buf> Worker<B> {
+    /// A burst in three stages, [`STAGE`] frames apart, so that a frame's two dependent
+    /// memory reads (its conn's index bucket, then the entry it names) are in flight while
+    /// the frames before it are processed: (1) classify and prefetch the bucket, (2) prefetch
+    /// the entry, (3) process. Frames leave in arrival order.
+    pub(super) fn burst<O: FnMut(Out<B>)>(&mut self, cx: &mut Cx<'_, O>, bufs: &mut [Option<B>]) {
+        let n = bufs.len().min(BURST);
+        // The headers the classifier reads first (a NIC's DMA may have left them in memory).
+        for b in bufs.iter().flatten() {
+            crate::mem::prefetch_read(b.data());
+        }
+        // Stage 1's decisions by field: an array of enums would pack and unpack the fast
+        // summary at every stage.
+        let mut kind = [Plan::Empty; BURST];
+        let mut hash = [0u64; BURST];
+        let mut fast = [wire::fast::Fast4::default(); BURST];
+        let mut hint = [NO_HINT; BURST];
+        let mac = cx.pres.ports.get(usize::from(cx.port)).map(|p| p.mac);
+        for i in 0..n + 2 * STAGE {
+            if let Some(b) = bufs.get(i).and_then(Option::as_ref) {
+                let (k, h) = self.plan(b.data(), mac, &mut fast[i]);
+                (kind[i], hash[i]) = (k, h);
+                match k.family() {
+                    Some(false) => self.f4.shard.table().prefetch_bucket(h),
+                    Some(true) => self.f6.shard.table().prefetch_bucket(h),
+                    None => {}
+                }
+            }
+            if let Some(j) = i.checked_sub(STAGE).filter(|&j| j < n) {
+                hint[j] = match kind[j].family() {
+                    Some(false) => self.f4.shard.table().prefetch_entry(hash[j]),
+                    Some(true) => self.f6.shard.table().prefetch_entry(hash[j]),
+                    None => NO_HINT,
+                };
+            }
+            let Some(k) = i.checked_sub(2 * STAGE).filter(|&k| k < n) else {
+                continue;
+            };
+            let Some(b) = bufs[k].take() else {
+                continue;
+            };
+            self.counters.rx.inc();
+            // The staged lookup keyed a frame to a VIP as inbound, others as replies.
+            match kind[k] {
+                Plan::FastIn => self.lb_fast(cx, b, &fast[k], (hint[k], NO_HINT)),
+                Plan::FastReply => self.lb_fast(cx, b, &fast[k], (NO_HINT, hint[k])),
+                _ => self.input(cx, b),
+            }
+        }
+    }
+
+    /// Stage 1 for one frame: the fast path's summary of it (into `fast`), or the general
+    /// path; with the index hash of its conn when its flow can be read
+    /// ([`Worker::staged_key`]).
+    #[inline]
+    fn plan(&self, f: &[u8], mac: Option<[u8; 6]>, fast: &mut wire::fast::Fast4) -> (Plan, u64) {
+        if let Some(ff) = wire::fast::classify4(f).filter(|_| mac.is_some_and(|m| f[..6] == m)) {
+            *fast = ff;
+            let (hash, to_vip) = self.staged_key(ConnKey {
+                proto: ff.proto,
+                caddr: V4(ff.saddr),
+                cport: ff.sport,
+                addr: V4(ff.daddr),
+                port: ff.dport,
+                template: false,
+            });
+            return (
+                if to_vip {
+                    Plan::FastIn
+                } else {
+                    Plan::FastReply
+                },
+                hash,
+            );
+        }
+        match flow_hint(f) {
+            Some(Hint::V4(k)) => (Plan::General4, self.staged_key(k).0),
+            Some(Hint::V6(k)) => (Plan::General6, self.staged_key(k).0),
+            None => (Plan::General, 0),
+        }
+    }
+
+    /// The index hash a frame's conn is looked up by, and whether it goes to a VIP: a frame to
+    /// a VIP is keyed by its client as sent, anything else as a reply (client = destination).
+    #[inline(always)]
+    fn staged_key<A: Af>(&self, k: ConnKey<A>) -> (u64, bool) {
+        let fam = A::fam_ref(self);
+        let to_vip = fam.vips.contains(&k.addr);
+        let k = if to_vip { k } else { reply_key(k) };
+        (fam.shard.table().hash_of(&k), to_vip)
+    }
+}
+
+/// How many frames apart the stages of [`Worker::burst`] run: enough for a bucket to arrive
+/// from memory while that many frames are processed, few enough that a short burst still
+/// overlaps its misses.
+const STAGE: usize = 16;
+
+/// Stage 1's decision for a frame of a burst.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    Empty,
+    /// The fast path, keyed inbound (to a VIP).
+    FastIn,
+    /// The fast path, keyed as a reply (the client is the destination).
+    FastReply,
+    /// The general path, with the index hash of an IPv4 / IPv6 flow.
+    General4,
+    General6,
+    /// The general path, no flow read.
+    General,
+}
+
+impl Plan {
+    /// Whether the frame's conn lookup is IPv6, if it has one.
+    #[inline]
+    fn family(self) -> Option<bool> {
+        match self {
+            Plan::FastIn | Plan::FastReply | Plan::General4 => Some(false),
+            Plan::General6 => Some(true),
+            Plan::Empty | Plan::General => None,
+        }
+    }
+}
+
+/// The lookup key of a reply: its client is the destination (the index hashes the client).
+#[inline]
+fn reply_key<A: Family>(k: ConnKey<A>) -> ConnKey<A> {
+    ConnKey {
+        proto: k.proto,
+        caddr: k.addr,
+        cport: k.port,
+        addr: k.caddr,
+        port: k.cport,
+        template: false,
+    }
+}
+
+enum Hint {
+    V4(ConnKey<V4>),
+    V6(ConnKey<V6>),
+}
+
+/// The inbound lookup key of an untagged, unfragmented TCP/UDP/SCTP frame, read at fixed
+/// offsets for the prefetch pass only (anything else simply is not prefetched).
+#[inline]
+fn flow_hint(f: &[u8]) -> Option<Hint> {
+    let be16 = |at: usize| Some(u16::from_be_bytes([*f.get(at)?, *f.get(at + 1)?]));
+    let ports = |l4: usize, proto: u8| -> Option<(u16, u16)> {
+        matches!(proto, 6 | 17 | 132).then_some(())?;
+        Some((be16(l4)?, be16(l4 + 2)?))
+    };
+    match be16(12)? {
+        0x0800 => {
+            let ihl = usize::from(*f.get(14)? & 0x0f) * 4;
+            if be16(20)? & 0x3fff != 0 {
+                return None;
+            }
+            let proto = *f.get(23)?;
+            let (sp, dp) = ports(14 + ihl, proto)?;
+            let a = |at: usize| Some(V4(u32::from_be_bytes(f.get(at..at + 4)?.try_into().ok()?)));
+            Some(Hint::V4(ConnKey {
+                proto,
+                caddr: a(26)?,
+                cport: sp,
+                addr: a(30)?,
+                port: dp,
+                template: false,
+            }))
+        }
+        0x86dd => {
+            let proto = *f.get(20)?;
+            let (sp, dp) = ports(54, proto)?;
+            let a = |at: usize| {
+                Some(v6(Ipv6Addr::from(
+                    <[u8; 16]>::try_from(f.get(at..at + 16)?).ok()?,
+                )))
+            };
+            Some(Hint::V6(ConnKey {
+                proto,
+                caddr: a(22)?,
+                cport: sp,
+                addr: a(38)?,
+                port: dp,
+                template: false,
+            }))
+        }
+        _ => None,
+    }
+}
