@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rvs_dataplane::addr::{Family, V4, V6};
 use rvs_dataplane::config::{Config, DestConfig, Fwd, ServiceConfig, ServiceKey, Sysctl};
-use rvs_dataplane::conn::{Conn, ConnKey, ConnTable, BURST};
+use rvs_dataplane::conn::{Conn, ConnKey, ConnParam, ConnTable, BURST};
 use rvs_dataplane::proto::{tcp, Proto};
 use rvs_dataplane::rng::Rng;
 use rvs_dataplane::sched::SchedKind;
@@ -33,7 +33,14 @@ fn filled_table(n: u32) -> (ConnTable<V4>, Vec<ConnKey<V4>>) {
     let mut keys = Vec::with_capacity(n as usize);
     for i in 0..n {
         let (caddr, cport) = client(i);
-        let c = Conn::new(6, caddr, cport, VIP, 80, 0, 0, 900_000);
+        let p = ConnParam {
+            proto: 6,
+            caddr,
+            cport,
+            vaddr: VIP,
+            vport: 80,
+        };
+        let c = Conn::new(p, 0, 0, 900_000);
         let Some(s) = t.alloc(c, 900_000) else { break };
         t.hash(s);
         keys.push(ConnKey {

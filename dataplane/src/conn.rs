@@ -115,17 +115,14 @@ const _: () = assert!(core::mem::size_of::<Conn<crate::addr::V6>>() == 64);
 
 impl<A: Family> Conn<A> {
     /// A new conn or template (not hashed, generation 0, `in_pkts` 0, no control link).
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        proto: u8,
-        caddr: A,
-        cport: u16,
-        vaddr: A,
-        vport: u16,
-        dest: u32,
-        flags: u16,
-        timeout: u32,
-    ) -> Self {
+    pub fn new(p: ConnParam<A>, dest: u32, flags: u16, timeout: u32) -> Self {
+        let ConnParam {
+            proto,
+            caddr,
+            cport,
+            vaddr,
+            vport,
+        } = p;
         debug_assert!(dest < NO_DEST);
         // A template's control field counts its conns, a conn's links its template.
         let ctl = if flags & flags::TEMPLATE != 0 {
@@ -443,6 +440,18 @@ pub struct ConnKey<A> {
     pub addr: A,
     pub port: u16,
     pub template: bool,
+}
+
+/// What a new conn or template is for (IPVS's `ip_vs_conn_param`): protocol, client
+/// address and port, virtual address and port (a template's client address is the masked
+/// network, its ports 0 or the service's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnParam<A> {
+    pub proto: u8,
+    pub caddr: A,
+    pub cport: u16,
+    pub vaddr: A,
+    pub vport: u16,
 }
 
 /// Which address/port of an entry `ConnKey::addr/port` is compared with.
@@ -1007,7 +1016,14 @@ mod tests {
     use proptest::prelude::*;
 
     fn conn(caddr: u32, cport: u16, vport: u16) -> Conn<V4> {
-        Conn::new(6, V4(caddr), cport, V4(0x0a00_0001), vport, 7, 0, 60_000)
+        let p = ConnParam {
+            proto: 6,
+            caddr: V4(caddr),
+            cport,
+            vaddr: V4(0x0a00_0001),
+            vport,
+        };
+        Conn::new(p, 7, 0, 60_000)
     }
 
     fn key_in(c: &Conn<V4>) -> ConnKey<V4> {
@@ -1033,9 +1049,19 @@ mod tests {
         assert!(t.alloc(conn(3, 1, 80), 10).is_some());
     }
 
+    fn param(proto: u8, cport: u16, vport: u16) -> ConnParam<V4> {
+        ConnParam {
+            proto,
+            caddr: V4(1),
+            cport,
+            vaddr: V4(3),
+            vport,
+        }
+    }
+
     #[test]
     fn a_conn_keeps_its_fields_in_32_bytes() {
-        let mut c = Conn::<V4>::new(17, V4(1), 2, V4(3), 4, NO_DEST - 1, flags::NOOUTPUT, 9);
+        let mut c = Conn::<V4>::new(param(17, 2, 4), NO_DEST - 1, flags::NOOUTPUT, 9);
         c.set_generation((1 << GENERATION_BITS) - 1);
         c.set_control(CTL_NIL - 1);
         for _ in 0..300 {
@@ -1058,20 +1084,11 @@ mod tests {
             (11, flags::NOOUTPUT | flags::INACTIVE, 9)
         );
         assert_eq!(c.generation(), (1 << GENERATION_BITS) - 1);
-        let mut t = Conn::<V4>::new(
-            0,
-            V4(1),
-            0,
-            V4(3),
-            0,
-            5,
-            flags::TEMPLATE | flags::OWN_DPORT,
-            9,
-        );
+        let mut t = Conn::<V4>::new(param(0, 0, 0), 5, flags::TEMPLATE | flags::OWN_DPORT, 9);
         t.add_n_control(true);
         t.add_n_control(true);
         assert_eq!((t.n_control(), t.control(), t.dport_with(80)), (2, NIL, 0));
-        let u = Conn::<V4>::new(6, V4(1), 0, V4(3), 80, 5, flags::TEMPLATE, 9);
+        let u = Conn::<V4>::new(param(6, 0, 80), 5, flags::TEMPLATE, 9);
         assert_eq!((u.n_control(), u.dport_with(8080)), (0, 8080));
         assert_eq!(c.dport_with(80), 80);
         c.set_flags(flags::OWN_DPORT);

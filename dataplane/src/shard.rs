@@ -18,8 +18,8 @@ use std::sync::Arc;
 use crate::addr::Family;
 use crate::config::{Config, FastHasher, Fwd, ServiceConfig, ServiceKey, TunConfig};
 use crate::conn::{
-    flags, Conn, ConnInfo, ConnKey, ConnRef, ConnTable, Side, BURST, MAX_DEST_SLOTS, NIL, NO_DEST,
-    NO_HINT,
+    flags, Conn, ConnInfo, ConnKey, ConnParam, ConnRef, ConnTable, Side, BURST, MAX_DEST_SLOTS,
+    NIL, NO_DEST, NO_HINT,
 };
 use crate::counters::{Counters, DropReason, SCTP_BASE, TCP_BASE, UDP_BASE};
 use crate::defense::Defense;
@@ -59,6 +59,18 @@ pub struct Packet<A> {
 }
 
 impl<A: Family> Packet<A> {
+    /// The conn this packet would start: its own protocol, addresses and ports.
+    #[inline]
+    fn param(&self) -> ConnParam<A> {
+        ConnParam {
+            proto: self.proto,
+            caddr: self.saddr,
+            cport: self.sport,
+            vaddr: self.daddr,
+            vport: self.dport,
+        }
+    }
+
     pub fn tcp(saddr: A, sport: u16, daddr: A, dport: u16, tcp_flags: u8) -> Self {
         Packet {
             proto: Proto::Tcp as u8,
@@ -976,10 +988,7 @@ impl<A: Family> Shard<A> {
             let dslot = self.svcs[si].slots[pos];
             // A dest of port 0 takes the packet's port.
             let own_dport = self.dests[dslot as usize].key.2 == 0;
-            return self.conn_new(
-                pkt.proto, pkt.saddr, pkt.sport, pkt.daddr, pkt.dport, own_dport, dslot, ops_flag,
-                now,
-            );
+            return self.conn_new(pkt.param(), own_dport, dslot, ops_flag, now);
         };
 
         // ip_vs_sched_persist: the template key.
@@ -1015,17 +1024,14 @@ impl<A: Family> Shard<A> {
                 let pos = self.pick_dest(si, pkt, now).ok_or(DropReason::NoDest)?;
                 let dslot = self.svcs[si].slots[pos];
                 // A template of a port-zero or FTP service has dport 0, else its dest's.
-                let t = self.conn_new(
-                    tproto,
-                    snet,
-                    0,
-                    tvaddr,
-                    tvport,
-                    tvport == 0,
-                    dslot,
-                    flags::TEMPLATE,
-                    now,
-                )?;
+                let tp = ConnParam {
+                    proto: tproto,
+                    caddr: snet,
+                    cport: 0,
+                    vaddr: tvaddr,
+                    vport: tvport,
+                };
+                let t = self.conn_new(tp, tvport == 0, dslot, flags::TEMPLATE, now)?;
                 self.conns.get_mut(t).set_timeout(persist.timeout_ms);
                 t
             }
@@ -1033,9 +1039,7 @@ impl<A: Family> Shard<A> {
         let dslot = self.conns.get(ct).dest();
         // The dest's port for the service's own port, else the packet's.
         let own_dport = svc_port != Some(pkt.dport) || self.dests[dslot as usize].key.2 == 0;
-        let cp = self.conn_new(
-            pkt.proto, pkt.saddr, pkt.sport, pkt.daddr, pkt.dport, own_dport, dslot, ops_flag, now,
-        );
+        let cp = self.conn_new(pkt.param(), own_dport, dslot, ops_flag, now);
         // ip_vs_conn_put(ct): the template is re-armed even when the conn did not fit.
         let deadline = now + u64::from(self.conns.get(ct).timeout());
         self.set_deadline(ct, deadline);
@@ -1075,19 +1079,15 @@ impl<A: Family> Shard<A> {
     }
 
     /// ip_vs_conn_new + ip_vs_bind_dest.
-    #[allow(clippy::too_many_arguments)]
     fn conn_new(
         &mut self,
-        proto: u8,
-        caddr: A,
-        cport: u16,
-        vaddr: A,
-        vport: u16,
+        p: ConnParam<A>,
         own_dport: bool,
         dest: u32,
         extra: u16,
         now: u64,
     ) -> Result<u32, DropReason> {
+        let proto = p.proto;
         if dest >= MAX_DEST_SLOTS {
             // A conn names its dest in 24 bits: a dest slot past them takes no conns.
             return Err(DropReason::NoDest);
@@ -1104,16 +1104,7 @@ impl<A: Family> Shard<A> {
         if own_dport {
             f |= flags::OWN_DPORT;
         }
-        let init = Conn::new(
-            proto,
-            caddr,
-            cport,
-            vaddr,
-            vport,
-            dest,
-            f,
-            INITIAL_TIMEOUT_MS,
-        );
+        let init = Conn::new(p, dest, f, INITIAL_TIMEOUT_MS);
         let deadline = now + u64::from(INITIAL_TIMEOUT_MS);
         let Some(slot) = self.conns.alloc(init, deadline) else {
             return Err(DropReason::TableFull);
