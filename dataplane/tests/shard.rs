@@ -285,6 +285,29 @@ fn conn_reuse_mode_0_keeps_the_time_wait_conn() {
     assert_eq!(s.conn(b.conn).unwrap().state, TcpState::SynRecv as u8);
 }
 
+/// A service of two dests with an established conn (at t=1) to one of them; then the
+/// config of the same service with only the other dest, under `sysctl`.
+fn conn_to_a_dest_that_goes(sysctl: Sysctl) -> (Shard<V4>, Xmit<V4>, Arc<Config<V4>>) {
+    let two = vec![
+        dest("10.1.0.1", 1, Fwd::Droute),
+        dest("10.1.0.2", 1, Fwd::Droute),
+    ];
+    let mut s = shard(
+        vec![tcp_svc(VIP, SchedKind::Rr, two, 0, 32)],
+        sysctl.clone(),
+        64,
+    );
+    let a = xmit(s.process(&pkt("1.1.1.1", 1000, tcp::SYN), 0));
+    s.process(&pkt("1.1.1.1", 1000, tcp::ACK), 1);
+    let keep = if a.daddr == v4("10.1.0.1") {
+        "10.1.0.2"
+    } else {
+        "10.1.0.1"
+    };
+    let svc = tcp_svc(VIP, SchedKind::Rr, vec![dest(keep, 1, Fwd::Droute)], 0, 32);
+    (s, a, Arc::new(Config::new(vec![svc], sysctl).unwrap()))
+}
+
 #[test]
 fn removed_dest_drops_packets_unless_expire_nodest_conn() {
     for expire in [false, true] {
@@ -292,34 +315,8 @@ fn removed_dest_drops_packets_unless_expire_nodest_conn() {
             expire_nodest_conn: expire,
             ..Sysctl::default()
         };
-        let two = vec![
-            dest("10.1.0.1", 1, Fwd::Droute),
-            dest("10.1.0.2", 1, Fwd::Droute),
-        ];
-        let mut s = shard(
-            vec![tcp_svc(VIP, SchedKind::Rr, two, 0, 32)],
-            sysctl.clone(),
-            64,
-        );
-        let a = xmit(s.process(&pkt("1.1.1.1", 1000, tcp::SYN), 0));
-        s.process(&pkt("1.1.1.1", 1000, tcp::ACK), 1);
-        let keep = if a.daddr == v4("10.1.0.1") {
-            "10.1.0.2"
-        } else {
-            "10.1.0.1"
-        };
-        let cfg = Config::new(
-            vec![tcp_svc(
-                VIP,
-                SchedKind::Rr,
-                vec![dest(keep, 1, Fwd::Droute)],
-                0,
-                32,
-            )],
-            sysctl,
-        )
-        .unwrap();
-        s.set_config(Arc::new(cfg), 2);
+        let (mut s, a, cfg) = conn_to_a_dest_that_goes(sysctl);
+        s.set_config(cfg, 2);
         if expire {
             // Newer kernels expire the removed dest's conns at once.
             assert!(s.conn(a.conn).is_none());
@@ -531,33 +528,17 @@ fn expire_nodest_conn_turned_on_later_expires_the_conns_of_a_dest_removed_before
         expire_nodest_conn: true,
         ..Sysctl::default()
     };
-    let two = vec![
-        dest("10.1.0.1", 1, Fwd::Droute),
-        dest("10.1.0.2", 1, Fwd::Droute),
-    ];
-    let mut s = shard(
-        vec![tcp_svc(VIP, SchedKind::Rr, two, 0, 32)],
-        off.clone(),
-        64,
-    );
-    let a = xmit(s.process(&pkt("1.1.1.1", 1000, tcp::SYN), 0));
-    s.process(&pkt("1.1.1.1", 1000, tcp::ACK), 1);
-    let keep = if a.daddr == v4("10.1.0.1") {
-        "10.1.0.2"
-    } else {
-        "10.1.0.1"
-    };
-    let only = |sysctl: Sysctl| {
-        let svc = tcp_svc(VIP, SchedKind::Rr, vec![dest(keep, 1, Fwd::Droute)], 0, 32);
-        Arc::new(Config::new(vec![svc], sysctl).unwrap())
-    };
-    s.set_config(only(off), 2);
+    let (mut s, a, first) = conn_to_a_dest_that_goes(off);
+    let kept = first.services[0].dests[0].addr;
+    s.set_config(first, 2);
     assert!(
         s.conn(a.conn).is_some(),
         "held while expire_nodest_conn is off"
     );
+    let (_, _, again) = conn_to_a_dest_that_goes(on);
+    assert_eq!(again.services[0].dests[0].addr, kept, "rr starts alike");
     // The same service (rebuilt: another snapshot) with the sysctl on: the conn goes.
-    s.set_config(only(on), 3);
+    s.set_config(again, 3);
     assert!(s.conn(a.conn).is_none());
     assert!(s.dest_counts(key(VIP), a.daddr, 80).is_none());
 }
