@@ -1055,9 +1055,12 @@ bird_run() {
   PIDS+=($!)
 }
 birdc_in() { timeout 5 ip netns exec "$(ns "$1")" birdc -s "$TMP/$CUR/bird-$2.ctl" "${@:3}"; }
-# bgp_state: the appliance's session to the router as "STATE SINCE INFO" (BIRD's columns).
+# bgp_state: the appliance's session to the router as "STATE SINCE INFO" (BIRD's columns);
+# empty while birdc cannot answer (BIRD's socket not there yet, a timeout): with pipefail a
+# failing birdc would otherwise end the script silently in `st=$(bgp_state)` (seen once in
+# CI, right after BIRD's start).
 bgp_state() {
-  birdc_in lb appliance show protocols upstream 2>/dev/null |
+  { birdc_in lb appliance show protocols upstream 2>/dev/null || true; } |
     awk '$1 == "upstream" {$1 = $2 = $3 = ""; sub(/^ +/, ""); print}'
 }
 
