@@ -59,13 +59,13 @@ fn filled_table(n: u32) -> (ConnTable<V4>, Vec<ConnKey<V4>>) {
 /// timers), for each family: one line each.
 fn print_bytes_per_conn() {
     fn line<A: Family>(name: &str) {
-        // The figure hardly depends on the capacity; 2^24 - 1 is a worker's largest.
+        // The figure hardly depends on the capacity; 2^26 is a worker's largest.
         let per = |cap: u32| Shard::<A>::conn_memory_for(cap) as f64 / f64::from(cap);
         eprintln!(
-            "{name} conn: {:.1} B of capacity, everything included ({:.1} at 1M, {:.1} at 2^24 - 1)",
+            "{name} conn: {:.1} B of capacity, everything included ({:.1} at 1M, {:.1} at 2^26)",
             per(10_000_000),
             per(1 << 20),
-            per((1 << 24) - 1)
+            per(1 << 26)
         );
     }
     line::<V4>("IPv4");

@@ -172,7 +172,7 @@ struct SynfloodArgs {
     /// Flood SYNs per second, each from a random source address and port.
     #[arg(long, default_value_t = 1000)]
     rate: u64,
-    /// Conn entries of the shard (its "memory"), templates included (at most 16777215).
+    /// Conn entries of the shard (its "memory"), templates included (at most 2^26).
     #[arg(long, default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(1..=i64::from(rvs_dataplane::conn::MAX_CAPACITY)))]
     capacity: u32,
     /// Persistence timeout in seconds; 0 = not persistent.
