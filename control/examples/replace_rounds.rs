@@ -87,14 +87,18 @@ fn main() {
         let old = w.set_configs(s.v4, s.v6, 0);
         let swap = t.elapsed();
         let rss2 = rss_mib();
+        // The snapshot the worker replaced (rvsd frees it after the reply).
+        let t = Instant::now();
         drop(old);
+        let free = t.elapsed();
         let t = Instant::now();
         let freed = ctl.stats_mut().gc();
         println!(
-            "{what}: controller {:.1} ms, a worker's swap {:.1} ms, gc of {freed} blocks {:.1} ms \
-             (resident {rss0} -> {rss1} -> {rss2} -> {} MiB)",
+            "{what}: controller {:.1} ms, a worker's swap {:.1} ms, freeing the old snapshot \
+             {:.1} ms, gc of {freed} blocks {:.1} ms (resident {rss0} -> {rss1} -> {rss2} -> {} MiB)",
             answer.as_secs_f64() * 1e3,
             swap.as_secs_f64() * 1e3,
+            free.as_secs_f64() * 1e3,
             t.elapsed().as_secs_f64() * 1e3,
             rss_mib()
         );

@@ -55,6 +55,9 @@ pub struct ControlThread {
     keepalived: Option<(PathBuf, Reloader)>,
     next_estimate: u64,
     next_rebalance: u64,
+    /// What the workers handed back (the snapshots they replaced), freed once the change's
+    /// reply is out: freeing a 100k-dest set takes milliseconds that rvsadm need not wait.
+    retired: Vec<FromWorker>,
 }
 
 impl ControlThread {
@@ -70,6 +73,7 @@ impl ControlThread {
             keepalived: None,
             next_estimate: now + PERIOD_MS,
             next_rebalance: now,
+            retired: Vec::new(),
         }
     }
 
@@ -174,6 +178,7 @@ impl ControlThread {
                 }
             };
             send(&mut conn, &reply)?;
+            self.retired.clear();
         }
     }
 
@@ -195,7 +200,7 @@ impl ControlThread {
                 v4: Arc::clone(&s.v4),
                 v6: Arc::clone(&s.v6),
             };
-            if !post_until(l, cmd, deadline) {
+            if !post_until(l, cmd, deadline, &mut self.retired) {
                 return error(ErrorKind::Timeout, "a worker's command ring stays full");
             }
         }
@@ -207,7 +212,7 @@ impl ControlThread {
             .all(|l| l.generation() >= self.ctl.generation())
         {
             for l in &self.links {
-                drain(l);
+                drain(l, &mut self.retired);
             }
             if Instant::now() > deadline {
                 return error(
@@ -223,7 +228,7 @@ impl ControlThread {
             }
         }
         for l in &self.links {
-            drain(l);
+            drain(l, &mut self.retired);
         }
         Reply::Ok {
             generation: self.ctl.generation(),
@@ -243,7 +248,7 @@ impl ControlThread {
                 cursor: ConnCursor { v6, slot },
                 rows: Vec::with_capacity(room),
             };
-            if !post_until(l, cmd, deadline) {
+            if !post_until(l, cmd, deadline, &mut self.retired) {
                 return error(ErrorKind::Timeout, "a worker's command ring stays full");
             }
             let (rows, next) = loop {
@@ -386,8 +391,9 @@ impl ControlThread {
     /// The estimator every 2 s, threshold shares, freeing what nobody holds.
     pub fn housekeeping(&mut self, now: u64) {
         for l in &self.links {
-            drain(l);
+            drain(l, &mut self.retired);
         }
+        self.retired.clear();
         if now >= self.next_estimate {
             self.next_estimate = now + PERIOD_MS;
             self.ctl.estimate();
@@ -407,13 +413,18 @@ impl ControlThread {
 
 /// Post `cmd`, retrying while the ring is full (draining the replies that fill it) until
 /// `deadline`; false when it never went.
-fn post_until(l: &WorkerLink, mut cmd: ToWorker, deadline: Instant) -> bool {
+fn post_until(
+    l: &WorkerLink,
+    mut cmd: ToWorker,
+    deadline: Instant,
+    retired: &mut Vec<FromWorker>,
+) -> bool {
     loop {
         match l.post(cmd) {
             Ok(()) => return true,
             Err(back) => {
                 cmd = back;
-                drain(l);
+                drain(l, retired);
                 if Instant::now() > deadline {
                     return false;
                 }
@@ -423,10 +434,11 @@ fn post_until(l: &WorkerLink, mut cmd: ToWorker, deadline: Instant) -> bool {
     }
 }
 
-/// Replies nobody waits for (old snapshots, share acks): freed here, on the control thread.
-fn drain(l: &WorkerLink) {
+/// Replies nobody waits for (old snapshots, share acks), into `retired`: freed on the control
+/// thread, after the reply of the change under way.
+fn drain(l: &WorkerLink, retired: &mut Vec<FromWorker>) {
     while let Some(r) = l.take() {
-        drop(r);
+        retired.push(r);
     }
 }
 

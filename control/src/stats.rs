@@ -44,6 +44,19 @@ struct DestEntry {
     asked_at: u64,
 }
 
+impl DestEntry {
+    /// A new dest's entry: a block with the thresholds split evenly, counting from zero.
+    fn new(workers: u32, upper: u32, lower: u32) -> Self {
+        DestEntry {
+            stats: Arc::new(DestStats::new(workers, upper, lower)),
+            zero: DestTotals::default(),
+            est: Estimator::new(Stats::default()),
+            thresholds: (0, 0),
+            asked_at: 0,
+        }
+    }
+}
+
 struct ServiceEntry {
     /// What its removed dests counted (after their baselines, and raw).
     retired: Stats,
@@ -65,7 +78,14 @@ impl Default for ServiceEntry {
 /// Every dest's block, baseline and estimator.
 pub struct StatsRegistry {
     workers: u32,
-    dests: Map<DestId, DestEntry>,
+    /// Where each dest's entry is in `entries`. The map holds only the key and a place: a
+    /// `--replace` of 100k new dests grows it from 100k to 200k entries (the old set's go
+    /// later, a bounded number a tick) and its rehash then moves 50 bytes an entry, not the
+    /// 200 of a whole entry.
+    dests: Map<DestId, u32>,
+    /// The entries, in places that never move (`None`: free, listed in `free`).
+    entries: Vec<Option<DestEntry>>,
+    free: Vec<u32>,
     services: Map<ServiceId, ServiceEntry>,
     /// What freed blocks counted, raw (the appliance's totals never go backwards).
     retired: DestTotals,
@@ -102,6 +122,8 @@ impl StatsRegistry {
         StatsRegistry {
             workers: workers.max(1),
             dests: Map::default(),
+            entries: Vec::new(),
+            free: Vec::new(),
             services: Map::default(),
             retired: DestTotals::default(),
             retiring: VecDeque::new(),
@@ -116,16 +138,23 @@ impl StatsRegistry {
     pub fn block(&mut self, id: DestId, upper: u32, lower: u32) -> (Arc<DestStats>, bool) {
         let workers = self.workers;
         let mut made = false;
-        let e = self.dests.entry(id).or_insert_with(|| {
+        let (entries, free) = (&mut self.entries, &mut self.free);
+        let at = *self.dests.entry(id).or_insert_with(|| {
             made = true;
-            DestEntry {
-                stats: Arc::new(DestStats::new(workers, upper, lower)),
-                zero: DestTotals::default(),
-                est: Estimator::new(Stats::default()),
-                thresholds: (0, 0),
-                asked_at: 0,
+            let e = Some(DestEntry::new(workers, upper, lower));
+            match free.pop() {
+                Some(at) => {
+                    entries[at as usize] = e;
+                    at
+                }
+                None => {
+                    entries.push(e);
+                    (entries.len() - 1) as u32
+                }
             }
         });
+        let e =
+            self.entries[at as usize].get_or_insert_with(|| DestEntry::new(workers, upper, lower));
         // In the rules (again): retirements queued so far are stale.
         e.asked_at = self.retires;
         if e.thresholds != (upper, lower) {
@@ -142,9 +171,16 @@ impl StatsRegistry {
         (Arc::clone(&e.stats), made)
     }
 
+    /// The entry of a dest, if it has one.
+    fn entry(&self, id: &DestId) -> Option<&DestEntry> {
+        let &at = self.dests.get(id)?;
+        self.entries.get(at as usize)?.as_ref()
+    }
+
     /// Room for `n` more dests' blocks.
     pub fn reserve(&mut self, n: usize) {
         self.dests.reserve(n);
+        self.entries.reserve(n.saturating_sub(self.free.len()));
     }
 
     /// Whether the registry holds a block for the dest.
@@ -189,7 +225,7 @@ impl StatsRegistry {
             let Some((id, at)) = self.retiring.pop_front() else {
                 break;
             };
-            let Some(e) = self.dests.get(&id) else {
+            let Some(e) = self.entry(&id) else {
                 continue;
             };
             if e.asked_at >= at {
@@ -200,7 +236,12 @@ impl StatsRegistry {
                 continue;
             }
             self.thresholded.remove(&id);
-            if let Some(e) = self.dests.remove(&id) {
+            let gone = self.dests.remove(&id).and_then(|at| {
+                let e = self.entries.get_mut(at as usize)?.take()?;
+                self.free.push(at);
+                Some(e)
+            });
+            if let Some(e) = gone {
                 let t = e.stats.totals();
                 if let Some(s) = self.services.get_mut(&id.0) {
                     add(&mut s.retired, &stats_of(&t, &e.zero));
@@ -220,7 +261,7 @@ impl StatsRegistry {
 
     /// A dest's counters since its last `-Z`, its live counts, and its rates.
     pub fn dest(&self, id: &DestId) -> (Stats, DestTotals, Rates) {
-        match self.dests.get(id) {
+        match self.entry(id) {
             Some(e) => {
                 let t = e.stats.totals();
                 (stats_of(&t, &e.zero), t, e.est.rates())
@@ -238,7 +279,7 @@ impl StatsRegistry {
             None => (Stats::default(), Rates::default()),
         };
         for d in &svc.dests {
-            if let Some(e) = self.dests.get(&(id, d.addr, d.port)) {
+            if let Some(e) = self.entry(&(id, d.addr, d.port)) {
                 let zero = if raw { DestTotals::default() } else { e.zero };
                 add(&mut sum, &stats_of(&e.stats.totals(), &zero));
             }
@@ -256,7 +297,7 @@ impl StatsRegistry {
             inbytes: self.retired.inbytes,
             outbytes: self.retired.outbytes,
         };
-        for e in self.dests.values() {
+        for e in self.entries.iter().flatten() {
             add(
                 &mut sum,
                 &stats_of(&e.stats.totals(), &DestTotals::default()),
@@ -267,7 +308,10 @@ impl StatsRegistry {
 
     /// `-Z`: counters and rates of one service's dests (or all) start again from zero.
     pub fn zero(&mut self, service: Option<ServiceId>) {
-        for (id, e) in self.dests.iter_mut() {
+        for (id, &at) in &self.dests {
+            let Some(e) = self.entries.get_mut(at as usize).and_then(Option::as_mut) else {
+                continue;
+            };
             if service.is_none_or(|s| s == id.0) {
                 e.zero = e.stats.totals();
                 e.est = Estimator::new(Stats::default());
@@ -283,7 +327,7 @@ impl StatsRegistry {
 
     /// One estimator period ended: every dest's and service's rates move.
     pub fn estimate(&mut self, rules: &RuleSet) {
-        for e in self.dests.values_mut() {
+        for e in self.entries.iter_mut().flatten() {
             let s = stats_of(&e.stats.totals(), &e.zero);
             e.est.update(s);
         }
@@ -303,7 +347,7 @@ impl StatsRegistry {
     pub fn rebalance(&self) -> bool {
         let n = self.workers;
         let mut changed = false;
-        for e in self.thresholded.iter().filter_map(|id| self.dests.get(id)) {
+        for e in self.thresholded.iter().filter_map(|id| self.entry(id)) {
             let (upper, lower) = e.thresholds;
             let counts: Vec<u64> = (0..n).map(|w| e.stats.worker_conns(w)).collect();
             for (w, u) in shares(upper, &counts).into_iter().enumerate() {

@@ -393,6 +393,10 @@ impl<A: Family> Shard<A> {
                 // One lookup for a dest new to the shard (a 100k-dest set is all new ones).
                 let slot = match self.dest_map.entry(key) {
                     Entry::Occupied(e) => *e.get(),
+                    // Nothing to publish for a new slot: it has no conns, and its block's
+                    // cells for this worker are zero (a new block, or one whose slot here
+                    // published zero counts when its last conn went). Not writing them
+                    // spares a cache miss per dest of a large change.
                     Entry::Vacant(e) => {
                         let s = place_dest(
                             &mut self.dests,
@@ -400,7 +404,6 @@ impl<A: Family> Shard<A> {
                             new_dest(key, &dc.stats.0, self.worker),
                         );
                         e.insert(s);
-                        moved.push(s);
                         s
                     }
                 };
