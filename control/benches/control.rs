@@ -1,6 +1,6 @@
 //! The control plane's costs (a bench, not a test; `cargo bench -p rvs-control --bench
-//! control`): two workers on threads of their own serve their links as `rvsd run`'s do
-//! between bursts; the control thread serves its Unix socket.
+//! control`): two workers (`RVS_BENCH_WORKERS`) on threads of their own serve their links as
+//! `rvsd run`'s do between bursts; the control thread serves its Unix socket.
 //!
 //! - one `-e` (a weight change) over the socket, from connect to reply, applied on every
 //!   worker: p50 / p99 / max over `RVS_BENCH_CHANGES` changes (default 2000);
@@ -28,7 +28,16 @@ use rvs_dataplane::pipeline::buf::VecBuf;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const WORKERS: u32 = 2;
+/// Workers (`RVS_BENCH_WORKERS`, default 2). rvsd runs one worker per lcore after the main
+/// one; on a 2-core machine that is one, and two here share the second core, so their swaps of
+/// a large change run one after the other.
+fn workers() -> u32 {
+    std::env::var("RVS_BENCH_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(2)
+}
 
 fn request(path: &std::path::Path, req: &Request) -> Reply {
     let mut s = UnixStream::connect(path).expect("connect");
@@ -70,8 +79,9 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
+    let workers = workers();
     let mut cfg = default_lab();
-    cfg.engine.workers = WORKERS;
+    cfg.engine.workers = workers;
     cfg.engine.conns_per_worker = 65536;
     let base = Base {
         sysctl: cfg.sysctl(),
@@ -82,17 +92,17 @@ fn main() {
         "-A -t 10.0.0.100:80 -s rr\n-a -t 10.0.0.100:80 -r 10.0.0.11\n-a -t 10.0.0.100:80 -r 10.0.0.12\n",
     )
     .unwrap();
-    let (ctl, first) = Controller::new(rules, base, WORKERS, 65536).unwrap();
+    let (ctl, first) = Controller::new(rules, base, workers, 65536).unwrap();
     let ws = workers_with(
         &cfg,
         (first.v4, first.v6),
-        WORKERS,
+        workers,
         0,
         &NicSetup::default(),
         |_| Box::new(|| Some(VecBuf::empty())),
     )
     .unwrap();
-    let links: Vec<Arc<WorkerLink>> = (0..WORKERS).map(|_| Arc::new(WorkerLink::new(1))).collect();
+    let links: Vec<Arc<WorkerLink>> = (0..workers).map(|_| Arc::new(WorkerLink::new(1))).collect();
     let stop = Arc::new(AtomicBool::new(false));
     // As rvsd lays its threads out: the control thread on a housekeeping core (the first),
     // the workers on the others (on a 2-core machine both on the second). Unpinned, two
@@ -164,7 +174,7 @@ fn main() {
     }
     let (p50, p99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
     println!(
-        "one -e on {WORKERS} workers, {changes} changes: p50 {:.1} us, p99 {:.1} us, max {:.1} us",
+        "one -e on {workers} workers, {changes} changes: p50 {:.1} us, p99 {:.1} us, max {:.1} us",
         p50.as_secs_f64() * 1e6,
         p99.as_secs_f64() * 1e6,
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1e6
@@ -185,7 +195,7 @@ fn main() {
         fwmark_v4: Vec::new(),
         fwmark_v6: Vec::new(),
     };
-    let (mut solo, _) = Controller::new(RuleSet::new(), base2, WORKERS, 65536).unwrap();
+    let (mut solo, _) = Controller::new(RuleSet::new(), base2, workers, 65536).unwrap();
     let t = Instant::now();
     let rvs_control::controller::Step::Publish(snap) =
         solo.handle(Request::Replace { text: text.clone() })
