@@ -74,7 +74,7 @@ impl Families {
 
     fn path(&mut self, base: &[LabelPair], c: &PathCounters) {
         use MetricKind::Counter as C;
-        let rows: [(&'static str, &'static str, u64); 13] = [
+        let rows: [(&'static str, &'static str, u64); 14] = [
             (
                 "rvs_rx_frames_total",
                 "Frames received from ports.",
@@ -130,6 +130,11 @@ impl Families {
                 "rvs_icmp_errors_sent_total",
                 "ICMP errors sent (time exceeded, fragmentation needed).",
                 c.icmp_errors_sent.get(),
+            ),
+            (
+                "rvs_icmp_errors_ratelimited_total",
+                "Time exceeded not sent: over [icmp] msgs_per_sec (the kernel's RateLimitGlobal).",
+                c.icmp_errors_ratelimited.get(),
             ),
             (
                 "rvs_frags_held_total",

@@ -248,7 +248,8 @@ pub fn presence(cfg: &AppConfig, nic: &NicSetup) -> Result<Presence, String> {
     }
     Ok(Presence::new(ports, &r4, &r6, s4, s6)?
         .with_rss_key(nic.rss_key.clone())
-        .with_exception(cfg.exception.clone()))
+        .with_exception(cfg.exception.clone())
+        .with_icmp(cfg.icmp))
 }
 
 /// One snapshot per family, as the workers run them.

@@ -613,6 +613,42 @@ fn ttl_of_one_to_a_vip_gets_time_exceeded_from_the_vip() {
     }
 }
 
+/// The kernel limits the time exceeded it sends (`icmp_msgs_per_sec`, `icmp_msgs_burst`:
+/// 1000 and 50 by default) and never path MTU discovery: a flood of TTL 1 toward a VIP gets
+/// the burst, then the rate; a flood of packets too big for the tunnel gets an error each.
+#[test]
+fn time_exceeded_is_rate_limited_and_frag_needed_is_not() {
+    let mut w = worker(
+        service(Fwd::Tunnel, TunConfig::default(), false),
+        Config::default(),
+        0,
+        1,
+    );
+    let ttl1: Vec<Vec<u8>> = (0..200u16)
+        .map(|i| tcp_frame(CLIENT, 40000 + i, VIP, 80, true, 1, b""))
+        .collect();
+    let sent = tx(run(&mut w, &ttl1, 1));
+    assert_eq!(sent.len(), 50, "the burst");
+    assert_eq!(w.counters().icmp_errors_ratelimited.get(), 150);
+    assert_eq!(w.counters().drops_of(PathDrop::TtlExceeded), 200);
+    // 10 ms later, 10 more (1000 a second).
+    assert_eq!(tx(run(&mut w, &ttl1, 11)).len(), 10);
+    let big: Vec<Vec<u8>> = (0..100u16)
+        .map(|i| {
+            let mut f = Vec::new();
+            PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
+                .ipv4(CLIENT, VIP, 64)
+                .tcp(50000 + i, 80, 1, 100)
+                .syn()
+                .write(&mut f, &[0u8; 1460])
+                .unwrap();
+            f
+        })
+        .collect();
+    assert_eq!(tx(run(&mut w, &big, 11)).len(), 100, "one frag needed each");
+    assert_eq!(w.counters().icmp_errors_ratelimited.get(), 340);
+}
+
 /// A NAT reply is routed through (the kernel's `ip_forward` checks the TTL before IPVS sees
 /// it): the time exceeded comes from the appliance's own address toward the dest, about the
 /// reply as the dest sent it.

@@ -62,6 +62,7 @@ pub fn default_lab() -> AppConfig {
         control: ControlConfig::default(),
         metrics: MetricsConfig::default(),
         exception: Default::default(),
+        icmp: Default::default(),
     }
 }
 #[cfg(test)]

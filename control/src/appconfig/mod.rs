@@ -1,9 +1,9 @@
 //! The appliance's TOML file (`rvsd replay --config`, `rvsd run --config`): ports and their
 //! addresses, static neighbors, routes, IPVS's sysctls, engine sizing, firewall-mark match
 //! rules, tunnel settings, the control socket, the metrics listener, the health checks'
-//! keepalived file and the exception path's budget and peers. Virtual services are
-//! not here: they come from ipvsadm rules ([`crate::rules`]). Every key is documented in
-//! `docs/config.md`.
+//! keepalived file, the exception path's budget and peers and the rate of ICMP errors.
+//! Virtual services are not here: they come from ipvsadm rules ([`crate::rules`]). Every key
+//! is documented in `docs/config.md`.
 //!
 //! [`parse`] refuses anything it does not understand (an unknown key, a wrong type, a bad
 //! MAC, address or prefix, a prefix with host bits set, a duplicate port name, a neighbor or
@@ -21,7 +21,7 @@
 //! - `values`: reading one value (integer in range, MAC, address, prefix) with its error.
 //! - One file per table, its type, defaults, reader and checks: `ports` (`[[port]]`,
 //!   `[[neighbor]]`, `[[route]]`), `sysctl` (`[defense]`, `[ipvs]`), `engine`, `fwmark`,
-//!   `tunnel`, `control`, `metrics`, `health`, `exception`.
+//!   `tunnel`, `control`, `metrics`, `health`, `exception`, `icmp`.
 //! - `lab`: the embedded lab configuration.
 
 use std::net::IpAddr;
@@ -33,6 +33,7 @@ mod errors;
 mod exception;
 mod fwmark;
 mod health;
+mod icmp;
 mod lab;
 mod metrics;
 mod ports;
@@ -56,6 +57,7 @@ pub use lab::{default_lab, DEFAULT_LAB_TOML};
 pub use metrics::{MetricsConfig, DEFAULT_METRICS_LISTEN};
 pub use ports::{NeighborConfig, PortConfig, RouteConfig, DEFAULT_MTU};
 pub use rvs_dataplane::pipeline::exception::ExceptionConfig;
+pub use rvs_dataplane::pipeline::icmp_limit::IcmpLimitConfig;
 pub use sysctl::{DefenseConfig, IpvsConfig};
 pub use tunnel::TunnelConfig;
 pub use values::{parse_mac, Mac, Prefix};
@@ -79,6 +81,7 @@ pub struct AppConfig {
     pub metrics: MetricsConfig,
     pub health: HealthConfig,
     pub exception: ExceptionConfig,
+    pub icmp: IcmpLimitConfig,
 }
 
 /// Parse and check an appliance TOML text. Errors carry no file name
@@ -103,6 +106,7 @@ pub fn parse(text: &str) -> Result<AppConfig, ConfigFileError> {
     let metrics = metrics::read_metrics(&c, &raw.metrics)?;
     let health = health::read_health(&c, &raw.health)?;
     let exception = exception::read_exception(&c, &raw.exception, &all_addrs)?;
+    let icmp = icmp::read_icmp(&c, &raw.icmp)?;
     Ok(AppConfig {
         ports,
         neighbors,
@@ -116,6 +120,7 @@ pub fn parse(text: &str) -> Result<AppConfig, ConfigFileError> {
         metrics,
         health,
         exception,
+        icmp,
     })
 }
 

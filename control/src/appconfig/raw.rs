@@ -34,6 +34,8 @@ pub(super) struct RawFile {
     pub(super) health: RawHealth,
     #[serde(default)]
     pub(super) exception: RawException,
+    #[serde(default)]
+    pub(super) icmp: RawIcmp,
 }
 
 #[derive(Deserialize)]
@@ -141,4 +143,11 @@ pub(super) struct RawException {
     pub(super) budget_pps: Option<S<i64>>,
     #[serde(default)]
     pub(super) peers: Vec<S<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIcmp {
+    pub(super) msgs_per_sec: Option<S<i64>>,
+    pub(super) msgs_burst: Option<S<i64>>,
 }

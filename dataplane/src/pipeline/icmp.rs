@@ -170,6 +170,12 @@ impl<B: Buf> Worker<B> {
         if ip.l4 == L4Summary::NonFirstFragment {
             return self.drop(reason, buf, cx.out);
         }
+        // Path MTU discovery is never limited (the kernel's `icmpv4_mask_allow` and IPv6
+        // ratemask); time exceeded is.
+        if kind == IcmpKind::TtlExceeded && !self.icmp_limit.allow(cx.now) {
+            self.counters.icmp_errors_ratelimited.inc();
+            return self.drop(reason, buf, cx.out);
+        }
         let (Some(sender), Some(dst)) = (A::from_ip(ip.src), A::from_ip(ip.dst)) else {
             return self.drop(reason, buf, cx.out);
         };

@@ -32,7 +32,7 @@ pub struct Ends<A> {
 }
 
 /// An ICMP error the path sends about a packet.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IcmpKind {
     TtlExceeded,
     /// Fragmentation needed / packet too big, with the MTU to report.

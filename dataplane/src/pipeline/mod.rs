@@ -6,6 +6,7 @@ pub mod buf;
 pub mod exception;
 pub mod frag;
 pub mod frag_hold;
+pub mod icmp_limit;
 pub mod local;
 pub mod rewrite;
 pub mod rss;

@@ -71,6 +71,9 @@ pub struct PathCounters {
     pub echo_replies: Cell,
     pub solicits: Cell,
     pub icmp_errors_sent: Cell,
+    /// Time exceeded not sent: over `[icmp] msgs_per_sec` (the kernel's
+    /// `ICMP_MIB_RATELIMITGLOBAL`).
+    pub icmp_errors_ratelimited: Cell,
     /// Gratuitous ARPs and unsolicited neighbor advertisements for the VIPs.
     pub announces: Cell,
     /// Copies of neighbor answers (ARP replies and neighbor advertisements to the appliance)

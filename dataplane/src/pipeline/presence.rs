@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::exception::ExceptionConfig;
+use super::icmp_limit::IcmpLimitConfig;
 use super::rss;
 use crate::addr::{Family, V4, V6};
 use crate::l3::{Route, RouteTable};
@@ -41,6 +42,8 @@ pub struct Presence {
     pub rss_key: Arc<rss::Key>,
     /// The exception path's budget and peers (the defaults unless set).
     pub exception: ExceptionConfig,
+    /// The rate of the ICMP errors the path sends itself (the defaults unless set).
+    pub icmp: IcmpLimitConfig,
 }
 
 impl Presence {
@@ -90,6 +93,7 @@ impl Presence {
             static6,
             rss_key: Arc::new(rss::Key::fixed()),
             exception: ExceptionConfig::default(),
+            icmp: IcmpLimitConfig::default(),
         })
     }
 
@@ -102,6 +106,12 @@ impl Presence {
     /// The same presence with the exception path's budget and peers `cfg`.
     pub fn with_exception(mut self, cfg: ExceptionConfig) -> Self {
         self.exception = cfg;
+        self
+    }
+
+    /// The same presence with the ICMP error rate `cfg`.
+    pub fn with_icmp(mut self, cfg: IcmpLimitConfig) -> Self {
+        self.icmp = cfg;
         self
     }
 }

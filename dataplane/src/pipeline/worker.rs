@@ -16,6 +16,7 @@ use super::buf::Buf;
 use super::exception::{Meter, Seen};
 use super::fam::Fam;
 use super::frag_hold::FRAG_HOLD_MAX;
+use super::icmp_limit::IcmpLimit;
 use crate::addr::{V4, V6};
 use crate::config::Config;
 use crate::conn::BURST;
@@ -67,6 +68,8 @@ pub struct Worker<B> {
     pub(super) workers: u32,
     /// This worker's meter of the frames it hands to the kernel.
     meter: Meter,
+    /// This worker's part of the rate of the ICMP errors it sends itself.
+    pub(super) icmp_limit: IcmpLimit,
 }
 
 impl<B: Buf> Worker<B> {
@@ -103,6 +106,7 @@ impl<B: Buf> Worker<B> {
                 p.seed ^ 0x6578_6370,
                 now,
             ),
+            icmp_limit: IcmpLimit::new(pres.icmp, workers, now),
         };
         w.f4.set_locals(&pres);
         w.f6.set_locals(&pres);
