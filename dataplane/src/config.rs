@@ -454,6 +454,11 @@ impl<A: Family> Config<A> {
             .map_or(0, |r| r.mark)
     }
 
+    /// Whether a firewall-mark rule covers `vaddr` for `proto`, whatever the port.
+    pub fn fwmark_covers(&self, proto: Proto, vaddr: A) -> bool {
+        self.fwmark_rules.iter().any(|r| r.covers(proto, vaddr))
+    }
+
     /// IPVS's service lookup order: fwmark (the packet's, else the match rules'), then
     /// (proto, vaddr, vport), then the port-zero ("all ports") service of the VIP.
     #[inline]
@@ -490,9 +495,15 @@ pub struct FwmarkRule<A> {
 impl<A: Family> FwmarkRule<A> {
     #[inline]
     pub fn matches(&self, proto: Proto, vaddr: A, vport: u16) -> bool {
+        self.covers(proto, vaddr) && (self.port_lo..=self.port_hi).contains(&vport)
+    }
+
+    /// Whether the rule covers `vaddr` for `proto`, whatever the port (a later fragment's
+    /// view: it carries none).
+    #[inline]
+    pub fn covers(&self, proto: Proto, vaddr: A) -> bool {
         self.proto.is_none_or(|p| p == proto)
             && vaddr.mask(self.prefix) == self.addr.mask(self.prefix)
-            && (self.port_lo..=self.port_hi).contains(&vport)
     }
 
     fn describe(&self) -> String {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use etherparse::{IpNumber, NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use rvs_dataplane::addr::{Family, V4, V6};
 use rvs_dataplane::config::{
-    Config, DestConfig, Fwd, Persistence, ServiceConfig, ServiceKey, Sysctl, TunConfig, TunCsum,
-    TunKind,
+    Config, DestConfig, Fwd, FwmarkRule, Persistence, ServiceConfig, ServiceKey, Sysctl, TunConfig,
+    TunCsum, TunKind,
 };
 use rvs_dataplane::l3::Route;
 use rvs_dataplane::pipeline::buf::{Buf, TxCsum, VecBuf};
@@ -1290,6 +1290,75 @@ fn frag_offset(f: &[u8]) -> usize {
 fn drops(w: &Worker<VecBuf>) -> u64 {
     let c = w.counters();
     PathDrop::ALL.iter().map(|&r| c.drops_of(r)).sum()
+}
+
+/// Two workers and a firewall-mark service whose rule covers a prefix of VIPs (not one
+/// address) and one port: a datagram's later fragments carry no port, yet they must reach the
+/// worker its first fragment went to (the conn's owner), or the dest never gets them.
+#[test]
+fn fragments_to_a_fwmark_prefix_meet_their_first_with_two_workers() {
+    let mut s = ServiceConfig::new(ServiceKey::Fwmark(7), SchedKind::Rr);
+    s.dests = vec![DestConfig {
+        addr: v4(RS1),
+        port: 53,
+        weight: 1,
+        fwd: Fwd::Masq,
+        ..Default::default()
+    }];
+    s.rebuild_tables();
+    let rule = FwmarkRule {
+        mark: 7,
+        proto: Some(Proto::Udp),
+        addr: v4([10, 9, 0, 0]),
+        prefix: 24,
+        port_lo: 53,
+        port_hi: 53,
+    };
+    let cfg = || {
+        Config::new(vec![s.clone()], Sysctl::default())
+            .unwrap()
+            .with_fwmark_rules(vec![rule])
+            .unwrap()
+    };
+    let mut ws = [
+        worker(cfg(), Config::default(), 0, 2),
+        worker(cfg(), Config::default(), 1, 2),
+    ];
+    let mut to_dest = 0;
+    for host in 1..=16u8 {
+        let mut q = Vec::new();
+        PacketBuilder::ethernet2(CLIENT_MAC, LB_MAC)
+            .ipv4([192, 168, host, 9], [10, 9, 0, 7], 64)
+            .udp(5353, 53)
+            .write(&mut q, &[7u8; 100])
+            .unwrap();
+        for f in fragments_at(&q, u16::from(host), &[56]) {
+            // Both fragments arrive at worker 0 (a NIC hashing the source address).
+            let mut outs = Vec::new();
+            ws[0].rx(0, VecBuf::from_frame(&f), 1, &mut |o| outs.push(o));
+            for o in outs {
+                match o {
+                    Out::Handoff { worker, port, buf } => {
+                        let mut again = Vec::new();
+                        ws[worker as usize].rx_handoff(port, buf, 1, &mut |o| again.push(o));
+                        to_dest += tx(again).len();
+                    }
+                    Out::Tx { .. } => to_dest += 1,
+                    Out::Drop(_) => {}
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+    }
+    assert_eq!(
+        to_dest, 32,
+        "both fragments of every datagram reach the dest"
+    );
+    let held: u64 = ws.iter().map(|w| w.counters().frags_held.get()).sum();
+    assert_eq!(
+        held, 0,
+        "no later fragment waited for a first that went elsewhere"
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@ use super::buf::Buf;
 use super::exception::Seen;
 use super::fam::Af;
 use super::frag::{Follow, FragKey};
+use super::lb::frag_owner_of;
 use super::path_counters::PathDrop;
 use super::worker::{Cx, Out, Worker};
 use crate::proto::Proto;
@@ -20,7 +21,6 @@ impl<B: Buf> Worker<B> {
         buf: B,
         pf: &ParsedFrame,
         (src, dst): (A, A),
-        to_vip: bool,
     ) {
         let (Some(ip), id) = (pf.ip, self.id) else {
             return self.drop(PathDrop::Malformed, buf, cx.out);
@@ -29,8 +29,8 @@ impl<B: Buf> Worker<B> {
             return self.drop(PathDrop::Malformed, buf, cx.out);
         };
         let fam = A::fam(self);
-        if !cx.handed && fam.steer.workers() > 1 {
-            let owner = fam.steer.owner(if to_vip { src } else { dst });
+        if !cx.handed {
+            let owner = frag_owner_of(fam, ip.protocol.0, src, dst);
             if owner != id {
                 self.counters.handoff_out.inc();
                 return (cx.out)(Out::Handoff {

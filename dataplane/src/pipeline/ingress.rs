@@ -77,9 +77,7 @@ impl<B: Buf> Worker<B> {
             L4Summary::Tcp { .. } | L4Summary::Udp { .. } | L4Summary::Sctp { .. } if !local => {
                 self.lb::<A, O>(cx, buf, pf, src, dst)
             }
-            L4Summary::NonFirstFragment if !local => {
-                self.fragment::<A, O>(cx, buf, pf, (src, dst), vip)
-            }
+            L4Summary::NonFirstFragment if !local => self.fragment::<A, O>(cx, buf, pf, (src, dst)),
             _ => self.punt(cx, buf, Seen::Frame(pf)),
         }
     }

@@ -52,7 +52,13 @@ impl<B: Buf> Worker<B> {
         let buf = if cx.handed {
             buf
         } else {
-            let Some(buf) = self.keep_or_hand_off::<A, O>(cx, proto, (src, dst), dport, buf) else {
+            // A first fragment is steered as its later fragments will be: by what they carry.
+            let owner = if ip.fragment.is_some() {
+                frag_owner_of(A::fam(self), proto, src, dst)
+            } else {
+                owner_of(A::fam(self), proto, src, dst, dport)
+            };
+            let Some(buf) = self.keep_or_hand_off(cx, owner, buf) else {
                 return;
             };
             buf
@@ -77,15 +83,12 @@ impl<B: Buf> Worker<B> {
     /// Steering: the frame back when its flow is this worker's, else it leaves as a hand-off
     /// to the owner (counted) and `None`.
     #[inline]
-    fn keep_or_hand_off<A: Af, O: FnMut(Out<B>)>(
+    pub(super) fn keep_or_hand_off<O: FnMut(Out<B>)>(
         &mut self,
         cx: &mut Cx<'_, O>,
-        proto: u8,
-        (src, dst): (A, A),
-        dport: u16,
+        owner: u32,
         buf: B,
     ) -> Option<B> {
-        let owner = owner_of(A::fam(self), proto, src, dst, dport);
         if owner == self.id {
             return Some(buf);
         }
@@ -124,8 +127,8 @@ impl<B: Buf> Worker<B> {
             tcp_flags: f.tcp_flags,
             ..Packet::default()
         };
-        let Some(buf) = self.keep_or_hand_off::<V4, O>(cx, f.proto, (src, dst), f.dport, buf)
-        else {
+        let owner = owner_of(&self.f4, f.proto, src, dst, f.dport);
+        let Some(buf) = self.keep_or_hand_off(cx, owner, buf) else {
             return;
         };
         match self
@@ -149,5 +152,20 @@ fn owner_of<A: Family, B>(fam: &Fam<A, B>, proto: u8, src: A, dst: A, dport: u16
     }
     let to_service = Proto::from_u8(proto)
         .is_some_and(|p| fam.shard.config().find_service(0, p, dst, dport).is_some());
+    fam.steer.owner(if to_service { src } else { dst })
+}
+
+/// [`owner_of`] for a fragment, first or later, from what every fragment of a datagram
+/// carries (no port): to a service when the destination is a VIP or in a firewall-mark rule's
+/// prefix for the protocol. So a datagram's fragments all reach the worker its first went to.
+/// (A fragmented NAT reply to a client inside such a prefix would go to the wrong worker; a
+/// whole reply is steered by its port too.)
+#[inline]
+pub(super) fn frag_owner_of<A: Family, B>(fam: &Fam<A, B>, proto: u8, src: A, dst: A) -> u32 {
+    if fam.steer.workers() == 1 {
+        return 0;
+    }
+    let to_service = fam.vips.contains(&dst)
+        || Proto::from_u8(proto).is_some_and(|p| fam.shard.config().fwmark_covers(p, dst));
     fam.steer.owner(if to_service { src } else { dst })
 }
