@@ -48,6 +48,7 @@
 
 use std::net::IpAddr;
 
+use super::token_bucket::{TokenBucket, FRAME};
 use crate::wire::{IpSummary, L4Summary, ParsedFrame, TcpFlags};
 
 /// `[exception] budget_pps` when not given: frames per second per port.
@@ -59,8 +60,6 @@ pub const BFD_PORTS: [u16; 3] = [3784, 3785, 4784];
 /// Slots of a worker's table of refused SYNs (a power of two; 2 bytes each).
 pub const GREYLIST: usize = 1 << 20;
 
-/// A frame in millionths (token units).
-const FRAME: u64 = 1_000_000;
 /// The most a bucket holds: this many milliseconds of its share ...
 const BURST_MS: u64 = 100;
 /// ... and at least this many frames (a few clients' handshakes and first segments at once,
@@ -133,42 +132,10 @@ pub enum Seen<'a> {
     Frame(&'a ParsedFrame),
 }
 
-/// A token bucket; tokens in millionths of a frame.
-#[derive(Clone, Copy, Debug)]
-struct Bucket {
-    tokens: u64,
-    last: u64,
-    /// Millionths of a frame per millisecond (= frames per second x 1000).
-    rate: u64,
-    cap: u64,
-}
-
-impl Bucket {
-    fn new(rate: u64, now: u64) -> Self {
-        let cap = rate.saturating_mul(BURST_MS).max(BURST_MIN * FRAME);
-        Bucket {
-            tokens: cap,
-            last: now,
-            rate,
-            cap,
-        }
-    }
-
-    /// Take one frame's tokens if there are; a clock that goes back refills nothing.
-    #[inline]
-    fn take(&mut self, now: u64) -> bool {
-        if now > self.last {
-            let add = (now - self.last).saturating_mul(self.rate);
-            self.tokens = self.tokens.saturating_add(add).min(self.cap);
-            self.last = now;
-        }
-        if self.tokens >= FRAME {
-            self.tokens -= FRAME;
-            true
-        } else {
-            false
-        }
-    }
+/// A class's bucket: a tenth of a second of its rate, at least [`BURST_MIN`] frames.
+fn bucket(rate: u64, now: u64) -> TokenBucket {
+    let cap = rate.saturating_mul(BURST_MS).max(BURST_MIN * FRAME);
+    TokenBucket::new(rate, cap, now)
 }
 
 /// One worker's meter of its frames for the kernel interfaces (per port).
@@ -177,7 +144,7 @@ pub struct Meter {
     peers4: Vec<u32>,
     peers6: Vec<u128>,
     /// `METERED` buckets per port.
-    buckets: Box<[Bucket]>,
+    buckets: Box<[TokenBucket]>,
     /// Fingerprints of refused SYNs (0: empty), direct-mapped.
     greylist: Box<[u16]>,
     seed: u64,
@@ -207,7 +174,7 @@ impl Meter {
                 let eighths = c.share().map_or(0, |(e, _)| e);
                 // frames/s x 1000 = millionths per ms; budget x eighths / 8 x 1000 / workers.
                 let rate = (u64::from(cfg.budget_pps) * eighths * 125 / workers).max(1);
-                buckets.push(Bucket::new(rate, now));
+                buckets.push(bucket(rate, now));
             }
         }
         Meter {

@@ -16,7 +16,7 @@ pub const DEFAULT_MSGS_PER_SEC: u32 = 1000;
 /// `[icmp] msgs_burst` when not given.
 pub const DEFAULT_MSGS_BURST: u32 = 50;
 
-const MICRO: u64 = 1_000_000;
+use super::token_bucket::{TokenBucket, FRAME};
 
 /// `[icmp]`: how many limited ICMP errors the appliance sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,47 +36,27 @@ impl Default for IcmpLimitConfig {
     }
 }
 
-/// One worker's bucket.
+/// One worker's part of the limit.
 #[derive(Debug)]
-pub struct IcmpLimit {
-    /// Millionths of a message added a millisecond (0: the limit sends nothing).
-    rate: u64,
-    /// Most tokens held.
-    cap: u64,
-    tokens: u64,
-    /// When the bucket was last refilled (ms).
-    at: u64,
-}
+pub struct IcmpLimit(TokenBucket);
 
 impl IcmpLimit {
     /// Worker's part of `cfg` among `workers`, full at `now`.
     pub fn new(cfg: IcmpLimitConfig, workers: u32, now: u64) -> Self {
         let workers = u64::from(workers.max(1));
-        // messages/s x 10^6 / 1000 ms = millionths a ms.
-        let rate = u64::from(cfg.msgs_per_sec) * 1000 / workers;
-        let rate = if cfg.msgs_per_sec > 0 { rate.max(1) } else { 0 };
-        let cap = (u64::from(cfg.msgs_burst) * MICRO / workers).max(MICRO);
-        IcmpLimit {
-            rate,
-            cap,
-            tokens: if rate > 0 { cap } else { 0 },
-            at: now,
+        if cfg.msgs_per_sec == 0 {
+            return IcmpLimit(TokenBucket::new(0, 0, now));
         }
+        // messages/s x 10^6 / 1000 ms = millionths a ms.
+        let rate = (u64::from(cfg.msgs_per_sec) * 1000 / workers).max(1);
+        let cap = (u64::from(cfg.msgs_burst) * FRAME / workers).max(FRAME);
+        IcmpLimit(TokenBucket::new(rate, cap, now))
     }
 
     /// Whether one more limited error may go at `now` (taking its token if so).
+    #[inline]
     pub fn allow(&mut self, now: u64) -> bool {
-        if now > self.at {
-            let add = (now - self.at).saturating_mul(self.rate);
-            self.tokens = self.tokens.saturating_add(add).min(self.cap);
-            self.at = now;
-        }
-        if self.tokens >= MICRO {
-            self.tokens -= MICRO;
-            true
-        } else {
-            false
-        }
+        self.0.take(now)
     }
 }
 

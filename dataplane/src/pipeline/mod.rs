@@ -11,6 +11,7 @@ pub mod local;
 pub mod rewrite;
 pub mod rss;
 pub mod steer;
+pub mod token_bucket;
 pub mod worker;
 
 // The stages of the worker's path, each adding to one `impl Worker` (see `worker`).
