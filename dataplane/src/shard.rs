@@ -666,6 +666,21 @@ impl<A: Family> Shard<A> {
                 }
             }
         }
+        // A frame the caller keyed as a reply (to no VIP) whose outbound hint names its conn:
+        // that conn, without the inbound probe and the service lookup. IPVS looks replies up
+        // first too (`ip_vs_reply4` runs before `ip_vs_remote_request4`).
+        if hint_in == NO_HINT && hint_out != NO_HINT {
+            let k = out_key(pkt);
+            if let Some(c) = self.conns.try_get(hint_out) {
+                if c.has(flags::HASHED)
+                    && c.matches_client(&k)
+                    && self.dest_side(c) == (k.addr, k.port)
+                {
+                    self.counters.packets_out.inc();
+                    return self.conn_packet(hint_out, Dir::Output, pkt, now);
+                }
+            }
+        }
         self.process_general(pkt, now, hint_in, hint_out)
     }
 
@@ -696,15 +711,7 @@ impl<A: Family> Shard<A> {
         // is only needed when no service matches: a SYN costs one index probe, not two.
         let (Some(proto), Some(si)) = (proto, svc) else {
             if !resched {
-                let key_out = ConnKey {
-                    proto: pkt.proto,
-                    caddr: pkt.daddr,
-                    cport: pkt.dport,
-                    addr: pkt.saddr,
-                    port: pkt.sport,
-                    template: false,
-                };
-                if let Some(slot) = self.lookup_out(&key_out, hint_out) {
+                if let Some(slot) = self.lookup_out(&out_key(pkt), hint_out) {
                     self.counters.packets_out.inc();
                     return self.conn_packet(slot, Dir::Output, pkt, now);
                 }
@@ -1468,6 +1475,20 @@ fn in_key<A: Family>(pkt: &Packet<A>) -> ConnKey<A> {
         cport: pkt.sport,
         addr: pkt.daddr,
         port: pkt.dport,
+        template: false,
+    }
+}
+
+/// The outbound key of a packet: a reply from a dest (its source) to a client (its
+/// destination).
+#[inline]
+fn out_key<A: Family>(pkt: &Packet<A>) -> ConnKey<A> {
+    ConnKey {
+        proto: pkt.proto,
+        caddr: pkt.daddr,
+        cport: pkt.dport,
+        addr: pkt.saddr,
+        port: pkt.sport,
         template: false,
     }
 }
