@@ -1,7 +1,8 @@
-//! Engine benchmarks (criterion): conn lookup hit with 1M and 10M conns (one at a time and
-//! by bursts of 32 with prefetch), conn create through the whole new-conn path, expiry, and
-//! the drop_entry scan. Prints the table's bytes per conn. Targets (issue 2): lookup hit
-//! <= 40 ns at 10M conns, create <= 100 ns.
+//! Engine benchmarks (criterion): conn lookup hit with 1M and 10M conns (one at a time, one
+//! after the other's answer, and by bursts of 32 with prefetch) against one DRAM round
+//! trip, conn create through the whole new-conn path, expiry, and the drop_entry scan. Prints
+//! the table's bytes per conn. Targets (issue 2): lookup hit <= 40 ns at 10M conns, create
+//! <= 100 ns.
 //!
 //! `cargo bench -p rvs-dataplane --bench engine`; `RVS_BENCH_BIG=0` skips the 10M table.
 
@@ -103,6 +104,17 @@ fn bench_lookup(c: &mut Criterion) {
                 black_box(t.lookup(k))
             })
         });
+        // One lookup after the other, each key chosen by the one before's answer (a slot is
+        // below 2^31, so the shift adds 0, which the CPU cannot know): the latency of a lookup,
+        // to set against `dram_round_trip` below.
+        g.bench_function("dependent", |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                let k = &probe[i & (probe.len() - 1)];
+                let r = black_box(t.lookup(k));
+                i = i.wrapping_add(1 + (r.unwrap_or(0) >> 31) as usize);
+            })
+        });
         g.throughput(Throughput::Elements(BURST as u64));
         g.bench_function("burst32_prefetch", |b| {
             let mut i = 0usize;
@@ -116,6 +128,34 @@ fn bench_lookup(c: &mut Criterion) {
         });
         g.finish();
     }
+    dram_round_trip(c);
+}
+
+/// One DRAM round trip, as the lookups above see it: a chase through a random cycle of
+/// 2^26 u32 (256 MiB, past any cache, on huge pages as the conn table), one dependent load a
+/// step.
+fn dram_round_trip(c: &mut Criterion) {
+    const N: usize = 1 << 26;
+    // Sattolo's shuffle: one cycle through every slot.
+    let mut next = rvs_dataplane::mem::huge_slice(N, 0u32);
+    for (i, v) in next.iter_mut().enumerate() {
+        *v = i as u32;
+    }
+    let mut rng = Rng::new(11);
+    for i in (1..N).rev() {
+        let j = rng.below(i as u64) as usize;
+        next.swap(i, j);
+    }
+    let mut g = c.benchmark_group("memory");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("dram_round_trip", |b| {
+        let mut at = 0u32;
+        b.iter(|| {
+            at = next[at as usize];
+            black_box(at)
+        })
+    });
+    g.finish();
 }
 
 fn shard(capacity: u32, sysctl: Sysctl) -> Shard<V4> {
