@@ -55,9 +55,6 @@ pub struct ControlThread {
     keepalived: Option<(PathBuf, Reloader)>,
     next_estimate: u64,
     next_rebalance: u64,
-    /// What the workers handed back (the snapshots they replaced), freed once the change's
-    /// reply is out: freeing a 100k-dest set takes milliseconds that rvsadm need not wait.
-    retired: Vec<FromWorker>,
 }
 
 impl ControlThread {
@@ -73,7 +70,6 @@ impl ControlThread {
             keepalived: None,
             next_estimate: now + PERIOD_MS,
             next_rebalance: now,
-            retired: Vec::new(),
         }
     }
 
@@ -178,7 +174,6 @@ impl ControlThread {
                 }
             };
             send(&mut conn, &reply)?;
-            self.retired.clear();
         }
     }
 
@@ -200,7 +195,7 @@ impl ControlThread {
                 v4: Arc::clone(&s.v4),
                 v6: Arc::clone(&s.v6),
             };
-            if !post_until(l, cmd, deadline, &mut self.retired) {
+            if !post_until(l, cmd, deadline) {
                 return error(ErrorKind::Timeout, "a worker's command ring stays full");
             }
         }
@@ -212,7 +207,7 @@ impl ControlThread {
             .all(|l| l.generation() >= self.ctl.generation())
         {
             for l in &self.links {
-                drain(l, &mut self.retired);
+                drain(l);
             }
             if Instant::now() > deadline {
                 return error(
@@ -228,7 +223,7 @@ impl ControlThread {
             }
         }
         for l in &self.links {
-            drain(l, &mut self.retired);
+            drain(l);
         }
         Reply::Ok {
             generation: self.ctl.generation(),
@@ -248,7 +243,7 @@ impl ControlThread {
                 cursor: ConnCursor { v6, slot },
                 rows: Vec::with_capacity(room),
             };
-            if !post_until(l, cmd, deadline, &mut self.retired) {
+            if !post_until(l, cmd, deadline) {
                 return error(ErrorKind::Timeout, "a worker's command ring stays full");
             }
             let (rows, next) = loop {
@@ -391,9 +386,8 @@ impl ControlThread {
     /// The estimator every 2 s, threshold shares, freeing what nobody holds.
     pub fn housekeeping(&mut self, now: u64) {
         for l in &self.links {
-            drain(l, &mut self.retired);
+            drain(l);
         }
-        self.retired.clear();
         if now >= self.next_estimate {
             self.next_estimate = now + PERIOD_MS;
             self.ctl.estimate();
@@ -413,18 +407,13 @@ impl ControlThread {
 
 /// Post `cmd`, retrying while the ring is full (draining the replies that fill it) until
 /// `deadline`; false when it never went.
-fn post_until(
-    l: &WorkerLink,
-    mut cmd: ToWorker,
-    deadline: Instant,
-    retired: &mut Vec<FromWorker>,
-) -> bool {
+fn post_until(l: &WorkerLink, mut cmd: ToWorker, deadline: Instant) -> bool {
     loop {
         match l.post(cmd) {
             Ok(()) => return true,
             Err(back) => {
                 cmd = back;
-                drain(l, retired);
+                drain(l);
                 if Instant::now() > deadline {
                     return false;
                 }
@@ -434,11 +423,10 @@ fn post_until(
     }
 }
 
-/// Replies nobody waits for (old snapshots, share acks), into `retired`: freed on the control
-/// thread, after the reply of the change under way.
-fn drain(l: &WorkerLink, retired: &mut Vec<FromWorker>) {
+/// Replies nobody waits for (old snapshots, share acks): freed here, on the control thread.
+fn drain(l: &WorkerLink) {
     while let Some(r) = l.take() {
-        retired.push(r);
+        drop(r);
     }
 }
 

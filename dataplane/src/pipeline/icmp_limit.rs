@@ -11,12 +11,13 @@
 //! per host after a burst of 6) is not kept: it needs a table of peers, and the global limit
 //! is what bounds the appliance's work.
 
-/// `[icmp] msgs_per_sec` when not given (the kernel's default before 6.13).
-pub const DEFAULT_MSGS_PER_SEC: u32 = 1000;
-/// `[icmp] msgs_burst` when not given.
-pub const DEFAULT_MSGS_BURST: u32 = 50;
-
 use super::token_bucket::{TokenBucket, FRAME};
+
+/// `[icmp] msgs_per_sec` when not given (the kernel's default: `sysctl` says 1000 on this
+/// machine's 6.18).
+pub const DEFAULT_MSGS_PER_SEC: u32 = 1000;
+/// `[icmp] msgs_burst` when not given (the kernel's: 50).
+pub const DEFAULT_MSGS_BURST: u32 = 50;
 
 /// `[icmp]`: how many limited ICMP errors the appliance sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
