@@ -250,6 +250,15 @@ fn queues_for(n: u32, max: u16) -> u16 {
 
 pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
     let cfg = crate::appconfig::load(&args.config).map_err(|e| e.to_string())?;
+    if cfg.control.heap_reserve_mib > 0 {
+        let t = std::time::Instant::now();
+        let resident = crate::allocator::reserve_heap(cfg.control.heap_reserve_mib);
+        eprintln!(
+            "rvsd run: control heap: {} MiB faulted in, {:.0} ms (resident {resident} MiB)",
+            cfg.control.heap_reserve_mib,
+            t.elapsed().as_secs_f64() * 1e3
+        );
+    }
     let rules = match &args.rules {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;

@@ -3,6 +3,9 @@
 use super::raw::RawControl;
 use super::values::{Ctx, R};
 
+/// The largest `[control] heap_reserve_mib` (1 TiB).
+pub const MAX_HEAP_RESERVE_MIB: i64 = 1 << 20;
+
 /// `[control] socket` when not given.
 pub const DEFAULT_SOCKET: &str = "/run/rvsd.sock";
 
@@ -15,6 +18,8 @@ pub struct ControlConfig {
     /// root and `rvsd`'s own user; `None`: only those two. Kept as written: `rvsd` resolves
     /// it when it opens the socket.
     pub group: Option<String>,
+    /// Heap faulted in at start ([`crate::allocator::reserve_heap`]), MiB; 0: none.
+    pub heap_reserve_mib: u32,
 }
 
 impl Default for ControlConfig {
@@ -22,6 +27,7 @@ impl Default for ControlConfig {
         ControlConfig {
             socket: DEFAULT_SOCKET.to_string(),
             group: None,
+            heap_reserve_mib: 0,
         }
     }
 }
@@ -47,6 +53,13 @@ pub(super) fn read_control(c: &Ctx, raw: &RawControl) -> R<ControlConfig> {
         }
         control.group = Some(v.to_string());
     }
+    control.heap_reserve_mib = c.int(
+        &raw.heap_reserve_mib,
+        "control.heap_reserve_mib",
+        0,
+        MAX_HEAP_RESERVE_MIB,
+        0,
+    )? as u32;
     Ok(control)
 }
 
@@ -68,6 +81,16 @@ mod tests {
         assert_eq!(c.group.as_deref(), Some("rvsadm"));
         assert_eq!(c.socket, "/run/rvsd.sock");
         assert_eq!(group("\"1001\"").group.as_deref(), Some("1001"));
+    }
+
+    #[test]
+    fn heap_reserve_is_off_unless_given_and_checked() {
+        assert_eq!(parse(MINIMAL).unwrap().control.heap_reserve_mib, 0);
+        let c = parse(&format!("{MINIMAL}[control]\nheap_reserve_mib = 512\n")).unwrap();
+        assert_eq!(c.control.heap_reserve_mib, 512);
+        let e = refuse(&format!("{MINIMAL}[control]\nheap_reserve_mib = -1\n"));
+        assert_eq!(e.key, "control.heap_reserve_mib");
+        assert!(e.message.contains("want 0..1048576"), "{e}");
     }
 
     #[test]

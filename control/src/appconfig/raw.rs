@@ -123,6 +123,7 @@ pub(super) struct RawTunnel {
 pub(super) struct RawControl {
     pub(super) socket: Option<S<String>>,
     pub(super) group: Option<S<String>>,
+    pub(super) heap_reserve_mib: Option<S<i64>>,
 }
 
 #[derive(Deserialize, Default)]
