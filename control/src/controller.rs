@@ -75,6 +75,7 @@ pub fn parse_service(s: &str) -> Result<ServiceId, RuleError> {
         _ => Err(RuleError {
             line: 0,
             message: format!("{s}: not a service"),
+            syntax: true,
         }),
     }
 }
@@ -145,8 +146,14 @@ impl Controller {
     pub fn handle(&mut self, req: Request) -> Step {
         match req {
             Request::Apply { lines } => self.apply(&lines),
+            // rvsadm leaves the syntax of a 110k-line text to us (checking it there too
+            // took a quarter of a 10k-service --replace); it still exits 2 for it.
             Request::Replace { text } => match RuleSet::from_text(&text) {
                 Ok(rules) => self.change(rules),
+                Err(e) if e.syntax => Step::Reply(Reply::Error(ErrorReply {
+                    kind: ErrorKind::Invalid,
+                    message: e.to_string(),
+                })),
                 Err(e) => refused(e),
             },
             Request::Zero { service } => match self.known_service(service.as_deref()) {
@@ -449,10 +456,14 @@ mod tests {
         assert_eq!(msg, "-t 10.0.0.1:80: Service already exists");
         let msg = refusal(apply(&mut c, &["-a -t 10.0.0.1:80 -r 10.0.1.1 -w 70000"]));
         assert!(msg.contains("-w 70000"), "{msg}");
-        let msg = refusal(c.handle(Request::Replace {
+        // A --replace whose line does not parse (-y above -x): `Invalid`, rvsadm's exit 2.
+        let Step::Reply(Reply::Error(e)) = c.handle(Request::Replace {
             text: "-A -t 10.0.0.9:80\n-a -t 10.0.0.9:80 -r 10.0.1.1 -x 1 -y 5\n".into(),
-        }));
-        assert!(msg.starts_with("line 2:"), "{msg}");
+        }) else {
+            panic!("expected a refusal")
+        };
+        assert_eq!(e.kind, ErrorKind::Invalid);
+        assert!(e.message.starts_with("line 2:"), "{}", e.message);
         assert_eq!(c.rules(), &before);
     }
 

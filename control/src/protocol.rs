@@ -82,6 +82,9 @@ pub enum ErrorKind {
     /// The rule or change was refused (ipvsadm: the kernel said no): exit 1 with ipvsadm's
     /// words; the running rules are unchanged.
     Refused,
+    /// A rules text (`--replace`) has a line that does not parse: exit 2, as a usage error;
+    /// the running rules are unchanged.
+    Invalid,
     /// The request could not be read (malformed, oversized): the connection is closed.
     BadRequest,
     /// The peer may not use the socket (credentials).

@@ -161,6 +161,7 @@ impl SnapshotBuilder {
         let err = |e: ConfigError| RuleError {
             line: 0,
             message: e.0,
+            syntax: false,
         };
         let v4 = Config::from_checked(v4, sysctl.clone())
             .and_then(|c| c.with_fwmark_rules(base.fwmark_v4.clone()))

@@ -133,6 +133,7 @@ pub fn reply_failure(op: Op, e: &ErrorReply) -> Failure {
             "Can't initialize ipvs: Permission denied (you must be root)".to_string(),
             EXIT_USAGE,
         ),
+        ErrorKind::Invalid => (text.to_string(), EXIT_USAGE),
         ErrorKind::BadRequest | ErrorKind::Timeout => (text.to_string(), failed),
         ErrorKind::ShuttingDown => (format!("rvsadm: rvsd is stopping: {text}"), EXIT_USAGE),
     };

@@ -43,7 +43,6 @@ pub mod usage;
 use std::io::{self, Read, Write};
 
 use crate::protocol::{Reply, Request};
-use crate::rules;
 use args::Action;
 use client::{Transport, UnixClient};
 use errors::{reply_failure, Failure, Op, EXIT_LIST, EXIT_OK, EXIT_USAGE};
@@ -182,8 +181,8 @@ fn execute(
         if let Some(a) = args.get(1) {
             return Err(Failure::usage(format!("unexpected argument {a}")));
         }
+        // rvsd reads the text (once: a syntax error comes back as `Invalid`, exit 2).
         let text = read_stdin(io)?;
-        rules::parse_rules(&text).map_err(|e| Failure::usage(e.to_string()))?;
         return changed(rvsd, &Request::Replace { text }, Op::Batch);
     }
     let action = args::parse(program, args, names)?;

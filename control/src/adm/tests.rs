@@ -199,17 +199,39 @@ fn restore_names_the_bad_line_and_sends_nothing() {
 }
 
 #[test]
-fn replace_sends_the_text_after_checking_it() {
+fn replace_sends_the_text_and_a_line_that_does_not_parse_exits_2() {
     let text = "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.1.1:80 -g -w 1\n";
     let mut rvsd = FakeRvsd::default();
     let r = run_with("--replace", text, &mut rvsd);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(rvsd.requests, vec![Request::Replace { text: text.into() }]);
-    let mut rvsd = FakeRvsd::default();
-    let r = run_with("--replace", "-A -t 10.0.0.1:80 -s nope\n", &mut rvsd);
-    assert_eq!(r.code, 2);
+    // rvsd reads the text once; what it says of it decides the exit code.
+    let bad = "-A -t 10.0.0.1:80 -s nope\n";
+    let base = crate::controller::Base {
+        sysctl: rvs_dataplane::config::Sysctl::default(),
+        fwmark_v4: Vec::new(),
+        fwmark_v6: Vec::new(),
+    };
+    let mut c = crate::controller::Controller::new(crate::rules::RuleSet::new(), base, 1, 4096)
+        .unwrap()
+        .0;
+    use crate::controller::Step;
+    let Step::Reply(Reply::Error(e)) = c.handle(Request::Replace { text: bad.into() }) else {
+        panic!("a syntax error is refused")
+    };
+    let mut rvsd = FakeRvsd::answering(vec![Reply::Error(e)]);
+    let r = run_with("--replace", bad, &mut rvsd);
+    assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.starts_with("line 1: "), "{}", r.stderr);
-    assert!(rvsd.requests.is_empty());
+    // A line that parses but is refused: 255, as ipvsadm's refusals.
+    let dup = "-A -t 10.0.0.1:80\n-A -t 10.0.0.1:80\n";
+    let Step::Reply(Reply::Error(e)) = c.handle(Request::Replace { text: dup.into() }) else {
+        panic!("a duplicate is refused")
+    };
+    let mut rvsd = FakeRvsd::answering(vec![Reply::Error(e)]);
+    let r = run_with("--replace", dup, &mut rvsd);
+    assert_eq!(r.code, 255, "{}", r.stderr);
+    assert!(r.stderr.starts_with("line 2: "), "{}", r.stderr);
 }
 
 #[test]

@@ -8,6 +8,9 @@ use std::fmt;
 pub struct RuleError {
     pub line: usize,
     pub message: String,
+    /// The line does not parse (as against a rule that parses and is refused): `rvsadm
+    /// --replace` exits 2 for it, as for its own usage errors.
+    pub syntax: bool,
 }
 
 impl RuleError {
@@ -15,10 +18,15 @@ impl RuleError {
         RuleError {
             line: 0,
             message: message.into(),
+            syntax: false,
         }
     }
     pub(super) fn at(mut self, line: usize) -> Self {
         self.line = line;
+        self
+    }
+    pub(super) fn syntax(mut self) -> Self {
+        self.syntax = true;
         self
     }
 }

@@ -531,7 +531,7 @@ fn general_line(line: &str) -> Result<Option<Command>, RuleError> {
 pub fn parse_rules(text: &str) -> Result<Vec<Command>, RuleError> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        if let Some(c) = parse_line(line).map_err(|e| e.at(i + 1))? {
+        if let Some(c) = parse_line(line).map_err(|e| e.at(i + 1).syntax())? {
             out.push(c);
         }
     }

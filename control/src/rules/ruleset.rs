@@ -54,7 +54,7 @@ impl RuleSet {
     pub fn from_text(text: &str) -> Result<RuleSet, RuleError> {
         let mut rs = RuleSet::new();
         for (i, line) in text.lines().enumerate() {
-            if let Some(cmd) = parse_line(line).map_err(|e| e.at(i + 1))? {
+            if let Some(cmd) = parse_line(line).map_err(|e| e.at(i + 1).syntax())? {
                 rs.apply_in_place(&cmd).map_err(|e| e.at(i + 1))?;
             }
         }
