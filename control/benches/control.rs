@@ -7,6 +7,10 @@
 //! - a 10k-service, 100k-dest rule set applied with `--replace` (build + publish + every
 //!   worker's swap), then one `-e` with that set in force;
 //! - a /metrics render with 100k dests.
+//!
+//! The heap is reserved first as rvsd's `[control] heap_reserve_mib` does
+//! (`RVS_BENCH_HEAP_RESERVE_MIB`, default 1024: this process holds more than rvsd, a second
+//! controller and worker beside the socket's; 0 for none).
 
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,6 +79,20 @@ fn big_rules(net: u8, services: u32, dests_per: u32) -> String {
 fn main() {
     // As rvsd: freed memory stays in the process (control/src/allocator.rs).
     rvs_control::allocator::keep_freed_memory();
+    // As an rvsd sized for this rule set (`[control] heap_reserve_mib`, docs/deploy.md):
+    // about 6 KiB a dest. 0: none (the first large changes then pay for fresh pages).
+    let reserve: u32 = std::env::var("RVS_BENCH_HEAP_RESERVE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    if reserve > 0 {
+        let t = Instant::now();
+        let resident = rvs_control::allocator::reserve_heap(reserve);
+        println!(
+            "heap reserve: {reserve} MiB faulted in, {:.0} ms (resident {resident} MiB)",
+            t.elapsed().as_secs_f64() * 1e3
+        );
+    }
     let changes: usize = std::env::var("RVS_BENCH_CHANGES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -316,5 +334,9 @@ fn main() {
     for t in threads {
         let _ = t.join();
     }
+    println!(
+        "resident at the end: {} MiB",
+        rvs_control::allocator::resident_mib()
+    );
     let _ = render_times;
 }

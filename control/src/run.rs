@@ -613,7 +613,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, String> {
                 .map(|(name, r)| port_sample(name, r))
                 .collect();
             let mut text = metrics::render_run(&counters, &samples, &ports);
-            text.push_str(&crate::ipvs_metrics::render(ctl));
+            crate::ipvs_metrics::render_into(ctl, &mut text);
             text.push_str(&metrics::render_generations(
                 &links.iter().map(|l| l.generation()).collect::<Vec<_>>(),
             ));
