@@ -46,6 +46,7 @@
 //! - `engine`: [`RuleSet::to_configs`], the rule set as the engine's `Config` snapshots.
 //! - [`RuleError`] (`error`): a refused rule, with its line.
 
+mod dest_run;
 mod engine;
 mod error;
 mod model;

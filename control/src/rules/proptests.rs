@@ -241,3 +241,61 @@ proptest! {
         }
     }
 }
+
+/// The reference for [`RuleSet::from_text`]: every line parsed and applied on its own.
+fn one_at_a_time(text: &str) -> Result<RuleSet, RuleError> {
+    let mut rs = RuleSet::new();
+    for (i, line) in text.lines().enumerate() {
+        if let Some(cmd) = parse_line(line).map_err(|e| e.at(i + 1).syntax())? {
+            rs.apply_in_place(&cmd).map_err(|e| e.at(i + 1))?;
+        }
+    }
+    Ok(rs)
+}
+
+/// A rules file over two services from `(op, service, n)`: mostly `-a` lines, each a new
+/// dest unless `n` is `repeat_from` or more (then a recent one again: early in small services,
+/// or, with 255, mostly once a service has passed the set's threshold), with `-A`, `-d`, `-e`
+/// and `-D` between them.
+fn rules_text(ops: &[(u8, bool, u8)], repeat_from: u8) -> String {
+    let mut text = String::from("-A -t 10.0.0.1:80 -s wlc\n-A -u 10.0.0.2:53\n");
+    let mut fresh = [0u32; 2];
+    for &(op, second, n) in ops {
+        let (svc, k) = if second {
+            ("-u 10.0.0.2:53", 1)
+        } else {
+            ("-t 10.0.0.1:80", 0)
+        };
+        let dest = |i: u32| format!("10.{}.{}.{}:{}", 1 + k, i / 200, i % 200, 8080 + i % 2);
+        // A recent dest of this service (it may have been deleted since).
+        let old = fresh[k].saturating_sub(u32::from(n % 4));
+        let line = match op {
+            0..=239 if n < repeat_from => {
+                fresh[k] += 1;
+                format!("-a {svc} -r {} -m -w {}", dest(fresh[k]), n % 3)
+            }
+            0..=239 => format!("-a {svc} -r {} -m", dest(old)),
+            240..=245 => format!("-A {svc} -s rr"),
+            246..=250 => format!("-d {svc} -r {}", dest(old)),
+            251..=254 => format!("-e {svc} -r {} -m -w 5", dest(old)),
+            255 => format!("-D {svc}"),
+        };
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text
+}
+
+proptest! {
+    /// Runs of `-a` lines (a set once a service passes 32 dests, one move to the front at
+    /// the end) give what adding each one on its own gives: the same set, or the same error
+    /// on the same line.
+    #[test]
+    fn from_text_is_every_line_applied_in_turn(
+        ops in proptest::collection::vec((any::<u8>(), any::<bool>(), any::<u8>()), 0..300),
+        repeat_from in prop_oneof![Just(250u8), Just(255u8)],
+    ) {
+        let text = rules_text(&ops, repeat_from);
+        prop_assert_eq!(RuleSet::from_text(&text), one_at_a_time(&text));
+    }
+}

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use rvs_dataplane::config::FastHasher;
 use rvs_dataplane::proto::MAX_TIMEOUT_S;
 
-use super::model::{AddrPort, Command, Service, ServiceId, SetTimeouts};
+use super::dest_run::DestRun;
+use super::model::{AddrPort, Command, Dest, Service, ServiceId, SetTimeouts};
 use super::validate::{normalize_dest_port, validate_dest, validate_spec};
 use super::{parse_line, RuleError};
 
@@ -36,6 +37,21 @@ struct ServiceIndex(
     usize,
 );
 
+/// ipvsadm's words for a `-a` of a dest the service has.
+fn exists(id: &ServiceId, cmd: &Command) -> String {
+    match cmd {
+        Command::AddServer(_, d) => {
+            let mut d = d.clone();
+            normalize_dest_port(id, &mut d);
+            format!(
+                "{id} -r {}: Destination already exists",
+                AddrPort(d.addr, d.port)
+            )
+        }
+        _ => format!("{id}: Destination already exists"),
+    }
+}
+
 /// Two rule sets are equal by their rules; the index is how they are searched.
 impl PartialEq for ServiceIndex {
     fn eq(&self, _: &Self) -> bool {
@@ -51,14 +67,55 @@ impl RuleSet {
     }
 
     /// Parse a rules text and apply every command in order. The error names the line.
+    /// (`-a` lines in a row for one service are added as a [`DestRun`]: the same checks,
+    /// errors and order as one at a time, in linear time.)
     pub fn from_text(text: &str) -> Result<RuleSet, RuleError> {
         let mut rs = RuleSet::new();
+        let mut run: Option<DestRun> = None;
         for (i, line) in text.lines().enumerate() {
-            if let Some(cmd) = parse_line(line).map_err(|e| e.at(i + 1).syntax())? {
-                rs.apply_in_place(&cmd).map_err(|e| e.at(i + 1))?;
+            let Some(cmd) = parse_line(line).map_err(|e| e.at(i + 1).syntax())? else {
+                continue;
+            };
+            if let Command::AddServer(id, d) = &cmd {
+                if run.as_ref().is_some_and(|r| !r.is_for(id)) {
+                    if let Some(r) = run.take() {
+                        r.finish(&mut rs);
+                    }
+                }
+                let (at, d) = rs
+                    .checked_dest(id, d)
+                    .map_err(|e| RuleError::new(e).at(i + 1))?;
+                let r = run.get_or_insert_with(|| DestRun::new(*id, at));
+                if !r.add(&rs, d) {
+                    return Err(RuleError::new(exists(id, &cmd)).at(i + 1));
+                }
+                continue;
             }
+            if let Some(r) = run.take() {
+                r.finish(&mut rs);
+            }
+            rs.apply_in_place(&cmd).map_err(|e| e.at(i + 1))?;
+        }
+        if let Some(r) = run.take() {
+            r.finish(&mut rs);
         }
         Ok(rs)
+    }
+
+    /// A `-a`/`-e` line's service (its place) and dest, port normalized, with the kernel's
+    /// checks of both.
+    fn checked_dest(&mut self, id: &ServiceId, d: &Dest) -> Result<(usize, Dest), String> {
+        if self.by_id.0.len() != self.services.len() {
+            self.reindex();
+        }
+        let i = self
+            .index_for_dest(id)
+            .ok_or_else(|| format!("{id}: Service not defined"))?;
+        let mut d = d.clone();
+        normalize_dest_port(id, &mut d);
+        validate_dest(id, &d)?;
+        d.last_weight = d.weight;
+        Ok((i, d))
     }
 
     /// The service named `id`.
@@ -171,12 +228,7 @@ impl RuleSet {
             }
             Command::AddServer(id, d) | Command::EditServer(id, d) => {
                 let add = matches!(cmd, Command::AddServer(..));
-                let i = self
-                    .index_for_dest(id)
-                    .ok_or_else(|| format!("{id}: Service not defined"))?;
-                let mut d = d.clone();
-                normalize_dest_port(id, &mut d);
-                validate_dest(id, &d)?;
+                let (i, mut d) = self.checked_dest(id, d)?;
                 let Some(svc) = self.services.get_mut(i).map(Arc::make_mut) else {
                     return Err(no_service(id));
                 };
@@ -186,14 +238,9 @@ impl RuleSet {
                     .position(|x| (x.addr, x.port) == (d.addr, d.port));
                 let dname = || format!("{id} -r {}", AddrPort(d.addr, d.port));
                 match (add, pos) {
-                    (true, Some(_)) => {
-                        return Err(format!("{}: Destination already exists", dname()))
-                    }
+                    (true, Some(_)) => return Err(exists(id, cmd)),
                     (false, None) => return Err(format!("{}: No such destination", dname())),
-                    (true, None) => {
-                        d.last_weight = d.weight;
-                        svc.dests.insert(0, d);
-                    }
+                    (true, None) => svc.dests.insert(0, d),
                     (false, Some(p)) => {
                         if let Some(old) = svc.dests.get_mut(p) {
                             d.last_weight = if d.weight != 0 {
