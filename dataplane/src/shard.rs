@@ -333,8 +333,15 @@ impl<A: Family> Shard<A> {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                if self.cfg.services.get(i).is_some_and(|o| Arc::ptr_eq(o, s)) {
-                    return Some(i);
+                if let Some(o) = self.cfg.services.get(i) {
+                    if Arc::ptr_eq(o, s) {
+                        return Some(i);
+                    }
+                    // The same service in its place, changed (a `-e`): no other old service
+                    // can be this one (keys are unique), so no index is needed to say so.
+                    if o.key == s.key {
+                        return None;
+                    }
                 }
                 old_at
                     .get_or_insert_with(|| {
@@ -349,94 +356,60 @@ impl<A: Family> Shard<A> {
                     .copied()
             })
             .collect();
-        let mut old_svcs: Vec<Option<SvcState>> = std::mem::take(&mut self.svcs)
-            .into_iter()
-            .map(Some)
-            .collect();
-        let mut is_kept = vec![false; old_svcs.len()];
-        for &j in kept.iter().flatten() {
-            is_kept[j] = true;
-        }
-        // Detach the dests of the services that are not kept, copying their live loads out.
-        let mut detached = Vec::new();
-        for (j, st) in old_svcs.iter().enumerate() {
-            let Some(st) = st.as_ref().filter(|_| !is_kept[j]) else {
-                continue;
-            };
-            for (&slot, &load) in st.slots.iter().zip(&st.loads) {
-                let d = &mut self.dests[slot as usize];
-                d.detached = load;
-                d.svc = NIL;
-                d.pos = NIL;
-                detached.push(slot);
-            }
-        }
-        let mut svcs = Vec::with_capacity(cfg.services.len());
         // Dests whose counter block is new to them (their counts go there).
         let mut moved = Vec::new();
-        for (si, svc) in cfg.services.iter().enumerate() {
-            if let Some(j) = kept[si] {
-                if let Some(st) = old_svcs[j].take() {
-                    if j != si {
-                        for &slot in &st.slots {
-                            self.dests[slot as usize].svc = si as u32;
+        // A change that moves no service (`-e`, `-a`, `-d`, or every service replaced in
+        // place): the services that changed are rebuilt where they are; the others are not
+        // touched (no 10k-service vector rebuilt for one `-e`).
+        let in_place = cfg.services.len() == self.svcs.len()
+            && kept
+                .iter()
+                .enumerate()
+                .all(|(i, k)| k.is_none_or(|j| j == i));
+        let detached = if in_place {
+            let mut detached = Vec::new();
+            for (si, _) in kept.iter().enumerate().filter(|(_, k)| k.is_none()) {
+                detach(&mut self.dests, &self.svcs[si], &mut detached);
+            }
+            for (si, _) in kept.iter().enumerate().filter(|(_, k)| k.is_none()) {
+                self.svcs[si] = self.build_svc(si, &cfg.services[si], &mut moved);
+            }
+            detached
+        } else {
+            let mut old_svcs: Vec<Option<SvcState>> = std::mem::take(&mut self.svcs)
+                .into_iter()
+                .map(Some)
+                .collect();
+            let mut is_kept = vec![false; old_svcs.len()];
+            for &j in kept.iter().flatten() {
+                is_kept[j] = true;
+            }
+            // Detach the dests of the services that are not kept, copying their live loads
+            // out.
+            let mut detached = Vec::new();
+            for (j, st) in old_svcs.iter().enumerate() {
+                if let Some(st) = st.as_ref().filter(|_| !is_kept[j]) {
+                    detach(&mut self.dests, st, &mut detached);
+                }
+            }
+            let mut svcs = Vec::with_capacity(cfg.services.len());
+            for (si, svc) in cfg.services.iter().enumerate() {
+                if let Some(j) = kept[si] {
+                    if let Some(st) = old_svcs[j].take() {
+                        if j != si {
+                            for &slot in &st.slots {
+                                self.dests[slot as usize].svc = si as u32;
+                            }
                         }
+                        svcs.push(st);
+                        continue;
                     }
-                    svcs.push(st);
-                    continue;
                 }
+                svcs.push(self.build_svc(si, svc, &mut moved));
             }
-            let mut loads = Vec::with_capacity(svc.dests.len());
-            let mut slots = Vec::with_capacity(svc.dests.len());
-            for (pos, dc) in svc.dests.iter().enumerate() {
-                let key = (svc.key, dc.addr, dc.port);
-                // One lookup for a dest new to the shard (a 100k-dest set is all new ones).
-                let slot = match self.dest_map.entry(key) {
-                    Entry::Occupied(e) => *e.get(),
-                    // Nothing to publish for a new slot: it has no conns, and its block's
-                    // cells for this worker are zero (a new block, or one whose slot here
-                    // published zero counts when its last conn went). Not writing them
-                    // spares a cache miss per dest of a large change.
-                    Entry::Vacant(e) => {
-                        let s = place_dest(
-                            &mut self.dests,
-                            &mut self.dest_free,
-                            new_dest(key, &dc.stats.0, self.worker),
-                        );
-                        e.insert(s);
-                        s
-                    }
-                };
-                let d = &mut self.dests[slot as usize];
-                d.svc = si as u32;
-                d.pos = pos as u32;
-                d.fwd = dc.fwd;
-                d.tun = dc.tun;
-                d.u_threshold = dc.u_threshold;
-                d.l_threshold = dc.l_threshold;
-                match &dc.stats.0 {
-                    Some(st) if !Arc::ptr_eq(st, &d.stats) => {
-                        d.stats = Arc::clone(st);
-                        d.cell = st.cell_of(self.worker);
-                        moved.push(slot);
-                    }
-                    Some(_) => {}
-                    // The shard's own block: the thresholds are this shard's alone.
-                    None => d.stats.split_evenly(dc.u_threshold, dc.l_threshold),
-                }
-                let mut load = d.detached;
-                load.weight = dc.weight;
-                loads.push(load);
-                slots.push(slot);
-            }
-            let seed = self.seed ^ (si as u64).wrapping_mul(0x9E37_79B9);
-            svcs.push(SvcState {
-                sched: SchedState::new(svc.sched, svc.dests.len(), seed),
-                loads,
-                slots,
-            });
-        }
-        self.svcs = svcs;
+            self.svcs = svcs;
+            detached
+        };
         let nodest_on = cfg.sysctl.expire_nodest_conn && !self.cfg.sysctl.expire_nodest_conn;
         let old = std::mem::replace(&mut self.cfg, cfg);
         // Dests that left the config (detached now and not attached again): free the
@@ -476,6 +449,61 @@ impl<A: Family> Shard<A> {
             self.publish_load(slot);
         }
         old
+    }
+
+    /// The scheduler state and dest slots of service `si` of a new config, its dests placed
+    /// (found by identity, or given a slot) and set from the config; `moved`: the slots
+    /// whose counter block changed.
+    fn build_svc(&mut self, si: usize, svc: &ServiceConfig<A>, moved: &mut Vec<u32>) -> SvcState {
+        let mut loads = Vec::with_capacity(svc.dests.len());
+        let mut slots = Vec::with_capacity(svc.dests.len());
+        for (pos, dc) in svc.dests.iter().enumerate() {
+            let key = (svc.key, dc.addr, dc.port);
+            // One lookup for a dest new to the shard (a 100k-dest set is all new ones).
+            let slot = match self.dest_map.entry(key) {
+                Entry::Occupied(e) => *e.get(),
+                // Nothing to publish for a new slot: it has no conns, and its block's
+                // cells for this worker are zero (a new block, or one whose slot here
+                // published zero counts when its last conn went). Not writing them
+                // spares a cache miss per dest of a large change.
+                Entry::Vacant(e) => {
+                    let s = place_dest(
+                        &mut self.dests,
+                        &mut self.dest_free,
+                        new_dest(key, &dc.stats.0, self.worker),
+                    );
+                    e.insert(s);
+                    s
+                }
+            };
+            let d = &mut self.dests[slot as usize];
+            d.svc = si as u32;
+            d.pos = pos as u32;
+            d.fwd = dc.fwd;
+            d.tun = dc.tun;
+            d.u_threshold = dc.u_threshold;
+            d.l_threshold = dc.l_threshold;
+            match &dc.stats.0 {
+                Some(st) if !Arc::ptr_eq(st, &d.stats) => {
+                    d.stats = Arc::clone(st);
+                    d.cell = st.cell_of(self.worker);
+                    moved.push(slot);
+                }
+                Some(_) => {}
+                // The shard's own block: the thresholds are this shard's alone.
+                None => d.stats.split_evenly(dc.u_threshold, dc.l_threshold),
+            }
+            let mut load = d.detached;
+            load.weight = dc.weight;
+            loads.push(load);
+            slots.push(slot);
+        }
+        let seed = self.seed ^ (si as u64).wrapping_mul(0x9E37_79B9);
+        SvcState {
+            sched: SchedState::new(svc.sched, svc.dests.len(), seed),
+            loads,
+            slots,
+        }
     }
 
     /// This worker's cells of a dest's counters.
@@ -1555,6 +1583,18 @@ fn count(c: &DestCells, reply: bool, len: u32) {
     } else {
         c.inpkts.inc();
         c.inbytes.add(u64::from(len));
+    }
+}
+
+/// Detach the dests of a service that leaves the config: each keeps its live load (IPVS's
+/// trash keeps a dest's counts) and names no service; their slots go to `out`.
+fn detach<A: Family>(dests: &mut [DestSlot<A>], st: &SvcState, out: &mut Vec<u32>) {
+    for (&slot, &load) in st.slots.iter().zip(&st.loads) {
+        let d = &mut dests[slot as usize];
+        d.detached = load;
+        d.svc = NIL;
+        d.pos = NIL;
+        out.push(slot);
     }
 }
 

@@ -981,3 +981,83 @@ fn a_service_shared_by_the_next_snapshot_keeps_its_rr_position_and_counts() {
     );
     assert_eq!(xmit(x).daddr, v4("10.2.0.1"));
 }
+
+/// A swap rebuilds only the services it changed, whether they stay in place (a `-e`: the
+/// others are not touched) or move (a service deleted before them): an untouched service's
+/// round-robin position and its conns survive either way, and a changed one's dests keep
+/// their counts.
+#[test]
+fn a_swap_rebuilds_only_what_changed_in_place_or_moved() {
+    const A: &str = "192.168.100.1";
+    const B: &str = "192.168.100.2";
+    let rr = |vip: &str, w: i32, d: [&str; 3]| {
+        Arc::new(tcp_svc(
+            vip,
+            SchedKind::Rr,
+            d.iter().map(|a| dest(a, w, Fwd::Droute)).collect(),
+            0,
+            32,
+        ))
+    };
+    let cfg = |svcs: Vec<Arc<ServiceConfig<V4>>>| {
+        Arc::new(Config::from_checked(svcs, Sysctl::default()).unwrap())
+    };
+    let a = rr(A, 1, ["10.1.0.1", "10.1.0.2", "10.1.0.3"]);
+    let b = rr(B, 1, ["10.2.0.1", "10.2.0.2", "10.2.0.3"]);
+    let mut s = Shard::new(
+        ShardParams {
+            capacity: 64,
+            seed: 9,
+            ..Default::default()
+        },
+        cfg(vec![Arc::clone(&a), Arc::clone(&b)]),
+        0,
+    );
+    let syn = |s: &mut Shard<V4>, vip: &str, port: u16, now: u64| {
+        xmit(s.process(
+            &Packet::tcp(v4("1.1.1.1"), port, v4(vip), 80, tcp::SYN),
+            now,
+        ))
+        .daddr
+    };
+    // B's scheduler: two SYNs to two of its dests (a rebuilt scheduler would start again at
+    // the first).
+    let picks: Vec<V4> = (0..2).map(|i| syn(&mut s, B, 1000 + i, 0)).collect();
+    assert_eq!(syn(&mut s, A, 2000, 0), v4("10.1.0.1"));
+    let counts_a1 = s.dest_counts(key(A), v4("10.1.0.1"), 80).unwrap();
+    // In place: A edited (weights), B the same Arc at the same place.
+    let a2 = rr(A, 2, ["10.1.0.1", "10.1.0.2", "10.1.0.3"]);
+    s.set_config(cfg(vec![Arc::clone(&a2), Arc::clone(&b)]), 1);
+    let third = syn(&mut s, B, 1002, 1);
+    assert!(!picks.contains(&third), "B's position survives A's edit");
+    assert_eq!(
+        s.dest_counts(key(A), v4("10.1.0.1"), 80).unwrap(),
+        counts_a1,
+        "A's dests keep their counts"
+    );
+    assert_eq!(syn(&mut s, B, 1003, 1), picks[0]);
+    // Moved: A deleted, so B goes from the second place to the first.
+    s.set_config(cfg(vec![Arc::clone(&b)]), 2);
+    assert_eq!(
+        syn(&mut s, B, 1004, 2),
+        picks[1],
+        "B's position survives a move"
+    );
+    // B's conns still go where they went.
+    let again = xmit(s.process(&Packet::tcp(v4("1.1.1.1"), 1000, v4(B), 80, tcp::ACK), 3));
+    assert_eq!(again.daddr, picks[0]);
+    // A's dest with a conn was removed: detached, still counting it (IPVS's trash).
+    assert_eq!(s.dest_counts(key(A), v4("10.1.0.1"), 80), Some(counts_a1));
+    // B edited in place beside a new service: both built, B's dests keep their counts.
+    let b2 = rr(B, 3, ["10.2.0.1", "10.2.0.2", "10.2.0.3"]);
+    let before = s.dest_counts(key(B), picks[0], 80).unwrap();
+    s.set_config(
+        cfg(vec![
+            Arc::clone(&b2),
+            rr(A, 1, ["10.1.0.7", "10.1.0.8", "10.1.0.9"]),
+        ]),
+        4,
+    );
+    assert_eq!(s.dest_counts(key(B), picks[0], 80).unwrap(), before);
+    assert!(s.dest_counts(key(A), v4("10.1.0.7"), 80).is_some());
+}
