@@ -135,10 +135,12 @@ impl Controller {
             self.stats.sync(&self.rules);
         }
         self.generation += 1;
+        let (v4, v6) = (Arc::new(draft.v4), Arc::new(draft.v6));
+        self.builder.in_force(Arc::clone(&v4), Arc::clone(&v6));
         Ok(Snapshot {
             generation: self.generation,
-            v4: Arc::new(draft.v4),
-            v6: Arc::new(draft.v6),
+            v4,
+            v6,
         })
     }
 
@@ -465,6 +467,46 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::Invalid);
         assert!(e.message.starts_with("line 2:"), "{}", e.message);
         assert_eq!(c.rules(), &before);
+    }
+
+    #[test]
+    fn snapshots_find_their_services_whether_the_index_is_copied_or_built() {
+        let mut c = ctl();
+        let vip = |s: &str| V4::from_ip(s.parse().unwrap()).unwrap();
+        let find = |snap: &Snapshot, a: &str| snap.v4.find_service(0, Proto::Tcp, vip(a), 80);
+        let Step::Publish(a) = apply(&mut c, &["-A -t 10.0.0.1:80", "-A -t 10.0.0.2:80"]) else {
+            panic!()
+        };
+        assert_eq!(
+            (find(&a, "10.0.0.1"), find(&a, "10.0.0.2")),
+            (Some(0), Some(1))
+        );
+        // An edit keeps every key in its place: the index is copied.
+        let Step::Publish(b) = apply(&mut c, &["-E -t 10.0.0.2:80 -s rr"]) else {
+            panic!()
+        };
+        assert_eq!(
+            (find(&b, "10.0.0.1"), find(&b, "10.0.0.2")),
+            (Some(0), Some(1))
+        );
+        // A deletion moves the second service to the first place: built again.
+        let Step::Publish(d) = apply(&mut c, &["-D -t 10.0.0.1:80"]) else {
+            panic!()
+        };
+        assert_eq!(
+            (find(&d, "10.0.0.1"), find(&d, "10.0.0.2")),
+            (None, Some(0))
+        );
+        // As many services as before, one of them new: built again.
+        let Step::Publish(e) = c.handle(Request::Replace {
+            text: "-A -t 10.0.0.3:80\n".into(),
+        }) else {
+            panic!()
+        };
+        assert_eq!(
+            (find(&e, "10.0.0.2"), find(&e, "10.0.0.3")),
+            (None, Some(0))
+        );
     }
 
     #[test]

@@ -61,7 +61,13 @@ pub struct Draft {
 #[derive(Default)]
 pub struct SnapshotBuilder {
     order: Vec<Built>,
+    /// The snapshots in force: a change that keeps every service's key in its place copies
+    /// their services index ([`Config::from_checked_like`]).
+    in_force: Option<InForce>,
 }
+
+/// A pair of snapshots in force.
+type InForce = (Arc<Config<V4>>, Arc<Config<V6>>);
 
 /// `order`'s services by id.
 fn index_of(order: &[Built]) -> Map<ServiceId, usize> {
@@ -163,10 +169,20 @@ impl SnapshotBuilder {
             message: e.0,
             syntax: false,
         };
-        let v4 = Config::from_checked(v4, sysctl.clone())
+        let (v4, v6) = match &self.in_force {
+            Some((p4, p6)) => (
+                Config::from_checked_like(v4, sysctl.clone(), p4),
+                Config::from_checked_like(v6, sysctl, p6),
+            ),
+            None => (
+                Config::from_checked(v4, sysctl.clone()),
+                Config::from_checked(v6, sysctl),
+            ),
+        };
+        let v4 = v4
             .and_then(|c| c.with_fwmark_rules(base.fwmark_v4.clone()))
             .map_err(err)?;
-        let v6 = Config::from_checked(v6, sysctl)
+        let v6 = v6
             .and_then(|c| c.with_fwmark_rules(base.fwmark_v6.clone()))
             .map_err(err)?;
         Ok(Draft {
@@ -176,6 +192,11 @@ impl SnapshotBuilder {
             new_services,
             order,
         })
+    }
+
+    /// These snapshots (made from the draft last adopted) are the ones in force.
+    pub fn in_force(&mut self, v4: Arc<Config<V4>>, v6: Arc<Config<V6>>) {
+        self.in_force = Some((v4, v6));
     }
 
     /// The draft's snapshots are in force: its services are what the next change is
