@@ -37,17 +37,6 @@ fn rules(net: u8, services: u32, dests: u32, w: u32) -> String {
     t
 }
 
-/// The process's resident size (`/proc/self/statm`), MiB.
-fn rss_mib() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = s
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    (pages * 4096) >> 20
-}
-
 fn main() {
     rvs_control::allocator::keep_freed_memory();
     let mode = std::env::args().nth(1).unwrap_or_else(|| "fresh".into());
@@ -76,17 +65,17 @@ fn main() {
         _ => panic!("modes: fresh, same, edit"),
     };
     let mut step = |ctl: &mut Controller, req: Request, what: &str| {
-        let rss0 = rss_mib();
+        let rss0 = rvs_control::allocator::resident_mib();
         let t = Instant::now();
         let Step::Publish(s) = ctl.handle(req) else {
             panic!("{what}: no snapshot")
         };
         let answer = t.elapsed();
-        let rss1 = rss_mib();
+        let rss1 = rvs_control::allocator::resident_mib();
         let t = Instant::now();
         let old = w.set_configs(s.v4, s.v6, 0);
         let swap = t.elapsed();
-        let rss2 = rss_mib();
+        let rss2 = rvs_control::allocator::resident_mib();
         // The snapshot the worker replaced (rvsd frees it after the reply).
         let t = Instant::now();
         drop(old);
@@ -100,7 +89,7 @@ fn main() {
             swap.as_secs_f64() * 1e3,
             free.as_secs_f64() * 1e3,
             t.elapsed().as_secs_f64() * 1e3,
-            rss_mib()
+            rvs_control::allocator::resident_mib()
         );
     };
     if mode == "edit" {
