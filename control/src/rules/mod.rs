@@ -42,7 +42,9 @@
 //!   every other line and every error to it (the two agree: a proptest).
 //! - `validate`: the checks a service and a real server pass, shared by the parser, the rule
 //!   set and the engine conversion.
-//! - `ruleset`: [`RuleSet`]: commands applied with the kernel's checks, and its save form.
+//! - `ruleset`: [`RuleSet`]: commands applied with the kernel's checks, and its save form;
+//!   `dest_run` adds a text's `-a` lines in a row for one service at once (linear in a
+//!   service of 40k dests; a proptest holds it to one line at a time).
 //! - `engine`: [`RuleSet::to_configs`], the rule set as the engine's `Config` snapshots.
 //! - [`RuleError`] (`error`): a refused rule, with its line.
 
