@@ -360,7 +360,7 @@ pub enum Command {
     DeleteServer(ServiceId, IpAddr, u16),
     /// `--set tcp tcpfin udp` (0 leaves a value as it is).
     SetTimeouts(SetTimeouts),
-    /// `-Z`, `--zero` [service]: counters only; on rules it checks that the service exists.
+    /// `-Z`, `--zero` \[service\]: counters only; on rules it checks that the service exists.
     Zero(Option<ServiceId>),
 }
 

@@ -67,8 +67,8 @@ impl RuleSet {
     }
 
     /// Parse a rules text and apply every command in order. The error names the line.
-    /// (`-a` lines in a row for one service are added as a [`DestRun`]: the same checks,
-    /// errors and order as one at a time, in linear time.)
+    /// (`-a` lines in a row for one service are added as one run, `dest_run.rs`: the same
+    /// checks, errors and order as one at a time, in linear time.)
     pub fn from_text(text: &str) -> Result<RuleSet, RuleError> {
         let mut rs = RuleSet::new();
         let mut run: Option<DestRun> = None;
