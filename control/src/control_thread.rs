@@ -32,6 +32,8 @@ const CLIENT_IDLE: Duration = Duration::from_secs(2);
 const REBALANCE_MS: u64 = 100;
 /// Retired dests looked at per housekeeping tick (about a millisecond's work).
 const GC_PER_TICK: usize = 2048;
+/// Slices of the estimator's period (40 ms each).
+const ESTIMATE_SLICES: usize = 50;
 
 /// A metrics scrape handed to the control thread by the HTTP thread: it renders the text
 /// (it owns the rule set and the counter blocks) and answers on `reply`.
@@ -54,6 +56,8 @@ pub struct ControlThread {
     /// `--keepalived` (re-read on SIGHUP too) and the checker thread that takes it.
     keepalived: Option<(PathBuf, Reloader)>,
     next_estimate: u64,
+    /// The estimator slice due next.
+    estimate_slice: usize,
     next_rebalance: u64,
 }
 
@@ -68,7 +72,10 @@ impl ControlThread {
             rules_path: None,
             hup: None,
             keepalived: None,
-            next_estimate: now + PERIOD_MS,
+            // Slice k first runs (k + 1) shares of the period after start, so every estimator
+            // has moved once 2 s after it (as they all did at once before slices).
+            next_estimate: now + PERIOD_MS / ESTIMATE_SLICES as u64,
+            estimate_slice: 0,
             next_rebalance: now,
         }
     }
@@ -388,9 +395,13 @@ impl ControlThread {
         for l in &self.links {
             drain(l);
         }
-        if now >= self.next_estimate {
-            self.next_estimate = now + PERIOD_MS;
-            self.ctl.estimate();
+        // The 2 s estimator in ESTIMATE_SLICES slices, each its share of the period later
+        // (all that are due when a call comes late).
+        while now >= self.next_estimate {
+            self.ctl
+                .estimate_slice(self.estimate_slice, ESTIMATE_SLICES);
+            self.estimate_slice = (self.estimate_slice + 1) % ESTIMATE_SLICES;
+            self.next_estimate += PERIOD_MS / ESTIMATE_SLICES as u64;
         }
         if now >= self.next_rebalance {
             self.next_rebalance = now + REBALANCE_MS;

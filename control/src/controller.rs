@@ -121,6 +121,11 @@ impl Controller {
         self.stats.estimate(&self.rules);
     }
 
+    /// Slice `k` of `n` of [`estimate`](Self::estimate) (`StatsRegistry::estimate_slice`).
+    pub fn estimate_slice(&mut self, k: usize, n: usize) {
+        self.stats.estimate_slice(&self.rules, k, n);
+    }
+
     /// Build the snapshot of `rules`; on success they are the rules in force.
     fn commit(&mut self, rules: RuleSet) -> Result<Snapshot, RuleError> {
         let mut draft = self.builder.build(&rules, &self.base, &mut self.stats)?;
