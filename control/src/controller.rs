@@ -116,12 +116,8 @@ impl Controller {
         &mut self.stats
     }
 
-    /// One estimator period ended (every 2 s): rates move.
-    pub fn estimate(&mut self) {
-        self.stats.estimate(&self.rules);
-    }
-
-    /// Slice `k` of `n` of [`estimate`](Self::estimate) (`StatsRegistry::estimate_slice`).
+    /// Slice `k` of `n` of the 2 s estimator: the rates of some dests and services move
+    /// (`StatsRegistry::estimate_slice`).
     pub fn estimate_slice(&mut self, k: usize, n: usize) {
         self.stats.estimate_slice(&self.rules, k, n);
     }

@@ -228,6 +228,12 @@ impl std::fmt::Display for ConfigError {
 }
 impl std::error::Error for ConfigError {}
 
+/// Whether two service lists hold the same keys in the same places (a change that added,
+/// removed or moved none).
+pub fn same_keys<A: PartialEq>(a: &[Arc<ServiceConfig<A>>], b: &[Arc<ServiceConfig<A>>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.key == y.key)
+}
+
 /// The sysctls' ranges, as a snapshot is built.
 fn check_sysctl(sysctl: &Sysctl) -> Result<(), ConfigError> {
     if sysctl.drop_entry > 3 || sysctl.drop_packet > 3 || sysctl.secure_tcp > 3 {
@@ -439,13 +445,7 @@ impl<A: Family> Config<A> {
         sysctl: Sysctl,
         prev: &Config<A>,
     ) -> Result<Self, ConfigError> {
-        let same_keys = prev.services.len() == services.len()
-            && prev
-                .services
-                .iter()
-                .zip(&services)
-                .all(|(a, b)| a.key == b.key);
-        if !same_keys {
+        if !same_keys(&prev.services, &services) {
             return Self::from_checked(services, sysctl);
         }
         check_sysctl(&sysctl)?;

@@ -42,8 +42,8 @@ impl DestRun {
         self.id == *id
     }
 
-    /// Add `d` (checked, its port normalized) unless the service has it: false then.
-    pub(super) fn add(&mut self, rules: &RuleSet, d: Dest) -> bool {
+    /// Add `d` (checked, its port normalized) unless the service has it: then `d` back.
+    pub(super) fn add(&mut self, rules: &RuleSet, d: Dest) -> Result<(), Dest> {
         let key = (d.addr, d.port);
         let held = rules
             .services
@@ -64,10 +64,11 @@ impl DestRun {
                 .chain(&self.added)
                 .any(|x| (x.addr, x.port) == key),
         };
-        if !dup {
-            self.added.push(d);
+        if dup {
+            return Err(d);
         }
-        !dup
+        self.added.push(d);
+        Ok(())
     }
 
     /// The run ends: its dests go in front of the service's, newest first.

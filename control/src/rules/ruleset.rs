@@ -37,19 +37,12 @@ struct ServiceIndex(
     usize,
 );
 
-/// ipvsadm's words for a `-a` of a dest the service has.
-fn exists(id: &ServiceId, cmd: &Command) -> String {
-    match cmd {
-        Command::AddServer(_, d) => {
-            let mut d = d.clone();
-            normalize_dest_port(id, &mut d);
-            format!(
-                "{id} -r {}: Destination already exists",
-                AddrPort(d.addr, d.port)
-            )
-        }
-        _ => format!("{id}: Destination already exists"),
-    }
+/// ipvsadm's words for a `-a` of a dest (port normalized) the service has.
+fn exists(id: &ServiceId, d: &Dest) -> String {
+    format!(
+        "{id} -r {}: Destination already exists",
+        AddrPort(d.addr, d.port)
+    )
 }
 
 /// Two rule sets are equal by their rules; the index is how they are searched.
@@ -77,17 +70,15 @@ impl RuleSet {
                 continue;
             };
             if let Command::AddServer(id, d) = &cmd {
-                if run.as_ref().is_some_and(|r| !r.is_for(id)) {
-                    if let Some(r) = run.take() {
-                        r.finish(&mut rs);
-                    }
+                if let Some(r) = run.take_if(|r| !r.is_for(id)) {
+                    r.finish(&mut rs);
                 }
                 let (at, d) = rs
                     .checked_dest(id, d)
                     .map_err(|e| RuleError::new(e).at(i + 1))?;
                 let r = run.get_or_insert_with(|| DestRun::new(*id, at));
-                if !r.add(&rs, d) {
-                    return Err(RuleError::new(exists(id, &cmd)).at(i + 1));
+                if let Err(d) = r.add(&rs, d) {
+                    return Err(RuleError::new(exists(id, &d)).at(i + 1));
                 }
                 continue;
             }
@@ -238,7 +229,7 @@ impl RuleSet {
                     .position(|x| (x.addr, x.port) == (d.addr, d.port));
                 let dname = || format!("{id} -r {}", AddrPort(d.addr, d.port));
                 match (add, pos) {
-                    (true, Some(_)) => return Err(exists(id, cmd)),
+                    (true, Some(_)) => return Err(exists(id, &d)),
                     (false, None) => return Err(format!("{}: No such destination", dname())),
                     (true, None) => svc.dests.insert(0, d),
                     (false, Some(p)) => {

@@ -12,7 +12,7 @@ use super::rss;
 use super::steer::Steering;
 use super::worker::Worker;
 use crate::addr::{Family, V4, V6};
-use crate::config::{Config, FastHasher, Fwd, ServiceKey};
+use crate::config::{same_keys, Config, FastHasher, Fwd, ServiceKey};
 use crate::l3::{NeighParams, NeighTable, Route, RouteTable};
 use crate::shard::{Shard, ShardParams, Xmit};
 
@@ -131,14 +131,7 @@ impl<A: Family, B> Fam<A, B> {
         // service's key in its place (`-e`, `-a`, `-d`) keeps the set, which for 10k
         // services took most of such a swap to sort and hash again.
         let old = self.shard.config();
-        let same_vips = old.fwmark_rules == cfg.fwmark_rules
-            && old.services.len() == cfg.services.len()
-            && old
-                .services
-                .iter()
-                .zip(&cfg.services)
-                .all(|(a, b)| a.key == b.key);
-        if !same_vips {
+        if old.fwmark_rules != cfg.fwmark_rules || !same_keys(&old.services, &cfg.services) {
             self.vips = vips_of(&cfg);
         }
         self.shard.set_config(cfg, now)
