@@ -11,8 +11,9 @@
 use crate::addr::Family;
 use crate::mem::prefetch_read;
 
-/// Most keys [`ConnTable::lookup_burst`] takes at once (an rx burst).
-pub const BURST: usize = 32;
+/// Most keys [`ConnTable::lookup_burst`] takes at once, and the frames `Worker::rx_burst`
+/// stages together (rvsd's rx burst).
+pub const BURST: usize = 64;
 
 /// "No slot": an empty `control` or free-list link, a missing hint.
 pub const NIL: u32 = u32::MAX;
