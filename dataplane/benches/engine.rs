@@ -119,7 +119,7 @@ fn bench_lookup(c: &mut Criterion) {
             })
         });
         g.throughput(Throughput::Elements(BURST as u64));
-        g.bench_function("burst32_prefetch", |b| {
+        g.bench_function("burst_prefetch", |b| {
             let mut i = 0usize;
             let mut out = [None; BURST];
             b.iter(|| {
@@ -223,7 +223,7 @@ fn bench_create_expire(c: &mut Criterion) {
             total
         })
     });
-    g.bench_function("create_syn_burst32", |b| {
+    g.bench_function("create_syn_burst", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             let mut left = iters;
