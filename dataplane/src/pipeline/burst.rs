@@ -58,7 +58,12 @@ impl<B: Buf> Worker<B> {
             match kind[k] {
                 Plan::FastIn => self.lb_fast(cx, b, &fast[k], (hint[k], NO_HINT)),
                 Plan::FastReply => self.lb_fast(cx, b, &fast[k], (NO_HINT, hint[k])),
-                _ => self.input(cx, b),
+                // The general path takes the hint to its engine call ([`Cx::hint`]).
+                _ => {
+                    cx.hint = hint[k];
+                    self.input(cx, b);
+                    cx.hint = NO_HINT;
+                }
             }
         }
     }

@@ -9,6 +9,7 @@ use super::frag::{Follow, FragKey};
 use super::lb::frag_owner_of;
 use super::path_counters::PathDrop;
 use super::worker::{Cx, Out, Worker};
+use crate::conn::NO_HINT;
 use crate::proto::Proto;
 use crate::shard::Verdict;
 use crate::wire::{self, ParsedFrame};
@@ -87,6 +88,7 @@ impl<B: Buf> Worker<B> {
                         port: p,
                         handed: cx.handed,
                         out: &mut *cx.out,
+                        hint: NO_HINT,
                     };
                     self.follow::<A, O>(&mut held, b, &pf, f)
                 }

@@ -9,6 +9,7 @@ use super::frag::FragKey;
 use super::path_counters::PathDrop;
 use super::worker::{Cx, Out, Worker};
 use crate::addr::{Family, V4};
+use crate::conn::NO_HINT;
 use crate::proto::{sctp, Proto};
 use crate::shard::{Packet, Verdict};
 use crate::wire::{self, L4Summary, ParsedFrame};
@@ -63,7 +64,10 @@ impl<B: Buf> Worker<B> {
             };
             buf
         };
-        let v = A::fam(self).shard.process(&pkt, cx.now);
+        let hint = core::mem::replace(&mut cx.hint, NO_HINT);
+        let v = A::fam(self)
+            .shard
+            .process_with_hints(&pkt, cx.now, hint, hint);
         if let Some(fr) = ip.fragment {
             let key = FragKey {
                 src,

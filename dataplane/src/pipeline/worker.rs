@@ -19,7 +19,7 @@ use super::frag_hold::FRAG_HOLD_MAX;
 use super::icmp_limit::IcmpLimit;
 use crate::addr::{V4, V6};
 use crate::config::Config;
-use crate::conn::BURST;
+use crate::conn::{BURST, NO_HINT};
 use crate::shard::ShardParams;
 use crate::wire;
 
@@ -51,6 +51,11 @@ pub(super) struct Cx<'a, O> {
     /// Handed over by another worker: steering already chose this one.
     pub handed: bool,
     pub out: &'a mut O,
+    /// The conn slot the burst's staged lookup named for a frame on the general path
+    /// ([`NO_HINT`] for none), taken by its engine call as the hint of both lookups (inbound
+    /// and as a reply): the engine checks a hint against each key before it trusts it, so a
+    /// hint only saves a probe.
+    pub hint: u32,
 }
 
 pub struct Worker<B> {
@@ -248,6 +253,7 @@ impl<B: Buf> Worker<B> {
                 port,
                 handed: false,
                 out,
+                hint: NO_HINT,
             };
             w.input(&mut cx, buf)
         });
@@ -271,6 +277,7 @@ impl<B: Buf> Worker<B> {
                     port,
                     handed: false,
                     out: &mut *out,
+                    hint: NO_HINT,
                 };
                 w.burst(&mut cx, chunk)
             });
@@ -287,6 +294,7 @@ impl<B: Buf> Worker<B> {
                 port,
                 handed: true,
                 out,
+                hint: NO_HINT,
             };
             w.input(&mut cx, buf)
         });
