@@ -659,19 +659,14 @@ impl<A: Family> Shard<A> {
         self.process_hinted(pkt, now, NO_HINT, NO_HINT)
     }
 
-    /// [`Shard::process`] with the staged lookup's hints (checked before they are trusted,
-    /// as in [`Shard::process_hinted`]) but without its inline shortcut: the general path's
-    /// call. (The shortcut inlined there too made the compiler call `conn_packet` out of line
-    /// from the fast path: 8-39 instructions a frame more.)
+    /// [`Shard::process`] with the slot a staged lookup named, tried for the inbound and for
+    /// the outbound lookup (checked against each key before it is trusted), but without
+    /// [`Shard::process_hinted`]'s inline shortcut: the general path's call. (The shortcut
+    /// inlined there too made the compiler call `conn_packet` out of line from the fast path:
+    /// 8-39 instructions a frame more.)
     #[inline]
-    pub fn process_with_hints(
-        &mut self,
-        pkt: &Packet<A>,
-        now: u64,
-        hint_in: u32,
-        hint_out: u32,
-    ) -> Verdict<A> {
-        self.process_general(pkt, now, hint_in, hint_out)
+    pub fn process_with_hint(&mut self, pkt: &Packet<A>, now: u64, hint: u32) -> Verdict<A> {
+        self.process_general(pkt, now, hint, hint)
     }
 
     /// [`Shard::process`] with the slots an earlier staged lookup named for the inbound and

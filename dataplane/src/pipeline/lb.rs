@@ -65,9 +65,7 @@ impl<B: Buf> Worker<B> {
             buf
         };
         let hint = core::mem::replace(&mut cx.hint, NO_HINT);
-        let v = A::fam(self)
-            .shard
-            .process_with_hints(&pkt, cx.now, hint, hint);
+        let v = A::fam(self).shard.process_with_hint(&pkt, cx.now, hint);
         if let Some(fr) = ip.fragment {
             let key = FragKey {
                 src,
