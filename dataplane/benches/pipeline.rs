@@ -104,12 +104,28 @@ fn tcp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, syn: bool) -> Frame64
     let b = if syn { b.syn() } else { b.ack(1) };
     let mut v = Vec::new();
     b.write(&mut v, b"").expect("frame");
+    frame64(&v)
+}
+
+fn frame64(v: &[u8]) -> Frame64 {
     let mut bytes = [0u8; 64];
-    bytes[..v.len()].copy_from_slice(&v);
+    bytes[..v.len()].copy_from_slice(v);
     Frame64 {
         bytes,
         len: v.len(),
     }
+}
+
+/// [`tcp`] with an 802.1Q tag (VLAN 42) after the MACs.
+fn tcp_vlan(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Frame64 {
+    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xc1], LB_MAC)
+        .single_vlan(etherparse::VlanId::try_new(42).expect("vlan id"))
+        .ipv4(src, dst, 64)
+        .tcp(sport, dport, 1, 64240)
+        .ack(1);
+    let mut v = Vec::new();
+    b.write(&mut v, b"").expect("frame");
+    frame64(&v)
 }
 
 fn client(i: u32) -> ([u8; 4], u16) {
@@ -304,7 +320,8 @@ fn new_conns(c: &mut Criterion) {
 }
 
 /// `RVS_BENCH_COUNT=<frames>`: no criterion; set up the established bench of
-/// `RVS_BENCH_PATH` (`dr`, the default, `nat_in` or `nat_out`), or the SYN flood's steady
+/// `RVS_BENCH_PATH` (`dr`, the default, `nat_in` or `nat_out`; `dr_vlan`: the DR conns' ACKs
+/// with a VLAN tag, which take the general path), or the SYN flood's steady
 /// state (`syn_flood`: 1M sources into a 256K-entry table with drop_entry 3, warmed with 2^23
 /// SYNs, the virtual second's defense scan and the expiries of what it drops included from
 /// 8.2M frames on), and pump that many frames through `counted`, for an instruction count
@@ -340,13 +357,25 @@ fn count_mode() -> bool {
         eprintln!("counted {frames} syn_flood frames");
         return true;
     }
-    let fwd = if path == "dr" { Fwd::Droute } else { Fwd::Masq };
+    let fwd = if path == "dr" || path == "dr_vlan" {
+        Fwd::Droute
+    } else {
+        Fwd::Masq
+    };
     let (mut w, acks, mut now) = established_setup(fwd, flows);
     let frames_of = match path.as_str() {
         "dr" | "nat_in" => acks,
+        // The same conns, their ACKs tagged: the general path.
+        "dr_vlan" => shuffled(flows)
+            .iter()
+            .map(|&i| {
+                let (a, p) = client(i);
+                tcp_vlan(a, p, VIP, 80)
+            })
+            .collect(),
         "nat_out" => replies(&w, flows),
         other => {
-            eprintln!("RVS_BENCH_PATH={other:?}: want dr, nat_in or nat_out");
+            eprintln!("RVS_BENCH_PATH={other:?}: want dr, nat_in, nat_out or dr_vlan");
             return true;
         }
     };

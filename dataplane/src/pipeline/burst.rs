@@ -160,8 +160,9 @@ enum Hint {
     V6(ConnKey<V6>),
 }
 
-/// The inbound lookup key of an untagged, unfragmented TCP/UDP/SCTP frame, read at fixed
-/// offsets for the prefetch pass only (anything else simply is not prefetched).
+/// The inbound lookup key of an unfragmented TCP/UDP/SCTP frame (untagged or with one or two
+/// VLAN tags), read at fixed offsets for the prefetch pass only (anything else simply is not
+/// prefetched).
 #[inline]
 fn flow_hint(f: &[u8]) -> Option<Hint> {
     let be16 = |at: usize| Some(u16::from_be_bytes([*f.get(at)?, *f.get(at + 1)?]));
@@ -169,27 +170,36 @@ fn flow_hint(f: &[u8]) -> Option<Hint> {
         matches!(proto, 6 | 17 | 132).then_some(())?;
         Some((be16(l4)?, be16(l4 + 2)?))
     };
-    match be16(12)? {
+    // Up to two VLAN tags (802.1Q, 802.1ad), as `parse_frame` takes them.
+    let (mut ethertype, mut l3) = (be16(12)?, 14);
+    for _ in 0..2 {
+        if !matches!(ethertype, 0x8100 | 0x88a8) {
+            break;
+        }
+        ethertype = be16(l3 + 2)?;
+        l3 += 4;
+    }
+    match ethertype {
         0x0800 => {
-            let ihl = usize::from(*f.get(14)? & 0x0f) * 4;
-            if be16(20)? & 0x3fff != 0 {
+            let ihl = usize::from(*f.get(l3)? & 0x0f) * 4;
+            if be16(l3 + 6)? & 0x3fff != 0 {
                 return None;
             }
-            let proto = *f.get(23)?;
-            let (sp, dp) = ports(14 + ihl, proto)?;
+            let proto = *f.get(l3 + 9)?;
+            let (sp, dp) = ports(l3 + ihl, proto)?;
             let a = |at: usize| Some(V4(u32::from_be_bytes(f.get(at..at + 4)?.try_into().ok()?)));
             Some(Hint::V4(ConnKey {
                 proto,
-                caddr: a(26)?,
+                caddr: a(l3 + 12)?,
                 cport: sp,
-                addr: a(30)?,
+                addr: a(l3 + 16)?,
                 port: dp,
                 template: false,
             }))
         }
         0x86dd => {
-            let proto = *f.get(20)?;
-            let (sp, dp) = ports(54, proto)?;
+            let proto = *f.get(l3 + 6)?;
+            let (sp, dp) = ports(l3 + 40, proto)?;
             let a = |at: usize| {
                 Some(v6(Ipv6Addr::from(
                     <[u8; 16]>::try_from(f.get(at..at + 16)?).ok()?,
@@ -197,13 +207,87 @@ fn flow_hint(f: &[u8]) -> Option<Hint> {
             };
             Some(Hint::V6(ConnKey {
                 proto,
-                caddr: a(22)?,
+                caddr: a(l3 + 8)?,
                 cport: sp,
-                addr: a(38)?,
+                addr: a(l3 + 24)?,
                 port: dp,
                 template: false,
             }))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::{PacketBuilder, VlanId};
+
+    fn key4(k: Option<Hint>) -> Option<(u8, u32, u16, u32, u16)> {
+        match k? {
+            Hint::V4(k) => Some((k.proto, k.caddr.0, k.cport, k.addr.0, k.port)),
+            Hint::V6(_) => None,
+        }
+    }
+
+    #[test]
+    fn flow_hint_reads_untagged_and_tagged_frames() {
+        let (src, dst) = ([192, 168, 7, 1], [10, 0, 0, 100]);
+        let want = Some((
+            6,
+            u32::from_be_bytes(src),
+            40000,
+            u32::from_be_bytes(dst),
+            80,
+        ));
+        let vid = |v| VlanId::try_new(v).unwrap();
+        let eth = || PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1]);
+        let mut plain = Vec::new();
+        eth()
+            .ipv4(src, dst, 64)
+            .tcp(40000, 80, 1, 100)
+            .write(&mut plain, b"")
+            .unwrap();
+        let mut one = Vec::new();
+        eth()
+            .single_vlan(vid(42))
+            .ipv4(src, dst, 64)
+            .tcp(40000, 80, 1, 100)
+            .write(&mut one, b"")
+            .unwrap();
+        let mut two = Vec::new();
+        eth()
+            .double_vlan(vid(7), vid(42))
+            .ipv4(src, dst, 64)
+            .tcp(40000, 80, 1, 100)
+            .write(&mut two, b"")
+            .unwrap();
+        for f in [&plain, &one, &two] {
+            assert_eq!(key4(flow_hint(f)), want, "{f:02x?}");
+        }
+        let (s6, d6) = (
+            [0xfd, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7],
+            [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+        );
+        let mut six = Vec::new();
+        eth()
+            .single_vlan(vid(42))
+            .ipv6(s6, d6, 64)
+            .udp(5353, 53)
+            .write(&mut six, b"q")
+            .unwrap();
+        let Some(Hint::V6(k)) = flow_hint(&six) else {
+            panic!("an IPv6 key");
+        };
+        assert_eq!((k.proto, k.cport, k.port), (17, 5353, 53));
+        assert_eq!(
+            (k.caddr, k.addr),
+            (v6(Ipv6Addr::from(s6)), v6(Ipv6Addr::from(d6)))
+        );
+        // A fragment, and a tag cut short, are not read.
+        let mut frag = one.clone();
+        frag[18 + 6] |= 0x20;
+        assert!(flow_hint(&frag).is_none());
+        assert!(flow_hint(&one[..20]).is_none());
     }
 }
