@@ -166,9 +166,14 @@ enum Hint {
 #[inline]
 fn flow_hint(f: &[u8]) -> Option<Hint> {
     let be16 = |at: usize| Some(u16::from_be_bytes([*f.get(at)?, *f.get(at + 1)?]));
+    // Each header read as one fixed-size array: one bounds check, not one per field.
     let ports = |l4: usize, proto: u8| -> Option<(u16, u16)> {
         matches!(proto, 6 | 17 | 132).then_some(())?;
-        Some((be16(l4)?, be16(l4 + 2)?))
+        let p: &[u8; 4] = f.get(l4..l4 + 4)?.try_into().ok()?;
+        Some((
+            u16::from_be_bytes([p[0], p[1]]),
+            u16::from_be_bytes([p[2], p[3]]),
+        ))
     };
     // Up to two VLAN tags (802.1Q, 802.1ad), as `parse_frame` takes them.
     let (mut ethertype, mut l3) = (be16(12)?, 14);
@@ -181,35 +186,33 @@ fn flow_hint(f: &[u8]) -> Option<Hint> {
     }
     match ethertype {
         0x0800 => {
-            let ihl = usize::from(*f.get(l3)? & 0x0f) * 4;
-            if be16(l3 + 6)? & 0x3fff != 0 {
+            let h: &[u8; 20] = f.get(l3..l3 + 20)?.try_into().ok()?;
+            if u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 {
                 return None;
             }
-            let proto = *f.get(l3 + 9)?;
-            let (sp, dp) = ports(l3 + ihl, proto)?;
-            let a = |at: usize| Some(V4(u32::from_be_bytes(f.get(at..at + 4)?.try_into().ok()?)));
+            let (sp, dp) = ports(l3 + usize::from(h[0] & 0x0f) * 4, h[9])?;
             Some(Hint::V4(ConnKey {
-                proto,
-                caddr: a(l3 + 12)?,
+                proto: h[9],
+                caddr: V4(u32::from_be_bytes([h[12], h[13], h[14], h[15]])),
                 cport: sp,
-                addr: a(l3 + 16)?,
+                addr: V4(u32::from_be_bytes([h[16], h[17], h[18], h[19]])),
                 port: dp,
                 template: false,
             }))
         }
         0x86dd => {
-            let proto = *f.get(l3 + 6)?;
-            let (sp, dp) = ports(l3 + 40, proto)?;
+            let h: &[u8; 40] = f.get(l3..l3 + 40)?.try_into().ok()?;
+            let (sp, dp) = ports(l3 + 40, h[6])?;
             let a = |at: usize| {
-                Some(v6(Ipv6Addr::from(
-                    <[u8; 16]>::try_from(f.get(at..at + 16)?).ok()?,
-                )))
+                let mut o = [0u8; 16];
+                o.copy_from_slice(&h[at..at + 16]);
+                v6(Ipv6Addr::from(o))
             };
             Some(Hint::V6(ConnKey {
-                proto,
-                caddr: a(l3 + 8)?,
+                proto: h[6],
+                caddr: a(8),
                 cport: sp,
-                addr: a(l3 + 24)?,
+                addr: a(24),
                 port: dp,
                 template: false,
             }))
