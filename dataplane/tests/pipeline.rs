@@ -797,6 +797,48 @@ fn unknown_next_hop_is_resolved_then_the_held_packet_sent() {
     assert_eq!(w.counters().kernel.get(), 1);
 }
 
+/// A dest's frames go out by the worker's memo of its next hop; a neighbor that changes its
+/// MAC (a failover's gratuitous ARP) or fails takes the very next frame with it.
+#[test]
+fn a_next_hop_changing_its_mac_or_failing_takes_the_next_frame_with_it() {
+    let mut cfg = service(Fwd::Droute, TunConfig::default(), false);
+    let mut s = ServiceConfig::clone(&cfg.services[0]);
+    s.dests[0].addr = v4([10, 0, 0, 12]);
+    s.rebuild_tables();
+    cfg = Config::new(vec![s], Sysctl::default()).unwrap();
+    let mut w = worker(cfg, Config::default(), 0, 1);
+    let frame = |n: u16| tcp_frame(CLIENT, 40000 + n, VIP, 80, true, 64, b"");
+    assert_eq!(tx(run(&mut w, &[frame(0)], 1)).len(), 1, "the ARP request");
+    assert_eq!(tx(run(&mut w, &[arp_reply_from_12([0x12; 6])], 2)).len(), 1);
+    let macs = |w: &mut Worker<VecBuf>, now: u64| -> Vec<[u8; 6]> {
+        let frames: Vec<_> = (1..4).map(frame).collect();
+        tx(run(w, &frames, now))
+            .iter()
+            .map(|f| eth_dst(f))
+            .collect()
+    };
+    assert_eq!(macs(&mut w, 3), [[0x12; 6]; 3]);
+    // The dest moves to another MAC: told unasked, the entry turns stale with it.
+    let moved = run(&mut w, &[arp_reply_from_12([0x13; 6])], 4);
+    assert!(tx(moved).is_empty());
+    assert_eq!(macs(&mut w, 5), [[0x13; 6]; 3]);
+    // Its first use probed it; unanswered, it fails, and the next frame asks again.
+    let mut solicits = 0;
+    for now in (1005..5005).step_by(1000) {
+        let mut outs = Vec::new();
+        w.tick(now, &mut |o| outs.push(o));
+        solicits += tx(outs).len();
+    }
+    assert_eq!(solicits, 3, "the probes");
+    let out = tx(run(&mut w, &[frame(9)], 6000));
+    assert_eq!(out.len(), 1);
+    let p = SlicedPacket::from_ethernet(&out[0]).unwrap();
+    assert!(
+        matches!(p.net, Some(NetSlice::Arp(_))),
+        "an ARP request, the frame held"
+    );
+}
+
 /// The frames a worker handed to the kernel interface (of port 0: these tests have one).
 fn kernel(outs: &[Out<VecBuf>]) -> Vec<Vec<u8>> {
     outs.iter()
@@ -954,14 +996,19 @@ fn a_neighbor_advert_to_the_appliance_resolves_the_asker_and_reaches_the_kernel(
 
 /// 10.0.0.12 (02:00:00:00:00:12) answers the appliance's ARP request.
 fn arp_reply_of_12() -> Vec<u8> {
+    arp_reply_from_12([2, 0, 0, 0, 0, 0x12])
+}
+
+/// An ARP reply to the appliance: 10.0.0.12 is at `mac`.
+fn arp_reply_from_12(mac: [u8; 6]) -> Vec<u8> {
     let mut reply = Vec::new();
-    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0x12], LB_MAC)
+    PacketBuilder::ethernet2(mac, LB_MAC)
         .arp(
             etherparse::ArpPacket::new(
                 etherparse::ArpHardwareId::ETHERNET,
                 etherparse::EtherType::IPV4,
                 etherparse::ArpOperation::REPLY,
-                &[2, 0, 0, 0, 0, 0x12],
+                &mac,
                 &[10, 0, 0, 12],
                 &LB_MAC,
                 &[10, 0, 0, 1],

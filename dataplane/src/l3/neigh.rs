@@ -172,7 +172,8 @@ impl std::error::Error for NeighError {}
 /// Counters, written by the owner only.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NeighStats {
-    /// Packets answered [`Resolve::Ready`].
+    /// Packets answered [`Resolve::Ready`] (or `Some` by `ready`; those a caller sends by
+    /// its memo of an answer are not asked about, and not counted).
     pub resolved: u64,
     /// Packets queued to wait for resolution.
     pub held: u64,
@@ -287,6 +288,10 @@ pub struct NeighTable<A: Family, P> {
     /// entry before use (a freed or reused entry fails the check), so `resolve` skips the
     /// index probe for the few next hops a worker sends to.
     hints: [u32; HINTS],
+    /// Moves on whenever an entry may have changed its state, MAC or port (every list move
+    /// and every free), so a caller's memo of an answer ([`NeighTable::ready_slot`]) holds
+    /// exactly while it is unchanged. Never 0.
+    generation: u64,
     pub stats: NeighStats,
 }
 
@@ -329,6 +334,7 @@ impl<A: Family, P> NeighTable<A, P> {
             live: 0,
             clock: 0,
             hints: [u32::MAX; HINTS],
+            generation: 1,
             stats: NeighStats::default(),
         };
         for l in 0..LISTS {
@@ -377,6 +383,7 @@ impl<A: Family, P> NeighTable<A, P> {
             // case is `ready`'s.)
             Some(_) if self.held >= self.params.held_max => self.refuse_held(pkt),
             Some(_) => {
+                self.generation += 1;
                 let e = &mut self.entries[slot as usize];
                 e.state = Some(NeighState::Incomplete);
                 e.mac = [0; 6];
@@ -391,6 +398,14 @@ impl<A: Family, P> NeighTable<A, P> {
     /// path's call: the frame stays with the caller instead of travelling through `Resolve`.
     #[inline(always)]
     pub fn ready(&mut self, ip: A, port: u16, now: u64) -> Option<[u8; 6]> {
+        self.ready_slot(ip, port, now).map(|(mac, _)| mac)
+    }
+
+    /// [`NeighTable::ready`] with the entry's slot: the same answer holds, as long as
+    /// [`NeighTable::generation`] is unchanged, for every later packet to `ip` out of `port`,
+    /// each taken with [`NeighTable::touch`] instead.
+    #[inline(always)]
+    pub fn ready_slot(&mut self, ip: A, port: u16, now: u64) -> Option<([u8; 6], u32)> {
         self.clock = self.clock.max(now);
         let h = (ip.fold() ^ ip.fold() >> 29) as usize & (HINTS - 1);
         let hinted = self.hints[h];
@@ -405,16 +420,32 @@ impl<A: Family, P> NeighTable<A, P> {
             if usable && e.ip == ip {
                 e.used = now;
                 self.stats.resolved += 1;
-                return Some(e.mac);
+                return Some((e.mac, hinted));
             }
         }
         self.ready_slow(ip, port, now, h)
     }
 
+    /// Changes with any entry's state, MAC or port (see the field).
+    #[inline(always)]
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// A packet sent at `now` through `slot` by a memo of [`NeighTable::ready_slot`]'s
+    /// answer (the caller checked [`NeighTable::generation`]): the entry's use stamp. Once a
+    /// millisecond is enough (the stamp's unit).
+    #[inline]
+    pub fn touch(&mut self, slot: u32, now: u64) {
+        if let Some(e) = self.entries.get_mut(slot as usize) {
+            e.used = now;
+        }
+    }
+
     /// [`NeighTable::ready`] past its common case: the hint missed, or the entry needs a
     /// state change (stale: probe it) or is not usable.
     #[inline(never)]
-    fn ready_slow(&mut self, ip: A, port: u16, now: u64, h: usize) -> Option<[u8; 6]> {
+    fn ready_slow(&mut self, ip: A, port: u16, now: u64, h: usize) -> Option<([u8; 6], u32)> {
         let hinted = self.hints[h];
         let slot = match self.entries.get(hinted as usize) {
             Some(e) if e.ip == ip && e.state.is_some() => hinted,
@@ -439,7 +470,7 @@ impl<A: Family, P> NeighTable<A, P> {
         let e = &mut self.entries[slot as usize];
         e.used = now;
         self.stats.resolved += 1;
-        Some(e.mac)
+        Some((e.mac, slot))
     }
 
     /// Take in an (IP, MAC) seen on `port` (ARP reply or request, NA or NS; see the module
@@ -704,6 +735,7 @@ impl<A: Family, P> NeighTable<A, P> {
 
     /// Unindex `slot` and put it back on the free list (its queue must be empty).
     fn free(&mut self, slot: u32) {
+        self.generation += 1;
         if let Some(i) = self.index_pos(self.entries[slot as usize].ip) {
             self.unindex(i);
         }
@@ -790,6 +822,8 @@ impl<A: Family, P> NeighTable<A, P> {
 
     /// Move `slot` to the tail of `list`.
     fn relink(&mut self, list: usize, slot: u32) {
+        // Every state change moves its entry between lists (or to the tail of its own).
+        self.generation += 1;
         let Link { prev, next } = self.links[slot as usize];
         self.links[prev as usize].next = next;
         self.links[next as usize].prev = prev;
@@ -1213,6 +1247,7 @@ mod tests {
     #[derive(Clone, Debug)]
     enum Op {
         Resolve(u8, u16),
+        Ready(u8, u16),
         Learn(u8, u8, u16),
         Tick,
         Static(u8, u8, u16),
@@ -1223,6 +1258,7 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             4 => (0u8..12, 0u16..2).prop_map(|(i, p)| Op::Resolve(i, p)),
+            2 => (0u8..12, 0u16..2).prop_map(|(i, p)| Op::Ready(i, p)),
             2 => (0u8..12, 0u8..3, 0u16..2).prop_map(|(i, m, p)| Op::Learn(i, m, p)),
             2 => Just(Op::Tick),
             1 => (0u8..12, 0u8..3, 0u16..2).prop_map(|(i, m, p)| Op::Static(i, m, p)),
@@ -1236,7 +1272,8 @@ mod tests {
 
         /// Any sequence of calls keeps the table consistent and every packet accounted for:
         /// each one handed in comes back exactly once (sent, released, dropped) or is still
-        /// held, and held packets of one address come out in arrival order.
+        /// held, and held packets of one address come out in arrival order. And a memo of
+        /// `ready_slot`'s answer is right while the generation it was taken at lasts.
         #[test]
         fn no_sequence_panics_or_loses_packets(
             capacity in 1u32..8,
@@ -1258,6 +1295,8 @@ mod tests {
             let mut next_pkt = 0u32;
             let mut outstanding = std::collections::BTreeSet::new();
             let mut done = std::collections::BTreeSet::new();
+            // (address, port) -> (MAC, slot, generation) of `ready_slot`'s last answer.
+            let mut memo = std::collections::BTreeMap::new();
             let mut finish = |p: u32, outstanding: &mut std::collections::BTreeSet<u32>| {
                 assert!(outstanding.remove(&p), "packet {p} came back twice or never went in");
                 assert!(done.insert(p));
@@ -1288,9 +1327,20 @@ mod tests {
                     Op::Remove(i) => {
                         t.remove(ip(i), &mut |p| finish(p, &mut outstanding));
                     }
+                    Op::Ready(i, port) => {
+                        if let Some((mac, slot)) = t.ready_slot(ip(i), port, now) {
+                            memo.insert((i, port), (mac, slot, t.generation()));
+                        }
+                    }
                     Op::Wait(dt) => now += dt,
                 }
                 t.check();
+                for (&(i, port), &(mac, slot, generation)) in &memo {
+                    if generation == t.generation() {
+                        prop_assert_eq!(t.ready_slot(ip(i), port, now), Some((mac, slot)));
+                        prop_assert_eq!(t.generation(), generation);
+                    }
+                }
                 prop_assert_eq!(t.held_packets(), outstanding.len());
                 prop_assert!(t.len() <= capacity as usize);
             }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::frag::{FragTable, FRAG_TIMEOUT_MS};
 use super::frag_hold::{FragHold, FRAG_HOLD_MAX, FRAG_HOLD_MS, FRAG_HOLD_PER_DATAGRAM};
+use super::next_hop::NextHops;
 use super::presence::{PortInfo, Presence};
 use super::rss;
 use super::steer::Steering;
@@ -32,6 +33,8 @@ pub struct Fam<A: Family, B> {
     /// Direct-mapped memo of route lookups (address -> its route), valid for as long as the
     /// worker's presence, which never changes after [`Worker::new`].
     routes: Box<[RouteMemo<A>]>,
+    /// Egress port and neighbor MAC of the dests packets went to lately.
+    pub(super) hops: NextHops<A>,
     /// The ports' addresses of this family, flat (the presence's, which never change), so
     /// "is it for the appliance itself" is one short scan per packet.
     locals: Box<[A]>,
@@ -113,6 +116,7 @@ impl<A: Family, B> Fam<A, B> {
             // Each family may use the worker's whole hold (`Worker::may_hold_fragment` caps the sum).
             early: FragHold::new(FRAG_HOLD_MAX, FRAG_HOLD_PER_DATAGRAM, FRAG_HOLD_MS),
             routes: vec![None; ROUTE_MEMO].into_boxed_slice(),
+            hops: NextHops::new(),
             locals: Box::new([]),
         }
     }

@@ -24,6 +24,7 @@ mod ingress;
 mod lb;
 mod ndisc;
 mod neigh;
+mod next_hop;
 mod path_counters;
 mod presence;
 mod xmit;

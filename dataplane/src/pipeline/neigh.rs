@@ -125,7 +125,7 @@ impl<B: Buf> Worker<B> {
 
     /// [`Worker::send`] when the neighbor is not ready: hold, solicit or drop.
     #[inline(never)]
-    fn send_unresolved<A: Af, O: FnMut(Out<B>)>(
+    pub(super) fn send_unresolved<A: Af, O: FnMut(Out<B>)>(
         &mut self,
         cx: &mut Cx<'_, O>,
         port: u16,
@@ -161,9 +161,27 @@ impl<B: Buf> Worker<B> {
         mut buf: B,
         mac: [u8; 6],
     ) {
-        let src = cx.pres.ports.get(port as usize).map_or([0; 6], |p| p.mac);
+        let src = port_mac(cx.pres, port);
         if !rewrite::set_macs(buf.data_mut(), mac, src) {
             return self.drop(PathDrop::Malformed, buf, cx.out);
+        }
+        self.counters.tx.inc();
+        (cx.out)(Out::Tx { port, buf });
+    }
+
+    /// [`Worker::send_resolved`] with the Ethernet addresses written as they are
+    /// (destination, source: a next-hop memo's).
+    #[inline(always)]
+    pub(super) fn send_with_macs<O: FnMut(Out<B>)>(
+        &mut self,
+        cx: &mut Cx<'_, O>,
+        port: u16,
+        mut buf: B,
+        macs: &[u8; 12],
+    ) {
+        match buf.data_mut().first_chunk_mut::<12>() {
+            Some(h) => *h = *macs,
+            None => return self.drop(PathDrop::Malformed, buf, cx.out),
         }
         self.counters.tx.inc();
         (cx.out)(Out::Tx { port, buf });
@@ -215,4 +233,10 @@ impl<B: Buf> Worker<B> {
             out(Out::Drop(b));
         }
     }
+}
+
+/// Port `port`'s MAC, the source of what leaves it (zero for a port that does not exist).
+#[inline(always)]
+pub(super) fn port_mac(pres: &Presence, port: u16) -> [u8; 6] {
+    pres.ports.get(usize::from(port)).map_or([0; 6], |p| p.mac)
 }

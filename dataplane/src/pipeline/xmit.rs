@@ -6,6 +6,8 @@
 use super::buf::Buf;
 use super::fam::Af;
 use super::icmp::IcmpKind;
+use super::neigh::port_mac;
+use super::next_hop::Egress;
 use super::path_counters::PathDrop;
 use super::rewrite::{self, End};
 use super::worker::{Cx, Out, Worker};
@@ -55,7 +57,8 @@ impl<B: Buf> Worker<B> {
     }
 
     /// Route a frame as its conn says (replies toward the client, DR to the dest's own MAC,
-    /// NAT to the dest's next hop) and send it.
+    /// NAT to the dest's next hop) and send it: to a dest as its next-hop memo says when it
+    /// holds ([`super::next_hop`]).
     #[inline(always)]
     pub(super) fn xmit_routed<A: Af, O: FnMut(Out<B>)>(
         &mut self,
@@ -63,10 +66,48 @@ impl<B: Buf> Worker<B> {
         buf: B,
         x: &Xmit<A>,
     ) {
-        match A::fam(self).egress(A::routes(cx.pres), x) {
-            Some((p, nh)) => self.send::<A, O>(cx, p, nh, buf),
-            None => self.drop(PathDrop::NoRoute, buf, cx.out),
+        if x.reply {
+            return match A::fam(self).egress(A::routes(cx.pres), x) {
+                Some((p, nh)) => self.send::<A, O>(cx, p, nh, buf),
+                None => self.drop(PathDrop::NoRoute, buf, cx.out),
+            };
         }
+        let fam = A::fam(self);
+        let direct = x.fwd == Fwd::Droute;
+        match fam
+            .hops
+            .get(x.daddr, direct, fam.neigh.generation(), cx.now)
+        {
+            Some(h) => {
+                if h.stamp {
+                    fam.neigh.touch(h.egress.neigh, cx.now);
+                }
+                self.send_with_macs(cx, h.egress.port, buf, &h.egress.macs)
+            }
+            None => self.xmit_to_dest::<A, O>(cx, buf, x),
+        }
+    }
+
+    /// [`Worker::xmit_routed`] to a dest without a next-hop memo: route, resolve, and
+    /// memoize what the neighbor table answered.
+    #[inline(never)]
+    fn xmit_to_dest<A: Af, O: FnMut(Out<B>)>(&mut self, cx: &mut Cx<'_, O>, buf: B, x: &Xmit<A>) {
+        let Some((port, nh)) = A::fam(self).egress(A::routes(cx.pres), x) else {
+            return self.drop(PathDrop::NoRoute, buf, cx.out);
+        };
+        let fam = A::fam(self);
+        let Some((mac, neigh)) = fam.neigh.ready_slot(nh, port, cx.now) else {
+            return self.send_unresolved(cx, port, nh, buf);
+        };
+        let mut macs = [0; 12];
+        macs[..6].copy_from_slice(&mac);
+        macs[6..].copy_from_slice(&port_mac(cx.pres, port));
+        // The generation after the answer: a stale entry's first use moved it on.
+        let e = Egress { port, macs, neigh };
+        let direct = x.fwd == Fwd::Droute;
+        fam.hops
+            .put(x.daddr, direct, fam.neigh.generation(), e, cx.now);
+        self.send_with_macs(cx, port, buf, &macs)
     }
 
     /// [`Worker::forward`] for a fast-path frame (header offsets known): DR and NAT both
@@ -99,9 +140,6 @@ impl<B: Buf> Worker<B> {
                 return self.drop(PathDrop::Rewrite, buf, cx.out);
             }
         }
-        match self.f4.egress(&cx.pres.routes4, x) {
-            Some((p, nh)) => self.send::<V4, O>(cx, p, nh, buf),
-            None => self.drop(PathDrop::NoRoute, buf, cx.out),
-        }
+        self.xmit_routed::<V4, O>(cx, buf, x)
     }
 }
