@@ -259,9 +259,9 @@ impl<B: Buf> Worker<B> {
         });
     }
 
-    /// A burst of frames received on `port` (at most [`BURST`]; more are processed without
-    /// the warm-up): the conn lookups of the whole burst are prefetched first, so the burst
-    /// pays its memory latency once, then each frame goes through [`Self::rx`].
+    /// A burst of frames received on `port`, staged [`BURST`] at a time (`burst.rs`): each
+    /// frame's conn lookup is prefetched a few frames ahead of its processing, so the misses
+    /// of several frames overlap; each frame then goes the way [`Self::rx`] would take it.
     pub fn rx_burst(
         &mut self,
         port: u16,
