@@ -767,14 +767,18 @@ fn arp_and_echo_are_answered_for_the_vip() {
     );
 }
 
-#[test]
-fn unknown_next_hop_is_resolved_then_the_held_packet_sent() {
-    let mut cfg = service(Fwd::Droute, TunConfig::default(), false);
-    // A dest without a static neighbor.
+/// The DR service with its dest at 10.0.0.12, which has no static neighbor.
+fn dr_to_unresolved_12() -> Config<V4> {
+    let cfg = service(Fwd::Droute, TunConfig::default(), false);
     let mut s = ServiceConfig::clone(&cfg.services[0]);
     s.dests[0].addr = v4([10, 0, 0, 12]);
     s.rebuild_tables();
-    cfg = Config::new(vec![s], Sysctl::default()).unwrap();
+    Config::new(vec![s], Sysctl::default()).unwrap()
+}
+
+#[test]
+fn unknown_next_hop_is_resolved_then_the_held_packet_sent() {
+    let cfg = dr_to_unresolved_12();
     let mut w = worker(cfg, Config::default(), 0, 1);
     let out = tx(run(
         &mut w,
@@ -801,11 +805,7 @@ fn unknown_next_hop_is_resolved_then_the_held_packet_sent() {
 /// MAC (a failover's gratuitous ARP) or fails takes the very next frame with it.
 #[test]
 fn a_next_hop_changing_its_mac_or_failing_takes_the_next_frame_with_it() {
-    let mut cfg = service(Fwd::Droute, TunConfig::default(), false);
-    let mut s = ServiceConfig::clone(&cfg.services[0]);
-    s.dests[0].addr = v4([10, 0, 0, 12]);
-    s.rebuild_tables();
-    cfg = Config::new(vec![s], Sysctl::default()).unwrap();
+    let cfg = dr_to_unresolved_12();
     let mut w = worker(cfg, Config::default(), 0, 1);
     let frame = |n: u16| tcp_frame(CLIENT, 40000 + n, VIP, 80, true, 64, b"");
     assert_eq!(tx(run(&mut w, &[frame(0)], 1)).len(), 1, "the ARP request");
@@ -857,11 +857,7 @@ fn kernel(outs: &[Out<VecBuf>]) -> Vec<Vec<u8>> {
 /// peers, and a reply to us may answer it).
 #[test]
 fn an_arp_reply_reaching_another_worker_resolves_the_asker() {
-    let mut cfg = service(Fwd::Droute, TunConfig::default(), false);
-    let mut s = ServiceConfig::clone(&cfg.services[0]);
-    s.dests[0].addr = v4([10, 0, 0, 12]);
-    s.rebuild_tables();
-    cfg = Config::new(vec![s], Sysctl::default()).unwrap();
+    let cfg = dr_to_unresolved_12();
     let mut ws = [
         worker(cfg.clone(), Config::default(), 0, 2),
         worker(cfg, Config::default(), 1, 2),
