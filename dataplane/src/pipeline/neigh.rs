@@ -11,7 +11,6 @@ use super::local::{self, Ends};
 use super::ndisc::{ip6, ALL_NODES, ALL_NODES_MAC};
 use super::path_counters::PathDrop;
 use super::presence::{port_source, Presence};
-use super::rewrite;
 use super::worker::{Cx, Out, Worker};
 use crate::addr::Family;
 use crate::l3::Resolve;
@@ -158,15 +157,11 @@ impl<B: Buf> Worker<B> {
         &mut self,
         cx: &mut Cx<'_, O>,
         port: u16,
-        mut buf: B,
+        buf: B,
         mac: [u8; 6],
     ) {
-        let src = port_mac(cx.pres, port);
-        if !rewrite::set_macs(buf.data_mut(), mac, src) {
-            return self.drop(PathDrop::Malformed, buf, cx.out);
-        }
-        self.counters.tx.inc();
-        (cx.out)(Out::Tx { port, buf });
+        let macs = eth_macs(cx.pres, port, mac);
+        self.send_with_macs(cx, port, buf, &macs)
     }
 
     /// [`Worker::send_resolved`] with the Ethernet addresses written as they are
@@ -235,8 +230,13 @@ impl<B: Buf> Worker<B> {
     }
 }
 
-/// Port `port`'s MAC, the source of what leaves it (zero for a port that does not exist).
+/// A frame's Ethernet addresses as it leaves `port` for `dst`: `dst`, then the port's MAC
+/// (zero for a port that does not exist).
 #[inline(always)]
-pub(super) fn port_mac(pres: &Presence, port: u16) -> [u8; 6] {
-    pres.ports.get(usize::from(port)).map_or([0; 6], |p| p.mac)
+pub(super) fn eth_macs(pres: &Presence, port: u16, dst: [u8; 6]) -> [u8; 12] {
+    let src = pres.ports.get(usize::from(port)).map_or([0; 6], |p| p.mac);
+    let mut macs = [0; 12];
+    macs[..6].copy_from_slice(&dst);
+    macs[6..].copy_from_slice(&src);
+    macs
 }

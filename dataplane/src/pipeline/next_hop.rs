@@ -32,8 +32,8 @@ struct Hop<A> {
     macs: [u8; 12],
     /// The neighbor table's slot of the next hop.
     neigh: u32,
-    /// When the neighbor's use was last stamped (ms): once a millisecond, not per packet
-    /// (a store a packet measured about 3 % of the DPDK run's rate).
+    /// When the neighbor's use was last stamped (ms): once a millisecond (the stamp's unit),
+    /// not a store per packet into the neighbor table.
     stamped: u64,
 }
 

@@ -40,19 +40,6 @@ fn get32(f: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
-/// Set the Ethernet destination and source addresses.
-#[inline]
-pub fn set_macs(frame: &mut [u8], dst: [u8; 6], src: [u8; 6]) -> bool {
-    match frame.get_mut(0..12) {
-        Some(h) => {
-            h[..6].copy_from_slice(&dst);
-            h[6..].copy_from_slice(&src);
-            true
-        }
-        None => false,
-    }
-}
-
 /// Decrement the IPv4 TTL (updating the header checksum) or the IPv6 hop limit, as IPVS's
 /// `decrement_ttl` does for every forwarding method. False (nothing changed) when it would
 /// reach zero: the caller drops the packet (and may send ICMP time exceeded).

@@ -6,7 +6,7 @@
 use super::buf::Buf;
 use super::fam::Af;
 use super::icmp::IcmpKind;
-use super::neigh::port_mac;
+use super::neigh::eth_macs;
 use super::next_hop::Egress;
 use super::path_counters::PathDrop;
 use super::rewrite::{self, End};
@@ -99,9 +99,7 @@ impl<B: Buf> Worker<B> {
         let Some((mac, neigh)) = fam.neigh.ready_slot(nh, port, cx.now) else {
             return self.send_unresolved(cx, port, nh, buf);
         };
-        let mut macs = [0; 12];
-        macs[..6].copy_from_slice(&mac);
-        macs[6..].copy_from_slice(&port_mac(cx.pres, port));
+        let macs = eth_macs(cx.pres, port, mac);
         // The generation after the answer: a stale entry's first use moved it on.
         let e = Egress { port, macs, neigh };
         let direct = x.fwd == Fwd::Droute;
