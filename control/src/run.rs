@@ -831,14 +831,27 @@ struct Outbox {
 }
 
 impl Outbox {
-    #[inline]
+    /// A frame out: the common case (to a port) inline in the worker's burst loop, the
+    /// rest out of line.
+    #[inline(always)]
     fn emit(&mut self, o: Out<Mbuf>) {
         match o {
-            Out::Tx { port, buf } => {
-                if let Some(t) = self.tx.get_mut(usize::from(port)) {
-                    t.push(buf);
-                }
-            }
+            Out::Tx { port, buf } => self.push_tx(port, buf),
+            o => self.emit_other(o),
+        }
+    }
+
+    #[inline(always)]
+    fn push_tx(&mut self, port: u16, buf: Mbuf) {
+        if let Some(t) = self.tx.get_mut(usize::from(port)) {
+            t.push(buf);
+        }
+    }
+
+    #[inline(never)]
+    fn emit_other(&mut self, o: Out<Mbuf>) {
+        match o {
+            Out::Tx { port, buf } => self.push_tx(port, buf),
             // To the port's kernel interface; without one, counted and freed.
             Out::Kernel { port, buf } => {
                 self.kernel += 1;
@@ -909,8 +922,8 @@ fn worker_loop(
         w.tick(now, &mut |o| ob.emit(o));
         let mut got_any = false;
         for (pi, q) in io.ports.iter_mut().enumerate() {
-            rx.clear();
-            let got = q.rx_burst(&mut rx, BURST);
+            // Into the slots the worker takes every frame from (it leaves them empty).
+            let got = q.rx_burst_slots(&mut slots);
             if got == 0 {
                 continue;
             }
@@ -919,9 +932,6 @@ fn worker_loop(
             }
             rxc += got as u64;
             got_any = true;
-            for (slot, m) in slots.iter_mut().zip(rx.drain(..)) {
-                *slot = Some(m);
-            }
             w.rx_burst(pi as u16, &mut slots[..got], now, &mut |o| ob.emit(o));
         }
         // What the kernel sends out of a port's interface goes out of the port as it is.

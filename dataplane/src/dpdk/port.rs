@@ -480,6 +480,26 @@ impl Port {
         }
     }
 
+    /// Receive up to `slots.len()` frames from `queue` straight into `slots`, which the
+    /// caller passes empty (`None`): no copy from a receive vector. Returns how many; the
+    /// first that many slots are then `Some`. An mbuf left in an overwritten slot would leak
+    /// (never freed, not unsound), so the caller keeps the slots empty between bursts.
+    #[inline]
+    pub fn rx_burst_slots(&self, queue: u16, slots: &mut [Option<Mbuf>]) -> usize {
+        if !self.started || queue >= self.rxq {
+            return 0;
+        }
+        debug_assert!(slots.iter().all(Option::is_none), "rx into a full slot");
+        let max = u16::try_from(slots.len()).unwrap_or(u16::MAX);
+        // SAFETY: the port is started and queue valid; only this thread polls it. Option<Mbuf>
+        // is a nullable rte_mbuf pointer (Mbuf is repr(transparent) over NonNull), so the
+        // PMD's n <= max non-null pointers written into slots are Some mbufs, ours now.
+        unsafe {
+            let at = slots.as_mut_ptr().cast::<*mut sys::rte_mbuf>();
+            usize::from(sys::rvs_rx_burst(self.id, queue, at, max))
+        }
+    }
+
     /// Send from the front of `bufs` on `queue`; the mbufs the PMD took are removed, the
     /// unsent ones stay in `bufs` (in order) for the caller to retry or drop. Returns how
     /// many were sent.
@@ -589,6 +609,15 @@ impl PortQueue {
     pub fn rx_burst(&mut self, out: &mut Vec<Mbuf>, max: u16) -> usize {
         match self.rx {
             Some(q) => self.port.0.rx_burst(q, out, max),
+            None => 0,
+        }
+    }
+
+    /// [`Port::rx_burst_slots`] on this handle's rx queue (0 without one).
+    #[inline]
+    pub fn rx_burst_slots(&mut self, slots: &mut [Option<Mbuf>]) -> usize {
+        match self.rx {
+            Some(q) => self.port.0.rx_burst_slots(q, slots),
             None => 0,
         }
     }

@@ -1,10 +1,9 @@
 //! A worker's per-family parts ([`Fam`]: shard, steering, neighbors, VIPs, fragments, route
 //! memo) and the glue ([`Af`]) that lets one generic path serve IPv4 and IPv6.
 
-use std::collections::HashSet;
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
+use super::addr_set::AddrSet;
 use super::frag::{FragTable, FRAG_TIMEOUT_MS};
 use super::frag_hold::{FragHold, FRAG_HOLD_MAX, FRAG_HOLD_MS, FRAG_HOLD_PER_DATAGRAM};
 use super::next_hop::NextHops;
@@ -13,12 +12,9 @@ use super::rss;
 use super::steer::Steering;
 use super::worker::Worker;
 use crate::addr::{Family, V4, V6};
-use crate::config::{same_keys, Config, FastHasher, Fwd, ServiceKey};
+use crate::config::{same_keys, Config, Fwd, ServiceKey};
 use crate::l3::{NeighParams, NeighTable, Route, RouteTable};
 use crate::shard::{Shard, ShardParams, Xmit};
-
-/// A set probed per packet: the fast hasher, not SipHash.
-type FastSet<T> = HashSet<T, BuildHasherDefault<FastHasher>>;
 
 /// Per-family parts of a worker, so one generic path serves v4 and v6.
 pub struct Fam<A: Family, B> {
@@ -26,7 +22,7 @@ pub struct Fam<A: Family, B> {
     pub(super) steer: Steering,
     pub(super) neigh: NeighTable<A, (u16, B)>,
     /// Addresses the appliance answers ARP/ND and echo for as a VIP.
-    pub(super) vips: VipSet<A>,
+    pub(super) vips: AddrSet<A>,
     pub(super) frags: FragTable<A>,
     /// Fragments that came before their first, with their rx port.
     pub(super) early: FragHold<A, (u16, B)>,
@@ -35,9 +31,9 @@ pub struct Fam<A: Family, B> {
     routes: Box<[RouteMemo<A>]>,
     /// Egress port and neighbor MAC of the dests packets went to lately.
     pub(super) hops: NextHops<A>,
-    /// The ports' addresses of this family, flat (the presence's, which never change), so
-    /// "is it for the appliance itself" is one short scan per packet.
-    locals: Box<[A]>,
+    /// The ports' addresses of this family (the presence's, which never change), probed by
+    /// every frame: is it for the appliance itself.
+    locals: AddrSet<A>,
 }
 
 /// Slots of a family's route memo (a power of two).
@@ -80,11 +76,12 @@ impl<A: Family, B> Fam<A, B> {
 impl<A: Af, B> Fam<A, B> {
     /// Take the ports' addresses from the presence the worker runs with for good.
     pub(super) fn set_locals(&mut self, pres: &Presence) {
-        self.locals = pres
-            .ports
-            .iter()
-            .flat_map(|p| A::port_addrs(p).iter().map(|&(a, _)| a))
-            .collect();
+        self.locals = AddrSet::new(
+            pres.ports
+                .iter()
+                .flat_map(|p| A::port_addrs(p).iter().map(|&(a, _)| a))
+                .collect(),
+        );
     }
 
     /// Whether `a` is one of the ports' addresses.
@@ -117,7 +114,7 @@ impl<A: Family, B> Fam<A, B> {
             early: FragHold::new(FRAG_HOLD_MAX, FRAG_HOLD_PER_DATAGRAM, FRAG_HOLD_MS),
             routes: vec![None; ROUTE_MEMO].into_boxed_slice(),
             hops: NextHops::new(),
-            locals: Box::new([]),
+            locals: AddrSet::new(Vec::new()),
         }
     }
 }
@@ -142,7 +139,7 @@ impl<A: Family, B> Fam<A, B> {
     }
 }
 
-fn vips_of<A: Family>(cfg: &Config<A>) -> VipSet<A> {
+fn vips_of<A: Family>(cfg: &Config<A>) -> AddrSet<A> {
     let mut v: Vec<A> = cfg
         .services
         .iter()
@@ -157,34 +154,7 @@ fn vips_of<A: Family>(cfg: &Config<A>) -> VipSet<A> {
             .filter(|r| u32::from(r.prefix) == A::BITS)
             .map(|r| r.addr),
     );
-    VipSet::new(v)
-}
-
-/// The addresses a worker answers for as VIPs (probed for every frame): a few are scanned in
-/// place, which beats hashing; beyond [`VipSet::FEW`] a hash set answers.
-pub(super) struct VipSet<A> {
-    /// Sorted, without repeats (also the announcement order).
-    pub(super) sorted: Vec<A>,
-    many: Option<FastSet<A>>,
-}
-
-impl<A: Family> VipSet<A> {
-    const FEW: usize = 16;
-
-    fn new(mut v: Vec<A>) -> Self {
-        v.sort_unstable();
-        v.dedup();
-        let many = (v.len() > Self::FEW).then(|| v.iter().copied().collect());
-        VipSet { sorted: v, many }
-    }
-
-    #[inline]
-    pub(super) fn contains(&self, a: &A) -> bool {
-        match &self.many {
-            None => self.sorted.iter().any(|x| x == a),
-            Some(set) => set.contains(a),
-        }
-    }
+    AddrSet::new(v)
 }
 
 /// Family-specific glue.

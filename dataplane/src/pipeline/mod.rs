@@ -15,6 +15,7 @@ pub mod token_bucket;
 pub mod worker;
 
 // The stages of the worker's path, each adding to one `impl Worker` (see `worker`).
+mod addr_set;
 mod arp;
 mod burst;
 mod fam;

@@ -54,17 +54,19 @@ pub fn dec_ttl(frame: &mut [u8], l3: usize, v6: bool) -> bool {
             _ => false,
         }
     } else {
-        let (Some(word), Some(csum)) = (get16(frame, l3 + IP4_TTL), get16(frame, l3 + IP4_CSUM))
+        // TTL, protocol and checksum: one bounds check.
+        let Some(h) = frame
+            .get_mut(l3 + IP4_TTL..l3 + IP4_CSUM + 2)
+            .and_then(|h| <&mut [u8; 4]>::try_from(h).ok())
         else {
             return false;
         };
-        let ttl = (word >> 8) as u8;
-        if ttl <= 1 {
+        if h[0] <= 1 {
             return false;
         }
-        let new = word - 0x0100;
-        let _ = put16(frame, l3 + IP4_TTL, new);
-        let _ = put16(frame, l3 + IP4_CSUM, checksum::update16(csum, word, new));
+        h[0] -= 1;
+        let csum = checksum::ttl_decremented(u16::from_be_bytes([h[2], h[3]]));
+        h[2..].copy_from_slice(&csum.to_be_bytes());
         true
     }
 }

@@ -262,6 +262,7 @@ impl<B: Buf> Worker<B> {
     /// A burst of frames received on `port`, staged [`BURST`] at a time (`burst.rs`): each
     /// frame's conn lookup is prefetched a few frames ahead of its processing, so the misses
     /// of several frames overlap; each frame then goes the way [`Self::rx`] would take it.
+    /// Every frame is taken: `bufs` are left empty, ready for the next burst.
     pub fn rx_burst(
         &mut self,
         port: u16,

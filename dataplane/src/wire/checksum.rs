@@ -169,6 +169,15 @@ pub fn update16(old_csum: u16, old_word: u16, new_word: u16) -> u16 {
     Change::default().word(old_word, new_word).apply(old_csum)
 }
 
+/// New IPv4 header checksum after the TTL fell by one: [`update16`] of the TTL / protocol
+/// word less `0x0100`, which comes to adding `0x0100` in one's complement (Linux's
+/// `ip_decrease_ttl`), without the general fold.
+#[inline]
+pub fn ttl_decremented(old_csum: u16) -> u16 {
+    let c = u32::from(old_csum) + 0x0100;
+    (c + u32::from(c >= 0xffff)) as u16
+}
+
 /// New checksum after a 32-bit field (an IPv4 address, a sequence number) changed; the
 /// values are the field's big-endian reading (`u32::from(Ipv4Addr)`).
 #[inline]
@@ -235,6 +244,19 @@ mod tests {
     fn update16_of_unchanged_word_keeps_checksum() {
         for csum in [0x0000, 0x1234, 0xfffe] {
             assert_eq!(update16(csum, 0xbeef, 0xbeef), csum);
+        }
+    }
+
+    #[test]
+    fn ttl_decremented_is_update16_of_the_ttl_word() {
+        for csum in 0..=u16::MAX {
+            for word in [0x0206, 0x4011, 0xff01, 0x0100] {
+                assert_eq!(
+                    ttl_decremented(csum),
+                    update16(csum, word, word - 0x0100),
+                    "{csum:#06x}"
+                );
+            }
         }
     }
 
