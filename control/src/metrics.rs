@@ -74,7 +74,7 @@ impl Families {
 
     fn path(&mut self, base: &[LabelPair], c: &PathCounters) {
         use MetricKind::Counter as C;
-        let rows: [(&'static str, &'static str, u64); 14] = [
+        let rows: [(&'static str, &'static str, u64); 16] = [
             (
                 "rvs_rx_frames_total",
                 "Frames received from ports.",
@@ -117,6 +117,16 @@ impl Families {
                 c.solicits.get(),
             ),
             (
+                "rvs_neigh_failed_total",
+                "Neighbor entries (next hops, dests) failed: every ARP request / neighbor solicitation unanswered.",
+                c.neigh_failed.get(),
+            ),
+            (
+                "rvs_neigh_updated_total",
+                "Neighbors whose MAC an unsolicited ARP or neighbor advertisement changed (a failover's gratuitous ARP).",
+                c.neigh_updated.get(),
+            ),
+            (
                 "rvs_neigh_shared_total",
                 "Copies of neighbor answers to the appliance handed to the other workers (the worker that asked learns them).",
                 c.neigh_shared.get(),
@@ -151,6 +161,13 @@ impl Families {
             MetricKind::Gauge,
             base.to_vec(),
             c.neigh_held.get(),
+        );
+        self.add(
+            "rvs_neigh_entries",
+            "Neighbor entries now, static ones included (both families).",
+            MetricKind::Gauge,
+            base.to_vec(),
+            c.neigh_entries.get(),
         );
         for k in Class::ALL {
             let mut l = base.to_vec();

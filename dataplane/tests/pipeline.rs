@@ -807,6 +807,16 @@ fn unknown_next_hop_is_resolved_then_the_held_packet_sent() {
 fn a_next_hop_changing_its_mac_or_failing_takes_the_next_frame_with_it() {
     let cfg = dr_to_unresolved_12();
     let mut w = worker(cfg, Config::default(), 0, 1);
+    let c = w.counters();
+    // The configuration's static neighbors.
+    let base = c.neigh_entries.get();
+    let neigh = || {
+        (
+            c.neigh_entries.get() - base,
+            c.neigh_updated.get(),
+            c.neigh_failed.get(),
+        )
+    };
     let frame = |n: u16| tcp_frame(CLIENT, 40000 + n, VIP, 80, true, 64, b"");
     assert_eq!(tx(run(&mut w, &[frame(0)], 1)).len(), 1, "the ARP request");
     assert_eq!(tx(run(&mut w, &[arp_reply_from_12([0x12; 6])], 2)).len(), 1);
@@ -818,9 +828,11 @@ fn a_next_hop_changing_its_mac_or_failing_takes_the_next_frame_with_it() {
             .collect()
     };
     assert_eq!(macs(&mut w, 3), [[0x12; 6]; 3]);
+    assert_eq!(neigh(), (1, 0, 0), "entries, MAC changes, failures");
     // The dest moves to another MAC: told unasked, the entry turns stale with it.
     let moved = run(&mut w, &[arp_reply_from_12([0x13; 6])], 4);
     assert!(tx(moved).is_empty());
+    assert_eq!(neigh(), (1, 1, 0));
     assert_eq!(macs(&mut w, 5), [[0x13; 6]; 3]);
     // Its first use probed it; unanswered, it fails, and the next frame asks again.
     let mut solicits = 0;
@@ -830,6 +842,7 @@ fn a_next_hop_changing_its_mac_or_failing_takes_the_next_frame_with_it() {
         solicits += tx(outs).len();
     }
     assert_eq!(solicits, 3, "the probes");
+    assert_eq!(neigh(), (0, 1, 1), "failed and freed");
     let out = tx(run(&mut w, &[frame(9)], 6000));
     assert_eq!(out.len(), 1);
     let p = SlicedPacket::from_ethernet(&out[0]).unwrap();
@@ -837,6 +850,7 @@ fn a_next_hop_changing_its_mac_or_failing_takes_the_next_frame_with_it() {
         matches!(p.net, Some(NetSlice::Arp(_))),
         "an ARP request, the frame held"
     );
+    assert_eq!(neigh(), (1, 1, 1), "resolving again");
 }
 
 /// The frames a worker handed to the kernel interface (of port 0: these tests have one).

@@ -31,7 +31,9 @@ impl<B: Buf> Worker<B> {
             .neigh
             .learn(spa_v, sha, port, cx.now, &mut |p, mac| ready.push((p, mac)));
         if !ready.is_empty() {
-            self.note_held();
+            self.note_neigh();
+        } else {
+            self.note_neigh_if_moved();
         }
         for ((p, b), mac) in ready {
             self.send_resolved(cx, p, b, mac);

@@ -42,12 +42,27 @@ impl<B: Buf> Worker<B> {
         }
     }
 
-    /// The gauge of frames waiting for a neighbor (set where the count changes: holding,
-    /// releasing, failing; never on the forwarding path).
+    /// The neighbor tables' gauges and counters, published (set where they change: holding,
+    /// releasing, learning, failing; never on the forwarding path).
     #[cold]
-    pub(super) fn note_held(&self) {
-        let n = self.f4.neigh.held() + self.f6.neigh.held();
-        self.counters.neigh_held.set(n as u64);
+    pub(super) fn note_neigh(&mut self) {
+        let (n4, n6) = (&self.f4.neigh, &self.f6.neigh);
+        let c = &self.counters;
+        c.neigh_held.set((n4.held() + n6.held()) as u64);
+        c.neigh_entries.set((n4.len() + n6.len()) as u64);
+        c.neigh_failed.set(n4.stats.failed + n6.stats.failed);
+        c.neigh_updated
+            .set(n4.stats.unsolicited_updated + n6.stats.unsolicited_updated);
+        self.neigh_noted = (n4.generation(), n6.generation());
+    }
+
+    /// [`Worker::note_neigh`] if either table moved on (its generation) since the last: an
+    /// entry made, changed, aged or freed.
+    #[inline]
+    pub(super) fn note_neigh_if_moved(&mut self) {
+        if (self.f4.neigh.generation(), self.f6.neigh.generation()) != self.neigh_noted {
+            self.note_neigh();
+        }
     }
 
     /// Gratuitous ARP (and unsolicited NA) for every VIP on the ports whose connected prefix
@@ -134,7 +149,7 @@ impl<B: Buf> Worker<B> {
         match A::fam(self).neigh.resolve(nh, port, (port, buf), cx.now) {
             Resolve::Ready(mac, (p, b)) => self.send_resolved(cx, p, b, mac),
             Resolve::Held { solicit } => {
-                self.note_held();
+                self.note_neigh();
                 if solicit {
                     self.solicit::<A>(cx.pres, nh, port, cx.out);
                 }

@@ -83,6 +83,14 @@ pub struct PathCounters {
     pub frags_held: Cell,
     /// Frames waiting for a next hop's ARP/ND answer now (a gauge, both families).
     pub neigh_held: Cell,
+    /// Neighbor entries now, static ones included (a gauge, both families).
+    pub neigh_entries: Cell,
+    /// Neighbor entries failed: `max_probes` solicitations unanswered (the table's
+    /// `NeighStats::failed`, both families).
+    pub neigh_failed: Cell,
+    /// Neighbors whose MAC an unsolicited ARP / NA changed (a failover's gratuitous ARP;
+    /// `NeighStats::unsolicited_updated`, both families).
+    pub neigh_updated: Cell,
     /// Frames passed to the kernel, by [`Class`] (they add up to `kernel`).
     pub exception: [Cell; Class::COUNT],
     pub drops: [Cell; PathDrop::COUNT],

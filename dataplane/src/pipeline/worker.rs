@@ -75,6 +75,8 @@ pub struct Worker<B> {
     meter: Meter,
     /// This worker's part of the rate of the ICMP errors it sends itself.
     pub(super) icmp_limit: IcmpLimit,
+    /// The neighbor tables' generations when their counters were last published.
+    pub(super) neigh_noted: (u64, u64),
 }
 
 impl<B: Buf> Worker<B> {
@@ -112,6 +114,7 @@ impl<B: Buf> Worker<B> {
                 now,
             ),
             icmp_limit: IcmpLimit::new(pres.icmp, workers, now),
+            neigh_noted: (0, 0),
         };
         w.f4.set_locals(&pres);
         w.f6.set_locals(&pres);
@@ -121,6 +124,7 @@ impl<B: Buf> Worker<B> {
         for &(ip, mac, port) in &pres.static6 {
             let _ = w.f6.neigh.add_static(ip, mac, port);
         }
+        w.note_neigh();
         w
     }
 
@@ -224,9 +228,7 @@ impl<B: Buf> Worker<B> {
             .tick(now, &mut |ip, port| ask6.push((ip, port)), &mut |(_, b)| {
                 dead.push(b)
             });
-        if !dead.is_empty() {
-            self.note_held();
-        }
+        self.note_neigh_if_moved();
         for b in dead {
             self.drop(PathDrop::NeighFailed, b, out);
         }
