@@ -30,11 +30,8 @@ impl<B: Buf> Worker<B> {
         self.f4
             .neigh
             .learn(spa_v, sha, port, cx.now, &mut |p, mac| ready.push((p, mac)));
-        if !ready.is_empty() {
-            self.note_neigh();
-        } else {
-            self.note_neigh_if_moved();
-        }
+        // Releasing held frames moves the table on (the entry turns Reachable).
+        self.note_neigh_if_moved();
         for ((p, b), mac) in ready {
             self.send_resolved(cx, p, b, mac);
         }

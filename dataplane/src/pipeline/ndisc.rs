@@ -66,11 +66,8 @@ impl<B: Buf> Worker<B> {
                     .learn(v6(learn_ip), mac, port, cx.now, &mut |p, mac| {
                         ready.push((p, mac))
                     });
-                if !ready.is_empty() {
-                    self.note_neigh();
-                } else {
-                    self.note_neigh_if_moved();
-                }
+                // Releasing held frames moves the table on (the entry turns Reachable).
+                self.note_neigh_if_moved();
                 for ((p, b), mac) in ready {
                     self.send_resolved(cx, p, b, mac);
                 }
